@@ -1,0 +1,98 @@
+# Concurrency Lab. `make run` and `make test` do all the set-up on a fresh
+# Debian machine (scripts/deps.sh installs what is missing); see README.md.
+
+BUILD ?= build
+OPT ?= -O2 -g
+SAN ?=
+PYTHON ?= python3
+
+PKGS := libmicrohttpd jansson libcurl
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -fno-common -Werror
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN) \
+             $(shell pkg-config --cflags $(PKGS)) -MMD -MP
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lpthread
+TEST_LIBS = $(shell pkg-config --libs cmocka)
+
+LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FORMAT_SRC = $(wildcard server/*.[ch] handlers/*.[ch] tests/unit/*.[ch] \
+                        bench/*.[ch])
+
+SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
+SAN_TSAN := -fsanitize=thread
+
+.PHONY: all run test check unit integration asan tsan bench deps \
+        format format-check clean
+
+all: $(BUILD)/conlab
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libconlab.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/conlab: $(BUILD)/obj/server/main.o $(BUILD)/libconlab.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libconlab.a
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS_ALL)
+
+$(BUILD)/bench/minimal: $(BUILD)/obj/bench/minimal.o
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+deps:
+	@scripts/deps.sh build test
+
+# Build and serve the dashboard on http://127.0.0.1:8080 (Ctrl-C stops).
+run:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	exec $(BUILD)/conlab --web-root web
+
+# Every test layer: unit tests, integration tests against the real binary.
+test:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory check
+
+check: unit integration
+
+unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(UNIT_BIN)
+
+integration: $(BUILD)/conlab
+	$(PYTHON) tests/integration/run.py --binary $(BUILD)/conlab
+
+asan:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
+	    SAN="$(SAN_ASAN)" check
+
+tsan:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT="-O1 -g" \
+	    SAN="$(SAN_TSAN)" check
+
+bench:
+	@scripts/deps.sh build test bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/minimal
+	bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

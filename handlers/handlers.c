@@ -1,0 +1,13 @@
+/*
+ * handlers: the route table. Adding an endpoint is one line here and one
+ * file beside it.
+ */
+#include "handlers.h"
+
+int handlers_register(struct router *router, struct app *app)
+{
+    int rc = router_add(router, HTTP_GET, "/health", health_handle, app);
+    if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/*", static_handle, app);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/*
+ * handlers: the endpoints, one file per family, and their registration.
+ *
+ * Every handler has the signature of handler_fn (request.h) and takes the
+ * struct app as its ctx. Handlers run on request threads; they only read
+ * the app.
+ */
+#ifndef CONLAB_HANDLERS_H
+#define CONLAB_HANDLERS_H
+
+#include "../server/app.h"
+#include "../server/request.h"
+#include "../server/router.h"
+
+/*
+ * Adds every endpoint to router. Start-up thread. Returns 0 or the first
+ * router_add() error.
+ */
+int handlers_register(struct router *router, struct app *app);
+
+/* GET /health: status, version, uptime and the pools. */
+enum handler_result health_handle(struct request *req, struct response *resp,
+                                  void *app);
+
+/* GET of any other path: a file under the web root. */
+enum handler_result static_handle(struct request *req, struct response *resp,
+                                  void *app);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * app: the service's shared context, handed to handlers as their ctx.
+ *
+ * Filled by main() before the daemon starts; afterwards every field is
+ * read-only except what the pointed-to modules guard themselves, so any
+ * thread may read it.
+ */
+#ifndef CONLAB_APP_H
+#define CONLAB_APP_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct http_server;
+
+struct app {
+    const struct config *cfg;
+    uint64_t started_ns;        /* CLOCK_MONOTONIC at start-up */
+    char web_root[PATH_MAX];    /* realpath() of cfg->web_root */
+    struct http_server *http;   /* set once the daemon runs */
+};
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * clock: the monotonic clock every timing in the service is read from.
+ * Header-only; any thread.
+ */
+#ifndef CONLAB_CLOCK_H
+#define CONLAB_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Nanoseconds of CLOCK_MONOTONIC. */
+static inline uint64_t clock_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Milliseconds from since_ns to now_ns, rounded to the microsecond. */
+static inline double clock_ms_between(uint64_t since_ns, uint64_t now_ns)
+{
+    return (double)((now_ns - since_ns + 500u) / 1000u) / 1e3;
+}
+
+#endif

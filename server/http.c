@@ -1,0 +1,554 @@
+/*
+ * http: see http.h.
+ *
+ * Every request gets a struct exchange, allocated by the URI-log callback
+ * (the first thing libmicrohttpd tells about a request) and freed by the
+ * request-completed callback. The access handler is then called several
+ * times for one request: the first call only records it (answering on the
+ * first call makes libmicrohttpd 0.9.75 close keep-alive connections), the
+ * calls with body data discard it, and the final call dispatches. A
+ * suspended exchange is resumed by http_resume(), which stores the response
+ * before resuming, so the access handler's next call just queues it.
+ *
+ * Suspended exchanges are also kept on a list, under suspended_lock, so
+ * that http_stop() can answer any an owner failed to complete.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "uri.h"
+
+#define LISTEN_BACKLOG 4096
+
+enum exchange_state {
+    EX_NEW,       /* recorded, waiting for the end of the request */
+    EX_RUNNING,   /* dispatched, handler suspended it */
+    EX_RESUMED,   /* response stored by http_resume(), not yet queued */
+    EX_ANSWERED,  /* response queued */
+};
+
+struct exchange {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    _Atomic int state;
+    size_t body_bytes;
+    struct exchange *prev, *next; /* on srv->suspended while suspended */
+    struct request req;
+    struct response resp;
+    int status;       /* queued status, for the access log */
+    uint64_t bytes;   /* queued body bytes, for the access log */
+    size_t uri_len;
+    char *uri;        /* raw request target, as received */
+    char *path;       /* decoded path (the request view points here) */
+    char storage[];
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct router *router;
+    int listen_fd;
+    int port;
+    _Atomic bool draining;
+    _Atomic uint64_t in_flight;
+    _Atomic uint64_t n_suspended;
+    _Atomic uint64_t completed;
+    pthread_mutex_t suspended_lock; /* guards the suspended list only */
+    struct exchange suspended;      /* list head */
+};
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls);
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe);
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s);
+static void on_mhd_log(void *cls, const char *fmt, va_list ap);
+static void dispatch(struct exchange *ex, const char *method);
+static enum MHD_Result queue(struct exchange *ex);
+static const char *lookup_header(const struct request *req, const char *name);
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind,
+                                  const char *key, const char *value);
+static int open_listener(const char *bind_addr, int port, int *bound_port,
+                         char *err, size_t err_len);
+static void list_remove(struct exchange *ex);
+
+struct http_server *http_start(const struct config *cfg,
+                               const struct router *router, char *err,
+                               size_t err_len)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    srv->router = router;
+    srv->suspended.next = srv->suspended.prev = &srv->suspended;
+    pthread_mutex_init(&srv->suspended_lock, NULL);
+
+    srv->listen_fd =
+        open_listener(cfg->bind, cfg->port, &srv->port, err, err_len);
+    if (srv->listen_fd < 0)
+        goto out_free;
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, err_len, "libmicrohttpd failed to start (see above)");
+        goto out_close;
+    }
+    return srv;
+
+out_close:
+    close(srv->listen_fd);
+out_free:
+    pthread_mutex_destroy(&srv->suspended_lock);
+    free(srv);
+    return NULL;
+}
+
+int http_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+void http_stats(const struct http_server *srv, struct http_stats *out)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(
+        srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    out->connections = info ? info->num_connections : 0;
+    out->in_flight = atomic_load(&srv->in_flight);
+    out->suspended = atomic_load(&srv->n_suspended);
+    out->completed = atomic_load(&srv->completed);
+}
+
+void http_quiesce(struct http_server *srv)
+{
+    atomic_store(&srv->draining, true);
+    if (srv->listen_fd >= 0) {
+        MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        srv->listen_fd = -1;
+    }
+}
+
+bool http_wait_idle(struct http_server *srv, int timeout_ms)
+{
+    uint64_t deadline = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        if (atomic_load(&srv->in_flight) == 0)
+            return true;
+        if (clock_now_ns() >= deadline)
+            return false;
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+void http_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+
+    /* Owners are stopped; whatever is still suspended was orphaned. */
+    pthread_mutex_lock(&srv->suspended_lock);
+    while (srv->suspended.next != &srv->suspended) {
+        struct exchange *ex = srv->suspended.next;
+        list_remove(ex);
+        log_error("request %s was still suspended at shutdown", ex->path);
+        response_cleanup(&ex->resp);
+        response_error(&ex->resp, 503, "the service is shutting down");
+        atomic_store(&ex->state, EX_RESUMED);
+        atomic_fetch_sub(&srv->n_suspended, 1);
+        MHD_resume_connection(ex->conn);
+    }
+    pthread_mutex_unlock(&srv->suspended_lock);
+    http_wait_idle(srv, 1000);
+
+    if (srv->listen_fd >= 0) {
+        MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+    MHD_stop_daemon(srv->daemon);
+    pthread_mutex_destroy(&srv->suspended_lock);
+    free(srv);
+}
+
+void http_suspend(struct request *req)
+{
+    struct exchange *ex = req->conn;
+    struct http_server *srv = ex->srv;
+
+    atomic_store(&ex->state, EX_RUNNING);
+    pthread_mutex_lock(&srv->suspended_lock);
+    ex->next = &srv->suspended;
+    ex->prev = srv->suspended.prev;
+    ex->prev->next = ex;
+    srv->suspended.prev = ex;
+    pthread_mutex_unlock(&srv->suspended_lock);
+    atomic_fetch_add(&srv->n_suspended, 1);
+    MHD_suspend_connection(ex->conn);
+}
+
+void http_resume(struct request *req, struct response *resp)
+{
+    struct exchange *ex = req->conn;
+    struct http_server *srv = ex->srv;
+
+    pthread_mutex_lock(&srv->suspended_lock);
+    list_remove(ex);
+    pthread_mutex_unlock(&srv->suspended_lock);
+
+    response_cleanup(&ex->resp);
+    response_move(&ex->resp, resp);
+    atomic_store(&ex->state, EX_RESUMED);
+    atomic_fetch_sub(&srv->n_suspended, 1);
+    MHD_resume_connection(ex->conn);
+}
+
+/* First sight of a request: allocate its exchange (becomes *con_cls). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct http_server *srv = cls;
+    size_t len = strlen(uri);
+    struct exchange *ex = malloc(sizeof(*ex) + 2 * (len + 1));
+    if (!ex)
+        return NULL;
+
+    memset(ex, 0, sizeof(*ex));
+    ex->srv = srv;
+    ex->conn = conn;
+    atomic_init(&ex->state, EX_NEW);
+    response_init(&ex->resp);
+    ex->uri_len = len;
+    ex->uri = ex->storage;
+    memcpy(ex->uri, uri, len + 1);
+    ex->path = ex->storage + len + 1;
+    ex->path[0] = '\0';
+    ex->req.path = ex->path;
+    ex->req.query = "";
+    ex->req.accepted_ns = clock_now_ns();
+    ex->req.header = lookup_header;
+    ex->req.conn = ex;
+    atomic_fetch_add(&srv->in_flight, 1);
+    return ex;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    struct exchange *ex = *con_cls;
+    (void)cls;
+    (void)url;
+    (void)version;
+    (void)upload;
+
+    if (!ex)
+        return MHD_NO; /* on_uri ran out of memory: drop the connection */
+
+    switch (atomic_load(&ex->state)) {
+    case EX_NEW:
+        if (ex->req.method == 0) {
+            /* First call: record only (see the file comment). */
+            ex->req.method = http_method_parse(method);
+            const char *length = MHD_lookup_connection_value(
+                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (length && strtoull(length, NULL, 10) > HTTP_BODY_MAX) {
+                response_error(&ex->resp, 413,
+                               "request body too large (at most %d bytes; "
+                               "no endpoint takes a body)",
+                               HTTP_BODY_MAX);
+                return queue(ex);
+            }
+            return MHD_YES;
+        }
+        if (*upload_size > 0) {
+            ex->body_bytes += *upload_size;
+            *upload_size = 0;
+            if (ex->body_bytes > HTTP_BODY_MAX) {
+                response_error(&ex->resp, 413,
+                               "request body too large (at most %d bytes; "
+                               "no endpoint takes a body)",
+                               HTTP_BODY_MAX);
+                return queue(ex);
+            }
+            return MHD_YES;
+        }
+        dispatch(ex, method);
+        if (atomic_load(&ex->state) == EX_NEW)
+            return queue(ex);
+        return MHD_YES; /* suspended; resumed by http_resume() */
+    case EX_RESUMED:
+        return queue(ex);
+    case EX_RUNNING:
+        /* Resumed without a response: a bug in the owner. */
+        log_error("request %s resumed without a response", ex->path);
+        return MHD_NO;
+    default:
+        return MHD_NO;
+    }
+}
+
+/* Validates the request target and headers, then routes it. */
+static void dispatch(struct exchange *ex, const char *method)
+{
+    struct http_server *srv = ex->srv;
+    struct response *resp = &ex->resp;
+    char q[64];
+    (void)method;
+
+    if (ex->uri_len > HTTP_URI_MAX) {
+        response_error(resp, 414, "request target too long (at most %d bytes)",
+                       HTTP_URI_MAX);
+        return;
+    }
+    size_t header_bytes = 0;
+    MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, sum_header,
+                              &header_bytes);
+    if (header_bytes > HTTP_HEADERS_MAX) {
+        response_error(resp, 431,
+                       "request header fields too large (at most %d bytes)",
+                       HTTP_HEADERS_MAX);
+        return;
+    }
+
+    char *question = strchr(ex->uri, '?');
+    size_t path_len = question ? (size_t)(question - ex->uri) : ex->uri_len;
+    if (question)
+        ex->req.query = question + 1;
+    if (path_len == 0 || ex->uri[0] != '/') {
+        response_error(resp, 400,
+                       "request target must be a path starting with '/'");
+        return;
+    }
+    int rc = uri_decode(ex->path, ex->uri, path_len, false, NULL);
+    if (rc == -EILSEQ) {
+        response_error(resp, 400, "path contains a NUL byte (%%00)");
+        return;
+    }
+    if (rc < 0) {
+        response_error(resp, 400,
+                       "malformed percent-encoding in path '%s' (use %%HH "
+                       "with two hex digits)",
+                       uri_quote(q, sizeof(q), ex->uri));
+        ex->path[0] = '\0';
+        return;
+    }
+
+    if (atomic_load(&srv->draining)) {
+        response_error(resp, 503, "the service is shutting down");
+        return;
+    }
+    router_dispatch(srv->router, &ex->req, resp);
+}
+
+static enum MHD_Result queue(struct exchange *ex)
+{
+    struct response *r = &ex->resp;
+    struct MHD_Response *mr;
+
+    if (r->status == 0)
+        response_error(r, 500, "handler produced no response");
+
+    if (r->fd >= 0) {
+        mr = MHD_create_response_from_fd64(r->fd_size, r->fd);
+        if (mr) {
+            r->fd = -1; /* libmicrohttpd closes it */
+            ex->bytes = r->fd_size;
+        }
+    } else {
+        mr = MHD_create_response_from_buffer(r->body_len, r->body,
+                                             MHD_RESPMEM_MUST_FREE);
+        if (mr) {
+            ex->bytes = r->body_len;
+            r->body = NULL;
+        }
+    }
+    if (!mr) {
+        log_error("cannot create a response for %s", ex->path);
+        return MHD_NO;
+    }
+    if (r->content_type)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                r->content_type);
+    for (size_t i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(mr, r->headers[i].name, r->headers[i].value);
+    if (atomic_load(&ex->srv->draining))
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+
+    ex->status = r->status;
+    atomic_store(&ex->state, EX_ANSWERED);
+    enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct exchange *ex = *con_cls;
+    (void)conn;
+
+    if (!ex)
+        return;
+    *con_cls = NULL;
+
+    if (log_enabled(LOG_INFO)) {
+        static const char *const methods[] = {"GET",    "HEAD",    "POST",
+                                              "PUT",    "DELETE",  "OPTIONS",
+                                              "PATCH",  "OTHER"};
+        const char *m = "-";
+        for (unsigned i = 0; i < 8; i++) {
+            if (ex->req.method == (enum http_method)(1u << i))
+                m = methods[i];
+        }
+        char target[200];
+        uint64_t us = (clock_now_ns() - ex->req.accepted_ns) / 1000u;
+        uri_quote(target, sizeof(target), ex->uri);
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            log_info("%s %s %d %lluB %lluus", m, target, ex->status,
+                     (unsigned long long)ex->bytes, (unsigned long long)us);
+        else
+            log_info("%s %s %d %lluB %lluus (connection ended: %d)", m,
+                     target, ex->status, (unsigned long long)ex->bytes,
+                     (unsigned long long)us, (int)toe);
+    }
+
+    response_cleanup(&ex->resp);
+    free(ex);
+    atomic_fetch_add(&srv->completed, 1);
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+/* Keep targets raw: uri_decode() does it strictly where it is needed. */
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[LOG_LINE_MAX / 2];
+    (void)cls;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    size_t len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    log_warn("microhttpd: %s", text);
+}
+
+static const char *lookup_header(const struct request *req, const char *name)
+{
+    const struct exchange *ex = req->conn;
+    return MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind,
+                                  const char *key, const char *value)
+{
+    size_t *total = cls;
+    (void)kind;
+    *total += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static int open_listener(const char *bind_addr, int port, int *bound_port,
+                         char *err, size_t err_len)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port_text[8];
+    int one = 1;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    int rc = getaddrinfo(bind_addr, port_text, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot use address %s: %s", bind_addr,
+                 gai_strerror(rc));
+        return -1;
+    }
+
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        goto out_free;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        snprintf(err, err_len, "cannot bind %s port %d: %s", bind_addr, port,
+                 strerror(errno));
+        goto out_close;
+    }
+    if (listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, err_len, "listen: %s", strerror(errno));
+        goto out_close;
+    }
+    struct sockaddr_storage ss;
+    socklen_t ss_len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &ss_len) != 0) {
+        snprintf(err, err_len, "getsockname: %s", strerror(errno));
+        goto out_close;
+    }
+    *bound_port = ntohs(ss.ss_family == AF_INET6
+                            ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                            : ((struct sockaddr_in *)&ss)->sin_port);
+    freeaddrinfo(ai);
+    return fd;
+
+out_close:
+    close(fd);
+out_free:
+    freeaddrinfo(ai);
+    return -1;
+}
+
+static void list_remove(struct exchange *ex)
+{
+    if (!ex->next)
+        return;
+    ex->prev->next = ex->next;
+    ex->next->prev = ex->prev;
+    ex->next = ex->prev = NULL;
+}

@@ -1,0 +1,95 @@
+/*
+ * http: the libmicrohttpd daemon and the glue between it and the router.
+ *
+ * The daemon runs its own pool of request threads (epoll, one listening
+ * socket shared by all of them) with suspend/resume enabled. For every
+ * request it builds a struct request, dispatches it through the router on
+ * the request thread, and queues the struct response the handler filled.
+ * A handler that must wait (a job, a timer, a fetch) calls http_suspend()
+ * before it hands its work off and returns HANDLER_ASYNC; whoever finishes
+ * the work calls http_resume() exactly once, from any thread.
+ *
+ * Limits enforced here: total and per-address connections, an idle
+ * connection timeout, a per-connection memory pool, the URI, header and
+ * body sizes (answered 414, 431 and 413 in the JSON error shape while they
+ * fit the memory pool; beyond it libmicrohttpd answers on its own).
+ *
+ * Threads: http_start/http_quiesce/http_wait_idle/http_stop belong to the
+ * main thread; http_stats, http_suspend and http_resume to any thread.
+ */
+#ifndef CONLAB_HTTP_H
+#define CONLAB_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "request.h"
+#include "router.h"
+
+#define HTTP_URI_MAX 200000           /* bytes of path and query */
+#define HTTP_HEADERS_MAX 16384        /* bytes of request header fields */
+#define HTTP_BODY_MAX 65536           /* bytes of request body, discarded */
+#define HTTP_CONN_MEMORY (256 * 1024) /* per-connection pool */
+
+struct http_server;
+
+struct http_stats {
+    unsigned connections; /* open client connections */
+    uint64_t in_flight;   /* requests received and not yet completed */
+    uint64_t suspended;   /* of those, waiting for http_resume() */
+    uint64_t completed;   /* requests completed since start */
+};
+
+/*
+ * Binds cfg->bind:cfg->port and starts cfg->threads request threads that
+ * dispatch through router (which must outlive the server). Returns the
+ * server, or NULL with the reason in err.
+ */
+struct http_server *http_start(const struct config *cfg,
+                               const struct router *router, char *err,
+                               size_t err_len);
+
+/* The bound port (useful with port 0). */
+int http_port(const struct http_server *srv);
+
+/* A snapshot of the counters. Any thread. */
+void http_stats(const struct http_server *srv, struct http_stats *out);
+
+/*
+ * Stops accepting connections and closes the listening socket; requests
+ * that arrive on open connections from now on are answered 503 with
+ * "Connection: close", and every response closes its connection. Requests
+ * in flight go on. Main thread.
+ */
+void http_quiesce(struct http_server *srv);
+
+/*
+ * Waits until no request is in flight, at most timeout_ms. Returns true
+ * when idle. Main thread, after http_quiesce().
+ */
+bool http_wait_idle(struct http_server *srv, int timeout_ms);
+
+/*
+ * Answers every request still suspended with a 503 (their owners must
+ * already be stopped), stops the daemon and frees the server.
+ * http_stop(NULL) does nothing. Main thread.
+ */
+void http_stop(struct http_server *srv);
+
+/*
+ * Suspends req's connection: called by a handler, on its request thread,
+ * before it hands the request to another thread, after which it returns
+ * HANDLER_ASYNC. The connection then holds no thread.
+ */
+void http_suspend(struct request *req);
+
+/*
+ * Completes a suspended request with *resp, which it takes (resp is left
+ * empty). Any thread, exactly once per http_suspend(); req must not be
+ * touched afterwards.
+ */
+void http_resume(struct request *req, struct response *resp);
+
+#endif

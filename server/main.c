@@ -1,0 +1,140 @@
+/*
+ * main: start-up and shutdown of the service.
+ *
+ * Order matters: SIGINT/SIGTERM are blocked before any thread exists, so
+ * every thread inherits the mask and only this thread takes them with
+ * sigwait(). Shutdown then runs here, in sequence: stop accepting, let
+ * in-flight requests finish within the grace period, stop the daemon.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "../handlers/handlers.h"
+#include "app.h"
+#include "clock.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "router.h"
+
+extern char **environ;
+
+/* Descriptors kept beside client connections: files, workers, fetches. */
+#define FD_RESERVE 256
+
+static void raise_fd_limit(struct config *cfg);
+
+int main(int argc, char **argv)
+{
+    static struct config cfg;
+    static struct app app;
+    char err[512];
+
+    config_defaults(&cfg);
+    if (config_load(&cfg, argc, argv, environ, err, sizeof(err)) < 0) {
+        fprintf(stderr, "conlab: %s\n", err);
+        return 2;
+    }
+    if (cfg.action == CONFIG_HELP) {
+        config_usage(stdout, "conlab");
+        return 0;
+    }
+    if (cfg.action == CONFIG_VERSION) {
+        printf("conlab %s\n", CONLAB_VERSION);
+        return 0;
+    }
+    log_set_level(cfg.log_level);
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    raise_fd_limit(&cfg);
+
+    app.cfg = &cfg;
+    app.started_ns = clock_now_ns();
+    if (!realpath(cfg.web_root, app.web_root)) {
+        fprintf(stderr, "conlab: --web-root %s: %s\n", cfg.web_root,
+                strerror(errno));
+        return 2;
+    }
+
+    int status = 1;
+    struct router *router = router_new();
+    if (!router || handlers_register(router, &app) < 0) {
+        log_error("cannot build the route table");
+        goto out_router;
+    }
+
+    app.http = http_start(&cfg, router, err, sizeof(err));
+    if (!app.http) {
+        log_error("%s", err);
+        goto out_router;
+    }
+    const char *host_fmt = strchr(cfg.bind, ':') ? "[%s]" : "%s";
+    char host[CONFIG_BIND_MAX + 2];
+    snprintf(host, sizeof(host), host_fmt, cfg.bind);
+    log_info("conlab %s: %d request threads, web root %s", CONLAB_VERSION,
+             cfg.threads, app.web_root);
+    log_info("listening on http://%s:%d", host, http_port(app.http));
+
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0)
+        ;
+    log_info("received %s: stopping (grace period %d ms)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace_ms);
+
+    uint64_t stop_started = clock_now_ns();
+    http_quiesce(app.http);
+    if (!http_wait_idle(app.http, cfg.grace_ms))
+        log_warn("grace period over with requests still in flight");
+    http_stop(app.http);
+    app.http = NULL;
+    log_info("stopped in %.1f ms",
+             clock_ms_between(stop_started, clock_now_ns()));
+    status = 0;
+
+out_router:
+    router_free(router);
+    return status;
+}
+
+/*
+ * Every connection is a descriptor: make the soft limit cover the
+ * connection limit, or shrink the limit to what the hard limit allows.
+ */
+static void raise_fd_limit(struct config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want
+                      : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want) {
+        int fit = rl.rlim_cur > FD_RESERVE + 16
+                      ? (int)(rl.rlim_cur - FD_RESERVE)
+                      : 16;
+        log_warn("descriptor limit %llu: --max-connections lowered from %d "
+                 "to %d",
+                 (unsigned long long)rl.rlim_cur, cfg->max_connections, fit);
+        cfg->max_connections = fit;
+        if (cfg->max_per_ip > fit)
+            cfg->max_per_ip = fit;
+    }
+}

@@ -1,0 +1,51 @@
+/*
+ * request: the service's own view of an HTTP request, and the handler
+ * contract. Handlers see only this and struct response, never the HTTP
+ * library's types, so they can be unit-tested without a socket.
+ *
+ * A request is owned by the http module; a handler may read it during its
+ * call, and an asynchronous handler until it completes the request.
+ */
+#ifndef CONLAB_REQUEST_H
+#define CONLAB_REQUEST_H
+
+#include <stdint.h>
+
+#include "response.h"
+
+enum http_method {
+    HTTP_GET = 1 << 0,
+    HTTP_HEAD = 1 << 1,
+    HTTP_POST = 1 << 2,
+    HTTP_PUT = 1 << 3,
+    HTTP_DELETE = 1 << 4,
+    HTTP_OPTIONS = 1 << 5,
+    HTTP_PATCH = 1 << 6,
+    HTTP_OTHER = 1 << 7,
+};
+
+struct request {
+    enum http_method method;
+    const char *path;  /* percent-decoded, starts with '/', NUL-free */
+    const char *query; /* raw text after '?', "" when none */
+    uint64_t accepted_ns; /* CLOCK_MONOTONIC when the request line arrived */
+    /* Looks a request header up (case-insensitive); NULL when absent. */
+    const char *(*header)(const struct request *req, const char *name);
+    void *conn; /* the http module's; opaque to handlers */
+};
+
+enum handler_result {
+    HANDLER_DONE,  /* the response is filled in */
+    HANDLER_ASYNC, /* the handler suspended the request (see http.h) */
+};
+
+typedef enum handler_result (*handler_fn)(struct request *req,
+                                          struct response *resp, void *ctx);
+
+/* Maps "GET", "HEAD", ... to its flag; HTTP_OTHER for anything else. */
+enum http_method http_method_parse(const char *name);
+
+/* Header lookup through req->header; NULL when absent or not wired. */
+const char *request_header(const struct request *req, const char *name);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * response: see response.h.
+ */
+#include "response.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ERROR_MESSAGE_MAX 512
+
+static const char oom_body[] =
+    "{\"error\":{\"status\":500,\"message\":\"out of memory\"}}";
+
+static void set_static_oom(struct response *r);
+
+void response_init(struct response *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+}
+
+void response_cleanup(struct response *r)
+{
+    free(r->body);
+    if (r->fd >= 0)
+        close(r->fd);
+    response_init(r);
+}
+
+int response_json(struct response *r, int status, json_t *take_json)
+{
+    char *text = take_json ? json_dumps(take_json, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+    json_decref(take_json);
+    if (!text) {
+        set_static_oom(r);
+        return -ENOMEM;
+    }
+    free(r->body);
+    r->body = text;
+    r->body_len = strlen(text);
+    r->status = status;
+    r->content_type = CONTENT_TYPE_JSON;
+    return 0;
+}
+
+void response_error(struct response *r, int status, const char *fmt, ...)
+{
+    char message[ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+
+    json_t *body = json_pack("{s:{s:i,s:s}}", "error", "status", status,
+                             "message", message);
+    if (response_json(r, status, body) < 0)
+        return;
+    if (status == 503)
+        response_header(r, "Retry-After", "1");
+}
+
+int response_header(struct response *r, const char *name, const char *value)
+{
+    if (r->n_headers >= RESPONSE_HEADERS_MAX)
+        return -ENOSPC;
+    struct response_header *h = &r->headers[r->n_headers++];
+    h->name = name;
+    snprintf(h->value, sizeof(h->value), "%s", value);
+    return 0;
+}
+
+void response_move(struct response *dst, struct response *src)
+{
+    *dst = *src;
+    response_init(src);
+}
+
+/* A fixed 500 body (or an empty one if even that cannot be had). */
+static void set_static_oom(struct response *r)
+{
+    free(r->body);
+    r->body = malloc(sizeof(oom_body));
+    if (r->body) {
+        memcpy(r->body, oom_body, sizeof(oom_body));
+        r->body_len = sizeof(oom_body) - 1;
+    } else {
+        r->body_len = 0;
+    }
+    r->status = 500;
+    r->content_type = CONTENT_TYPE_JSON;
+}
