@@ -43,7 +43,7 @@ $(BUILD)/conlab: $(BUILD)/obj/server/main.o $(BUILD)/libconlab.a
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libconlab.a
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS_ALL)
+	$(CC) $(SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS_ALL) -lm
 
 $(BUILD)/bench/minimal: $(BUILD)/obj/bench/minimal.o
 	@mkdir -p $(@D)
@@ -65,8 +65,9 @@ test:
 
 check: unit integration
 
-unit: $(UNIT_BIN)
-	@scripts/run-unit.sh $(UNIT_BIN)
+# The pool's tests start real workers: the service binary in worker mode.
+unit: $(UNIT_BIN) $(BUILD)/conlab
+	@CONLAB_BIN=$(BUILD)/conlab scripts/run-unit.sh $(UNIT_BIN)
 
 integration: $(BUILD)/conlab
 	$(PYTHON) tests/integration/run.py --binary $(BUILD)/conlab

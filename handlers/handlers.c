@@ -8,6 +8,10 @@ int handlers_register(struct router *router, struct app *app)
 {
     int rc = router_add(router, HTTP_GET, "/health", health_handle, app);
     if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/run/prime", prime_handle, app);
+    if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/run/square", square_handle, app);
+    if (rc == 0)
         rc = router_add(router, HTTP_GET, "/*", static_handle, app);
     return rc;
 }

@@ -22,6 +22,14 @@ int handlers_register(struct router *router, struct app *app);
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *app);
 
+/* GET /run/prime: count primes by trial division, in any mode. */
+enum handler_result prime_handle(struct request *req, struct response *resp,
+                                 void *app);
+
+/* GET /run/square: the squares of a list, in input order. */
+enum handler_result square_handle(struct request *req, struct response *resp,
+                                  void *app);
+
 /* GET of any other path: a file under the web root. */
 enum handler_result static_handle(struct request *req, struct response *resp,
                                   void *app);

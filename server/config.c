@@ -47,6 +47,8 @@ static const struct opt_def opts[] = {
      "job queue capacity; full answers 503 (default 1024)"},
     {"job-timeout-ms", OPT_INT, OFF(job_timeout_ms), 1, 600000, "MS",
      "deadline of one job (default 30000)"},
+    {"worker-max-jobs", OPT_INT, OFF(worker_max_jobs), 0, 100000000, "N",
+     "recycle a worker after N jobs, with jitter; 0 = never (default 0)"},
     {"max-connections", OPT_INT, OFF(max_connections), 16, 1000000, "N",
      "open connections at most (default 10000)"},
     {"max-per-ip", OPT_INT, OFF(max_per_ip), 1, 1000000, "N",

@@ -32,6 +32,7 @@ struct config {
     int demo_threads;           /* demo thread pool */
     int queue;                  /* job queue capacity */
     int job_timeout_ms;
+    int worker_max_jobs; /* recycle a worker after this many; 0 = never */
     int max_connections;
     int max_per_ip;
     int conn_timeout_s; /* idle connection timeout */

@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -236,6 +237,18 @@ void http_resume(struct request *req, struct response *resp)
     atomic_store(&ex->state, EX_RESUMED);
     atomic_fetch_sub(&srv->n_suspended, 1);
     MHD_resume_connection(ex->conn);
+}
+
+bool http_client_gone(const struct request *req)
+{
+    const struct exchange *ex = req->conn;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return false;
+    struct pollfd pfd = {.fd = info->connect_fd, .events = POLLRDHUP};
+    return poll(&pfd, 1, 0) == 1 &&
+           (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 /* First sight of a request: allocate its exchange (becomes *con_cls). */

@@ -92,4 +92,11 @@ void http_suspend(struct request *req);
  */
 void http_resume(struct request *req, struct response *resp);
 
+/*
+ * True when the client of a suspended request has closed its side of the
+ * connection (so its answer would be thrown away). Cheap (one poll(2) with
+ * no wait); any thread, while the request is suspended.
+ */
+bool http_client_gone(const struct request *req);
+
 #endif

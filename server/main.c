@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -19,9 +20,13 @@
 #include "app.h"
 #include "clock.h"
 #include "config.h"
+#include "gil.h"
 #include "http.h"
 #include "log.h"
+#include "pool.h"
 #include "router.h"
+#include "tpool.h"
+#include "worker.h"
 
 extern char **environ;
 
@@ -34,7 +39,12 @@ int main(int argc, char **argv)
 {
     static struct config cfg;
     static struct app app;
+    static char exe[PATH_MAX];
     char err[512];
+
+    /* A worker process: this binary re-executed by the pool. */
+    if (argc == 3 && strcmp(argv[1], WORKER_FLAG) == 0)
+        return worker_main(WORKER_FD, (int)strtol(argv[2], NULL, 10));
 
     config_defaults(&cfg);
     if (config_load(&cfg, argc, argv, environ, err, sizeof(err)) < 0) {
@@ -75,16 +85,44 @@ int main(int argc, char **argv)
         goto out_router;
     }
 
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (exe_len <= 0) {
+        log_error("cannot find this binary to start workers: %s",
+                  strerror(errno));
+        goto out_router;
+    }
+    exe[exe_len] = '\0';
+    struct pool_config pool_cfg = {
+        .workers = cfg.workers,
+        .queue = cfg.queue,
+        .job_timeout_ms = cfg.job_timeout_ms,
+        .max_jobs = cfg.worker_max_jobs,
+        .exe = exe,
+    };
+    app.gil = gil_new(GIL_SWITCH_INTERVAL_NS);
+    app.pool = pool_start(&pool_cfg, err, sizeof(err));
+    if (!app.gil || !app.pool) {
+        log_error("cannot start the worker pool: %s", err);
+        goto out_pools;
+    }
+    app.tpool = tpool_start(cfg.demo_threads, cfg.queue, err, sizeof(err));
+    if (!app.tpool) {
+        log_error("cannot start the demo threads: %s", err);
+        goto out_pools;
+    }
+
     app.http = http_start(&cfg, router, err, sizeof(err));
     if (!app.http) {
         log_error("%s", err);
-        goto out_router;
+        goto out_pools;
     }
     const char *host_fmt = strchr(cfg.bind, ':') ? "[%s]" : "%s";
     char host[CONFIG_BIND_MAX + 2];
     snprintf(host, sizeof(host), host_fmt, cfg.bind);
-    log_info("conlab %s: %d request threads, web root %s", CONLAB_VERSION,
-             cfg.threads, app.web_root);
+    log_info("conlab %s: %d request threads, %d workers, %d demo threads, "
+             "web root %s",
+             CONLAB_VERSION, cfg.threads, cfg.workers, cfg.demo_threads,
+             app.web_root);
     log_info("listening on http://%s:%d", host, http_port(app.http));
 
     int sig = 0;
@@ -97,12 +135,21 @@ int main(int argc, char **argv)
     http_quiesce(app.http);
     if (!http_wait_idle(app.http, cfg.grace_ms))
         log_warn("grace period over with requests still in flight");
+    /* Ending the pools answers what they still held with a 503. */
+    pool_stop(app.pool);
+    app.pool = NULL;
+    tpool_stop(app.tpool);
+    app.tpool = NULL;
     http_stop(app.http);
     app.http = NULL;
     log_info("stopped in %.1f ms",
              clock_ms_between(stop_started, clock_now_ns()));
     status = 0;
 
+out_pools:
+    pool_stop(app.pool);
+    tpool_stop(app.tpool);
+    gil_free(app.gil);
 out_router:
     router_free(router);
     return status;

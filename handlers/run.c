@@ -1,0 +1,366 @@
+/*
+ * run: see run.h.
+ *
+ * Ownership: after run_start() the run belongs to its units of work
+ * (pending counts them); whoever brings pending to zero answers and frees
+ * it, so nothing touches the run after its own last decrement.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/clock.h"
+#include "../server/gil.h"
+#include "../server/http.h"
+#include "../server/log.h"
+
+const char *const run_mode_names[RUN_MODES] = {"sequential", "threads",
+                                               "processes", "gil"};
+
+static void unit_done(struct run *run);
+static void finish(struct run *run);
+static void on_job_done(struct pool_job *job);
+static bool job_abandoned(struct pool_job *job);
+static void on_thread_task(struct tpool_task *t, int thread_id);
+static void on_sequential(struct tpool_task *t, int thread_id);
+static int run_in_process(struct run_task *task);
+static int yield_plain(void *arg);
+static int yield_gil(void *arg);
+static void slice_open(struct run_task *t, uint64_t at);
+static void slice_close(struct run_task *t, uint64_t at);
+static void fail_all(struct run *run, int status, const char *message);
+static double offset_ms(const struct run *run, uint64_t ns);
+
+struct run *run_new(struct app *app, struct request *req, const char *demo,
+                    enum run_mode mode, json_t *params, const struct run_ops *ops,
+                    void *state, size_t n_tasks)
+{
+    struct run *run = calloc(1, sizeof(*run) + n_tasks * sizeof(run->tasks[0]));
+    if (!run) {
+        json_decref(params);
+        if (state)
+            ops->free_state(state);
+        return NULL;
+    }
+    run->app = app;
+    run->req = req;
+    run->demo = demo;
+    run->mode = mode;
+    run->params = params;
+    run->ops = ops;
+    run->state = state;
+    run->n_tasks = n_tasks;
+    for (size_t i = 0; i < n_tasks; i++) {
+        run->tasks[i].run = run;
+        run->tasks[i].id = (int)i;
+    }
+    return run;
+}
+
+enum handler_result run_start(struct run *run)
+{
+    int rc;
+    size_t n = run->n_tasks;
+
+    http_suspend(run->req);
+    if (run->mode == RUN_PROCESSES) {
+        struct pool_job **jobs = malloc(n * sizeof(*jobs));
+        if (!jobs) {
+            fail_all(run, -ENOMEM, "out of memory");
+            return HANDLER_ASYNC;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct run_task *t = &run->tasks[i];
+            run->ops->job(run, t, &t->job.kind, &t->job.params,
+                          &t->job.params_len);
+            t->job.done = on_job_done;
+            t->job.abandoned = job_abandoned;
+            t->job.owner = t;
+            jobs[i] = &t->job;
+        }
+        atomic_store(&run->pending, n);
+        rc = pool_submit(run->app->pool, jobs, n);
+        free(jobs);
+    } else if (run->mode == RUN_SEQUENTIAL) {
+        run->seq_task.run = on_sequential;
+        struct tpool_task *one = &run->seq_task;
+        atomic_store(&run->pending, 1);
+        rc = tpool_submit(run->app->tpool, &one, 1);
+    } else {
+        struct tpool_task **tasks = malloc(n * sizeof(*tasks));
+        if (!tasks) {
+            fail_all(run, -ENOMEM, "out of memory");
+            return HANDLER_ASYNC;
+        }
+        for (size_t i = 0; i < n; i++) {
+            run->tasks[i].ttask.run = on_thread_task;
+            tasks[i] = &run->tasks[i].ttask;
+        }
+        atomic_store(&run->pending, n);
+        rc = tpool_submit(run->app->tpool, tasks, n);
+        free(tasks);
+    }
+
+    if (rc == -EAGAIN)
+        fail_all(run, -EAGAIN, "the job queue is full; retry shortly");
+    else if (rc < 0)
+        fail_all(run, rc, "the service is shutting down");
+    return HANDLER_ASYNC;
+}
+
+/* Nothing started: answer the suspended request with one error. */
+static void fail_all(struct run *run, int status, const char *message)
+{
+    for (size_t i = 0; i < run->n_tasks; i++) {
+        run->tasks[i].status = status;
+        snprintf(run->tasks[i].error, sizeof(run->tasks[i].error), "%s",
+                 message);
+    }
+    atomic_store(&run->pending, 1);
+    unit_done(run);
+}
+
+static void unit_done(struct run *run)
+{
+    if (atomic_fetch_sub(&run->pending, 1) == 1)
+        finish(run);
+}
+
+/* Pool thread: a worker answered (or died, or ran out of time). */
+static void on_job_done(struct pool_job *job)
+{
+    struct run_task *t = job->owner;
+    struct run *run = t->run;
+
+    t->worker_kind = "process";
+    t->worker_id = job->worker_pid;
+    t->start_ns = job->start_ns;
+    t->end_ns = job->end_ns;
+    t->status = job->status;
+    if (job->status == 0 &&
+        run->ops->absorb(run, t, job->result, job->result_len) < 0) {
+        t->status = -EPROTO;
+        snprintf(t->error, sizeof(t->error),
+                 "worker %d sent a malformed result", (int)job->worker_pid);
+    } else if (job->status != 0) {
+        snprintf(t->error, sizeof(t->error), "%s", job->error);
+    }
+    unit_done(run);
+}
+
+/* Pool thread: a queued job whose client left need not run. */
+static bool job_abandoned(struct pool_job *job)
+{
+    struct run_task *t = job->owner;
+    return http_client_gone(t->run->req);
+}
+
+/* Demo thread: one task of the threads or gil mode. */
+static void on_thread_task(struct tpool_task *tt, int thread_id)
+{
+    struct run_task *t = (struct run_task *)((char *)tt -
+                                             offsetof(struct run_task, ttask));
+    if (thread_id < 0) {
+        t->status = -ESHUTDOWN;
+        snprintf(t->error, sizeof(t->error), "the service is shutting down");
+    } else if (http_client_gone(t->run->req)) {
+        t->status = -ECANCELED;
+        snprintf(t->error, sizeof(t->error), "the client went away");
+    } else {
+        t->worker_kind = "thread";
+        t->worker_id = thread_id;
+        run_in_process(t);
+    }
+    unit_done(t->run);
+}
+
+/* Demo thread: every task, one after another. */
+static void on_sequential(struct tpool_task *tt, int thread_id)
+{
+    struct run *run =
+        (struct run *)((char *)tt - offsetof(struct run, seq_task));
+    for (size_t i = 0; i < run->n_tasks; i++) {
+        struct run_task *t = &run->tasks[i];
+        if (thread_id < 0) {
+            t->status = -ESHUTDOWN;
+            snprintf(t->error, sizeof(t->error),
+                     "the service is shutting down");
+            continue;
+        }
+        t->worker_kind = "main";
+        t->worker_id = 0;
+        if (i == 0 && http_client_gone(run->req)) {
+            t->status = -ECANCELED;
+            snprintf(t->error, sizeof(t->error), "the client went away");
+            break;
+        }
+        if (run_in_process(t) < 0)
+            break;
+    }
+    unit_done(run);
+}
+
+static int run_in_process(struct run_task *t)
+{
+    struct run *run = t->run;
+    const struct config *cfg = run->app->cfg;
+    int rc;
+
+    t->start_ns = clock_now_ns();
+    t->deadline_ns = t->start_ns + (uint64_t)cfg->job_timeout_ms * 1000000u;
+    if (run->mode == RUN_GIL) {
+        slice_open(t, gil_acquire(run->app->gil));
+        rc = run->ops->compute(run, t, yield_gil, t);
+        slice_close(t, gil_release(run->app->gil));
+    } else {
+        rc = run->ops->compute(run, t, yield_plain, t);
+    }
+    t->end_ns = clock_now_ns();
+    if (rc == -ETIMEDOUT)
+        snprintf(t->error, sizeof(t->error),
+                 "task %d exceeded its %d ms deadline and was stopped", t->id,
+                 cfg->job_timeout_ms);
+    else if (rc == -ESHUTDOWN)
+        snprintf(t->error, sizeof(t->error), "the service is shutting down");
+    t->status = rc;
+    return rc;
+}
+
+static int yield_plain(void *arg)
+{
+    struct run_task *t = arg;
+    if (tpool_stopping(t->run->app->tpool))
+        return -ESHUTDOWN;
+    if (clock_now_ns() > t->deadline_ns)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+static int yield_gil(void *arg)
+{
+    struct run_task *t = arg;
+    uint64_t released, acquired;
+    int rc = yield_plain(arg);
+    if (rc == 0 && gil_yield(t->run->app->gil, &released, &acquired)) {
+        slice_close(t, released);
+        slice_open(t, acquired);
+    }
+    return rc;
+}
+
+/*
+ * The intervals a gil task held the lock. Past RUN_SLICES_MAX the rest are
+ * not recorded (the task's start and end still bound them).
+ */
+static void slice_open(struct run_task *t, uint64_t at)
+{
+    if (!t->slices) {
+        t->slices = malloc(RUN_SLICES_MAX * sizeof(t->slices[0]));
+        if (!t->slices)
+            return;
+    }
+    if (t->n_slices < RUN_SLICES_MAX) {
+        t->slices[t->n_slices][0] = at;
+        t->slices[t->n_slices][1] = 0;
+        t->n_slices++;
+        t->slice_open = true;
+    }
+}
+
+static void slice_close(struct run_task *t, uint64_t at)
+{
+    if (t->slice_open) {
+        t->slices[t->n_slices - 1][1] = at;
+        t->slice_open = false;
+    }
+}
+
+static double offset_ms(const struct run *run, uint64_t ns)
+{
+    if (ns == 0 || ns < run->req->accepted_ns)
+        return 0.0;
+    return clock_ms_between(run->req->accepted_ns, ns);
+}
+
+static int http_status_of(int status)
+{
+    switch (status) {
+    case -ETIMEDOUT:
+        return 504;
+    case -EPIPE:
+    case -EPROTO:
+        return 502;
+    case -EAGAIN:
+    case -ESHUTDOWN:
+        return 503;
+    case -ECANCELED:
+        return 499; /* nginx's "client closed request": nobody reads it */
+    default:
+        return 500;
+    }
+}
+
+static void finish(struct run *run)
+{
+    struct response resp;
+    uint64_t now = clock_now_ns();
+    response_init(&resp);
+
+    /* The worst failure decides: deadline, dead worker, overload, other. */
+    const struct run_task *failed = NULL;
+    static const int order[] = {504, 502, 503, 499, 500};
+    for (size_t k = 0; k < 5 && !failed; k++) {
+        for (size_t i = 0; i < run->n_tasks; i++) {
+            const struct run_task *t = &run->tasks[i];
+            if (t->status != 0 && http_status_of(t->status) == order[k]) {
+                failed = t;
+                break;
+            }
+        }
+    }
+
+    if (failed) {
+        response_error(&resp, http_status_of(failed->status), "%s: %s",
+                       run->demo, failed->error);
+    } else {
+        json_t *tasks = json_array();
+        for (size_t i = 0; i < run->n_tasks; i++) {
+            struct run_task *t = &run->tasks[i];
+            json_t *obj = json_pack(
+                "{s:i, s:{s:s, s:I}, s:f, s:f}", "id", t->id, "worker", "kind",
+                t->worker_kind ? t->worker_kind : "main", "id",
+                (json_int_t)t->worker_id, "start_ms", offset_ms(run, t->start_ns),
+                "end_ms", offset_ms(run, t->end_ns));
+            if (obj && t->n_slices) {
+                json_t *slices = json_array();
+                for (size_t s = 0; s < t->n_slices; s++)
+                    json_array_append_new(
+                        slices, json_pack("[f,f]",
+                                          offset_ms(run, t->slices[s][0]),
+                                          offset_ms(run, t->slices[s][1])));
+                json_object_set_new(obj, "slices", slices);
+            }
+            if (obj)
+                run->ops->task_json(run, t, obj);
+            json_array_append_new(tasks, obj);
+        }
+        json_t *body = json_pack(
+            "{s:s, s:s, s:O, s:o, s:f, s:o}", "demo", run->demo, "mode",
+            run_mode_names[run->mode], "params", run->params, "result",
+            run->ops->result_json(run), "wall_ms", offset_ms(run, now),
+            "tasks", tasks);
+        response_json(&resp, 200, body);
+    }
+    response_header(&resp, "Cache-Control", "no-store");
+    http_resume(run->req, &resp);
+
+    for (size_t i = 0; i < run->n_tasks; i++)
+        free(run->tasks[i].slices);
+    json_decref(run->params);
+    if (run->state)
+        run->ops->free_state(run->state);
+    free(run);
+}

@@ -1,0 +1,112 @@
+/*
+ * run: how every demo under /run/ executes, whatever the demo.
+ *
+ * A demo describes its work as n tasks and a few hooks (struct run_ops);
+ * run_start() suspends the request and runs the tasks in the chosen mode:
+ *   sequential  one demo thread runs them one after another ("main" lane);
+ *   threads     one demo-pool task each, in parallel ("thread" lanes);
+ *   gil         the same, but computing only while holding the simulated
+ *               GIL, yielding it every switch interval (slices recorded);
+ *   processes   one job each on the prefork worker pool ("process" lanes).
+ * The last task to finish, on whatever thread it finished, builds the
+ * response (the API's run shape, or the error of the worst failure:
+ * 504 deadline, 502 worker died, 503 shutting down) and resumes the
+ * request. Timings are CLOCK_MONOTONIC offsets from the request's arrival.
+ */
+#ifndef CONLAB_RUN_H
+#define CONLAB_RUN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../server/app.h"
+#include "../server/pool.h"
+#include "../server/prime.h"
+#include "../server/request.h"
+#include "../server/tpool.h"
+
+enum run_mode {
+    RUN_SEQUENTIAL,
+    RUN_THREADS,
+    RUN_PROCESSES,
+    RUN_GIL,
+    RUN_MODES
+};
+
+#define RUN_SLICES_MAX 2000 /* GIL slices recorded per task */
+
+extern const char *const run_mode_names[RUN_MODES];
+
+struct run;
+struct run_task;
+
+struct run_ops {
+    /* In-process work of one task (sequential, threads, gil); call
+     * yield(yield_arg) between units and stop on a negative return. */
+    int (*compute)(struct run *run, struct run_task *task,
+                   prime_yield_fn yield, void *yield_arg);
+    /* Process mode: the job for a task. */
+    void (*job)(struct run *run, struct run_task *task, uint32_t *kind,
+                const void **params, uint32_t *len);
+    /* Process mode: takes a worker's result; 0 or -EINVAL if malformed. */
+    int (*absorb)(struct run *run, struct run_task *task, const void *result,
+                  uint32_t len);
+    /* Adds the task's own fields to its JSON object. */
+    void (*task_json)(struct run *run, struct run_task *task, json_t *obj);
+    /* The "result" object of the response (new reference). */
+    json_t *(*result_json)(struct run *run);
+    /* Frees the demo's state. */
+    void (*free_state)(void *state);
+};
+
+struct run_task {
+    struct run *run;
+    int id;
+    int status;
+    char error[POOL_ERROR_MAX];
+    const char *worker_kind;
+    long worker_id;
+    uint64_t start_ns, end_ns;
+    uint64_t (*slices)[2]; /* gil mode: [acquired, released] pairs */
+    size_t n_slices;
+    bool slice_open;
+    uint64_t deadline_ns;
+    struct pool_job job;
+    struct tpool_task ttask;
+};
+
+struct run {
+    struct app *app;
+    struct request *req;
+    const char *demo;
+    enum run_mode mode;
+    json_t *params;
+    const struct run_ops *ops;
+    void *state;
+    _Atomic size_t pending;
+    struct tpool_task seq_task;
+    size_t n_tasks;
+    struct run_task tasks[];
+};
+
+/*
+ * A new run of n_tasks tasks. Takes params (the effective parameters) and
+ * state (freed with ops->free_state). Returns NULL without memory (then
+ * both are released).
+ */
+struct run *run_new(struct app *app, struct request *req, const char *demo,
+                    enum run_mode mode, json_t *params, const struct run_ops *ops,
+                    void *state, size_t n_tasks);
+
+/*
+ * Suspends the request and starts the tasks; from then on the run owns
+ * itself and frees itself when it answers. Returns HANDLER_ASYNC. If the
+ * work cannot start (a full queue: 503 with Retry-After), the request is
+ * answered at once all the same.
+ */
+enum handler_result run_start(struct run *run);
+
+#endif

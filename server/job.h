@@ -1,0 +1,49 @@
+/*
+ * job: the messages between the service and its worker processes, carried
+ * in frames (frame.h). Plain structs copied as bytes: both ends are the
+ * same binary on the same machine.
+ */
+#ifndef CONLAB_JOB_H
+#define CONLAB_JOB_H
+
+#include <stdint.h>
+
+#include "prime.h"
+
+enum job_msg { JOB_MSG_HELLO = 1, JOB_MSG_JOB = 2, JOB_MSG_RESULT = 3 };
+
+enum job_kind { JOB_PRIME = 1, JOB_SQUARE = 2, JOB_SLEEP = 3 };
+
+#define JOB_SQUARE_MAX 10000 /* numbers in one square job */
+#define JOB_PAYLOAD_MAX (JOB_SQUARE_MAX * 8)
+
+struct job_hello {
+    int32_t pid;
+};
+
+/* JOB_MSG_JOB: this header, then the kind's parameters. */
+struct job_request {
+    uint64_t id;
+    uint32_t kind;
+    uint32_t len; /* bytes of parameters that follow */
+};
+
+struct job_sleep {
+    uint64_t ms;
+};
+
+struct job_prime_result {
+    uint64_t checked;
+    uint64_t primes;
+};
+
+/* JOB_MSG_RESULT: this header, then the kind's result. */
+struct job_reply {
+    uint64_t id;
+    int32_t status; /* 0, or a negative errno */
+    uint32_t len;   /* bytes of result that follow */
+    uint64_t start_ns; /* CLOCK_MONOTONIC in the worker */
+    uint64_t end_ns;
+};
+
+#endif

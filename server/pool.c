@@ -1,0 +1,728 @@
+/*
+ * pool: see pool.h.
+ *
+ * Everything about the workers lives on the pool thread; request threads
+ * only touch the job queue and the stats snapshot, both under pool->lock
+ * (the only lock here; callbacks never run while it is held). epoll data
+ * carries what a descriptor is (SRC_*) and the worker's slot.
+ *
+ * Worker life: EMPTY -> spawn -> STARTING -> hello -> IDLE <-> BUSY, and
+ * from any of these to DYING (socket closed or process killed) -> pidfd
+ * readable -> reaped -> EMPTY, with a respawn time set by the back-off.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "frame.h"
+#include "job.h"
+#include "log.h"
+#include "worker.h"
+
+#define EARLY_DEATH_NS (1000u * 1000u * 1000u) /* died within 1 s: early */
+#define BACKOFF_BASE_MS 50u
+#define BACKOFF_MAX_MS 5000u
+#define STOP_WAIT_MS 2000
+
+extern char **environ;
+
+enum src { SRC_EVENT = 1, SRC_TIMER, SRC_SOCK, SRC_PIDFD };
+
+enum wstate { W_EMPTY, W_STARTING, W_IDLE, W_BUSY, W_DYING };
+
+enum wend { END_NONE, END_TIMEOUT, END_RECYCLE, END_STOP };
+
+struct worker {
+    int slot;
+    enum wstate state;
+    enum wend end;
+    pid_t pid;
+    int sock;
+    int pidfd;
+    struct frame_reader rd;
+    struct frame_writer wr;
+    struct pool_job *job;
+    uint64_t deadline_ns;
+    uint64_t started_ns;
+    uint64_t respawn_at_ns;
+    unsigned jobs_done;
+    unsigned max_jobs;
+    unsigned early_deaths;
+};
+
+struct pool {
+    struct pool_config cfg;
+    char exe[PATH_MAX];
+    pthread_t thread;
+    int epfd;
+    int evfd;
+    int tfd;
+    uint8_t *scratch; /* one job frame being built */
+    uint64_t next_id;
+    unsigned rng;
+
+    pthread_mutex_t lock; /* guards everything below */
+    bool stopping;
+    struct pool_job *head, *tail;
+    int queued;
+    struct pool_stats stats;
+
+    struct worker workers[];
+};
+
+static void *pool_main(void *arg);
+static void spawn(struct pool *p, struct worker *w);
+static void on_sock(struct pool *p, struct worker *w, uint32_t events);
+static void on_exit_event(struct pool *p, struct worker *w);
+static void on_timer(struct pool *p);
+static void dispatch(struct pool *p);
+static void assign(struct pool *p, struct worker *w, struct pool_job *job);
+static void finish(struct pool *p, struct pool_job *job, int status,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void close_sock(struct pool *p, struct worker *w);
+static void kill_worker(struct worker *w);
+static void arm_timer(struct pool *p);
+static void publish(struct pool *p);
+static void shutdown_workers(struct pool *p);
+static int watch(struct pool *p, int fd, uint32_t events, enum src src,
+                 int slot);
+static void describe_exit(int status, char *out, size_t out_len);
+
+unsigned pool_backoff_ms(unsigned consecutive_crashes)
+{
+    if (consecutive_crashes == 0)
+        return 0;
+    if (consecutive_crashes > 8)
+        return BACKOFF_MAX_MS;
+    unsigned ms = BACKOFF_BASE_MS << (consecutive_crashes - 1);
+    return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+struct pool *pool_start(const struct pool_config *cfg, char *err,
+                        size_t err_len)
+{
+    if (cfg->workers < 1 || cfg->workers > POOL_WORKERS_MAX) {
+        snprintf(err, err_len, "workers must be 1..%d", POOL_WORKERS_MAX);
+        return NULL;
+    }
+    struct pool *p = calloc(1, sizeof(*p) + (size_t)cfg->workers *
+                                                sizeof(struct worker));
+    if (!p) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    p->cfg = *cfg;
+    p->evfd = p->tfd = p->epfd = -1;
+    p->rng = (unsigned)getpid() ^ (unsigned)clock_now_ns();
+    pthread_mutex_init(&p->lock, NULL);
+    p->stats.configured = cfg->workers;
+    if (strlen(cfg->exe) >= sizeof(p->exe)) {
+        snprintf(err, err_len, "worker binary path too long");
+        goto out_free;
+    }
+    strcpy(p->exe, cfg->exe);
+
+    p->scratch = malloc(FRAME_PAYLOAD_MAX);
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (!p->scratch || p->epfd < 0 || p->evfd < 0 || p->tfd < 0 ||
+        watch(p, p->evfd, EPOLLIN, SRC_EVENT, 0) < 0 ||
+        watch(p, p->tfd, EPOLLIN, SRC_TIMER, 0) < 0) {
+        snprintf(err, err_len, "cannot set up the pool: %s", strerror(errno));
+        goto out_free;
+    }
+    for (int i = 0; i < cfg->workers; i++) {
+        struct worker *w = &p->workers[i];
+        w->slot = i;
+        w->sock = w->pidfd = -1;
+        w->state = W_EMPTY;
+        frame_reader_init(&w->rd);
+        frame_writer_init(&w->wr);
+    }
+    int rc = pthread_create(&p->thread, NULL, pool_main, p);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot start the pool thread: %s",
+                 strerror(rc));
+        goto out_free;
+    }
+    return p;
+
+out_free:
+    if (p->epfd >= 0)
+        close(p->epfd);
+    if (p->evfd >= 0)
+        close(p->evfd);
+    if (p->tfd >= 0)
+        close(p->tfd);
+    free(p->scratch);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    return NULL;
+}
+
+int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i]->params_len > JOB_PAYLOAD_MAX)
+            return -EINVAL;
+    }
+    pthread_mutex_lock(&pool->lock);
+    if (pool->stopping) {
+        pthread_mutex_unlock(&pool->lock);
+        return -ESHUTDOWN;
+    }
+    if ((size_t)pool->queued + n > (size_t)pool->cfg.queue) {
+        pthread_mutex_unlock(&pool->lock);
+        return -EAGAIN;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct pool_job *job = jobs[i];
+        job->next = NULL;
+        job->id = ++pool->next_id;
+        job->status = 0;
+        job->error[0] = '\0';
+        job->result = NULL;
+        job->result_len = 0;
+        if (pool->tail)
+            pool->tail->next = job;
+        else
+            pool->head = job;
+        pool->tail = job;
+    }
+    pool->queued += (int)n;
+    pool->stats.queued = pool->queued;
+    pthread_mutex_unlock(&pool->lock);
+
+    uint64_t one = 1;
+    if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("pool: cannot wake the pool thread: %s", strerror(errno));
+    return 0;
+}
+
+void pool_stats(struct pool *pool, struct pool_stats *out)
+{
+    pthread_mutex_lock(&pool->lock);
+    *out = pool->stats;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void pool_stop(struct pool *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    pthread_mutex_unlock(&pool->lock);
+    uint64_t one = 1;
+    if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("pool: cannot wake the pool thread: %s", strerror(errno));
+    pthread_join(pool->thread, NULL);
+
+    for (int i = 0; i < pool->cfg.workers; i++) {
+        frame_reader_cleanup(&pool->workers[i].rd);
+        frame_writer_cleanup(&pool->workers[i].wr);
+    }
+    close(pool->epfd);
+    close(pool->evfd);
+    close(pool->tfd);
+    free(pool->scratch);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+}
+
+static void *pool_main(void *arg)
+{
+    struct pool *p = arg;
+    struct epoll_event events[64];
+
+    for (int i = 0; i < p->cfg.workers; i++)
+        spawn(p, &p->workers[i]);
+    publish(p);
+
+    for (;;) {
+        int n = epoll_wait(p->epfd, events, 64, -1);
+        if (n < 0 && errno != EINTR) {
+            log_error("pool: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            enum src src = (enum src)(events[i].data.u64 >> 32);
+            struct worker *w = &p->workers[events[i].data.u64 & 0xffffffffu];
+            if (src == SRC_EVENT) {
+                uint64_t v;
+                if (read(p->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                    log_error("pool: eventfd: %s", strerror(errno));
+            } else if (src == SRC_TIMER) {
+                on_timer(p);
+            } else if (src == SRC_SOCK && w->sock >= 0) {
+                on_sock(p, w, events[i].events);
+            } else if (src == SRC_PIDFD && w->pidfd >= 0) {
+                on_exit_event(p, w);
+            }
+        }
+        pthread_mutex_lock(&p->lock);
+        bool stopping = p->stopping;
+        pthread_mutex_unlock(&p->lock);
+        if (stopping)
+            break;
+        dispatch(p);
+        arm_timer(p);
+        publish(p);
+    }
+    shutdown_workers(p);
+    publish(p);
+    return NULL;
+}
+
+static void spawn(struct pool *p, struct worker *w)
+{
+    int sv[2];
+    char parent[16];
+    char *argv[] = {p->exe, WORKER_FLAG, parent, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none;
+
+    w->respawn_at_ns = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        log_error("pool: socketpair: %s", strerror(errno));
+        goto out_retry;
+    }
+    if (sv[1] == WORKER_FD) {
+        /* dup2 onto itself would keep FD_CLOEXEC: move it first. */
+        int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, WORKER_FD + 1);
+        close(sv[1]);
+        sv[1] = moved;
+    }
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], WORKER_FD);
+    posix_spawnattr_init(&attr);
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    /* Own process group: a terminal's Ctrl-C reaches the service only,
+     * which then stops its workers itself. */
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+    pid_t pid;
+    int rc = posix_spawn(&pid, p->exe, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(sv[1]);
+    if (rc != 0) {
+        log_error("pool: cannot start a worker (%s): %s", p->exe,
+                  strerror(rc));
+        close(sv[0]);
+        goto out_retry;
+    }
+
+    w->pid = pid;
+    w->pidfd = pidfd_open(pid, 0);
+    w->sock = sv[0];
+    fcntl(w->sock, F_SETFL, fcntl(w->sock, F_GETFL) | O_NONBLOCK);
+    if (w->pidfd < 0 || watch(p, w->sock, EPOLLIN, SRC_SOCK, w->slot) < 0 ||
+        watch(p, w->pidfd, EPOLLIN, SRC_PIDFD, w->slot) < 0) {
+        log_error("pool: cannot watch worker %d: %s", (int)pid,
+                  strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (w->pidfd >= 0)
+            close(w->pidfd);
+        close(w->sock);
+        w->sock = w->pidfd = -1;
+        goto out_retry;
+    }
+    w->state = W_STARTING;
+    w->end = END_NONE;
+    w->job = NULL;
+    w->jobs_done = 0;
+    w->max_jobs = 0;
+    if (p->cfg.max_jobs > 0) {
+        unsigned jitter = (unsigned)p->cfg.max_jobs / 4 + 1;
+        w->max_jobs = (unsigned)p->cfg.max_jobs + rand_r(&p->rng) % jitter;
+    }
+    w->started_ns = clock_now_ns();
+    frame_reader_cleanup(&w->rd);
+    frame_writer_cleanup(&w->wr);
+    log_debug("pool: worker %d started in slot %d", (int)pid, w->slot);
+    return;
+
+out_retry:
+    w->state = W_EMPTY;
+    w->early_deaths++;
+    w->respawn_at_ns =
+        clock_now_ns() + pool_backoff_ms(w->early_deaths) * 1000000ull;
+}
+
+static void on_sock(struct pool *p, struct worker *w, uint32_t events)
+{
+    if (events & EPOLLOUT) {
+        int rc = frame_writer_flush(&w->wr, w->sock);
+        if (rc == 0) {
+            struct epoll_event ev = {.events = EPOLLIN,
+                                     .data.u64 = (uint64_t)SRC_SOCK << 32 |
+                                                 (unsigned)w->slot};
+            epoll_ctl(p->epfd, EPOLL_CTL_MOD, w->sock, &ev);
+        } else if (rc != -EAGAIN) {
+            close_sock(p, w);
+            return;
+        }
+    }
+    for (;;) {
+        int rc = frame_reader_read(&w->rd, w->sock);
+        if (rc == -EAGAIN)
+            return;
+        if (rc < 0) {
+            /* Closed or garbled: the process goes too; its pidfd tells. */
+            if (rc != -EPIPE)
+                log_error("pool: worker %d: bad message (%s)", (int)w->pid,
+                          strerror(-rc));
+            close_sock(p, w);
+            kill_worker(w);
+            return;
+        }
+        if (w->rd.type == JOB_MSG_HELLO && w->state == W_STARTING) {
+            w->state = W_IDLE;
+            continue;
+        }
+        struct job_reply reply;
+        if (w->rd.type != JOB_MSG_RESULT || w->state != W_BUSY ||
+            w->rd.len < sizeof(reply)) {
+            log_error("pool: worker %d: unexpected message %u", (int)w->pid,
+                      w->rd.type);
+            close_sock(p, w);
+            kill_worker(w);
+            return;
+        }
+        memcpy(&reply, w->rd.payload, sizeof(reply));
+        struct pool_job *job = w->job;
+        if (reply.id != job->id || reply.len != w->rd.len - sizeof(reply)) {
+            log_error("pool: worker %d: reply does not match its job",
+                      (int)w->pid);
+            close_sock(p, w);
+            kill_worker(w);
+            return;
+        }
+        w->job = NULL;
+        w->state = W_IDLE;
+        w->jobs_done++;
+        w->early_deaths = 0;
+        job->start_ns = reply.start_ns;
+        job->end_ns = reply.end_ns;
+        job->result = w->rd.payload + sizeof(reply);
+        job->result_len = reply.len;
+        if (reply.status == 0)
+            finish(p, job, 0, "%s", "");
+        else
+            finish(p, job, reply.status, "worker %d rejected the job: %s",
+                   (int)w->pid, strerror(-reply.status));
+        if (w->max_jobs && w->jobs_done >= w->max_jobs) {
+            w->end = END_RECYCLE;
+            pthread_mutex_lock(&p->lock);
+            p->stats.restarts.recycle++;
+            pthread_mutex_unlock(&p->lock);
+            close_sock(p, w); /* the worker reads EOF and exits */
+            return;
+        }
+    }
+}
+
+static void on_exit_event(struct pool *p, struct worker *w)
+{
+    int status = 0;
+    pid_t r = waitpid(w->pid, &status, WNOHANG);
+    if (r == 0)
+        return; /* not yet: the pidfd fires again */
+    char how[64];
+    describe_exit(status, how, sizeof(how));
+
+    close_sock(p, w);
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
+    close(w->pidfd);
+    w->pidfd = -1;
+
+    uint64_t now = clock_now_ns();
+    bool early = now - w->started_ns < EARLY_DEATH_NS;
+    if (w->job) {
+        struct pool_job *job = w->job;
+        w->job = NULL;
+        job->start_ns = job->end_ns = 0;
+        finish(p, job, -EPIPE, "worker %d died (%s) while running the job",
+               (int)w->pid, how);
+    }
+    if (w->end == END_NONE) {
+        log_warn("pool: worker %d %s; replacing it", (int)w->pid, how);
+        pthread_mutex_lock(&p->lock);
+        p->stats.restarts.crash++;
+        pthread_mutex_unlock(&p->lock);
+        w->early_deaths = early ? w->early_deaths + 1 : 0;
+    } else {
+        log_debug("pool: worker %d %s (%s)", (int)w->pid, how,
+                  w->end == END_TIMEOUT   ? "deadline"
+                  : w->end == END_RECYCLE ? "recycled"
+                                          : "stopped");
+        w->early_deaths = 0;
+    }
+    w->state = W_EMPTY;
+    w->pid = 0;
+    w->respawn_at_ns = now + pool_backoff_ms(w->early_deaths) * 1000000ull;
+    if (w->respawn_at_ns <= now)
+        spawn(p, w);
+}
+
+static void on_timer(struct pool *p)
+{
+    uint64_t expirations;
+    if (read(p->tfd, &expirations, sizeof(expirations)) < 0 &&
+        errno != EAGAIN)
+        log_error("pool: timerfd: %s", strerror(errno));
+
+    uint64_t now = clock_now_ns();
+    for (int i = 0; i < p->cfg.workers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->state == W_BUSY && w->deadline_ns <= now) {
+            struct pool_job *job = w->job;
+            w->job = NULL;
+            w->end = END_TIMEOUT;
+            pthread_mutex_lock(&p->lock);
+            p->stats.restarts.timeout++;
+            pthread_mutex_unlock(&p->lock);
+            kill_worker(w);
+            close_sock(p, w);
+            job->start_ns = job->end_ns = 0;
+            finish(p, job, -ETIMEDOUT,
+                   "job exceeded its %d ms deadline; worker %d was killed "
+                   "and is being replaced",
+                   p->cfg.job_timeout_ms, (int)w->pid);
+        } else if (w->state == W_EMPTY && w->respawn_at_ns <= now) {
+            spawn(p, w);
+        }
+    }
+}
+
+/* Hands queued jobs to idle workers, oldest job first. */
+static void dispatch(struct pool *p)
+{
+    for (int i = 0; i < p->cfg.workers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->state != W_IDLE)
+            continue;
+        pthread_mutex_lock(&p->lock);
+        struct pool_job *job = p->head;
+        if (job) {
+            p->head = job->next;
+            if (!p->head)
+                p->tail = NULL;
+            p->queued--;
+            p->stats.queued = p->queued;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (!job)
+            return;
+        if (job->abandoned && job->abandoned(job)) {
+            finish(p, job, -ECANCELED, "the client went away");
+            i--; /* this worker is still idle */
+            continue;
+        }
+        assign(p, w, job);
+    }
+}
+
+static void assign(struct pool *p, struct worker *w, struct pool_job *job)
+{
+    struct job_request req = {
+        .id = job->id, .kind = job->kind, .len = job->params_len};
+    memcpy(p->scratch, &req, sizeof(req));
+    if (job->params_len)
+        memcpy(p->scratch + sizeof(req), job->params, job->params_len);
+
+    w->job = job;
+    w->state = W_BUSY;
+    job->worker_pid = w->pid;
+    w->deadline_ns =
+        clock_now_ns() + (uint64_t)p->cfg.job_timeout_ms * 1000000ull;
+    int rc = frame_writer_put(&w->wr, JOB_MSG_JOB, p->scratch,
+                              sizeof(req) + job->params_len);
+    if (rc == 0)
+        rc = frame_writer_flush(&w->wr, w->sock);
+    if (rc == -EAGAIN) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
+                                 .data.u64 = (uint64_t)SRC_SOCK << 32 |
+                                             (unsigned)w->slot};
+        epoll_ctl(p->epfd, EPOLL_CTL_MOD, w->sock, &ev);
+    } else if (rc < 0) {
+        /* The worker is going; its exit fails the job. */
+        close_sock(p, w);
+        kill_worker(w);
+    }
+}
+
+static void finish(struct pool *p, struct pool_job *job, int status,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    job->status = status;
+    va_start(ap, fmt);
+    vsnprintf(job->error, sizeof(job->error), fmt, ap);
+    va_end(ap);
+    if (status != 0) {
+        job->result = NULL;
+        job->result_len = 0;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->stats.completed++;
+    pthread_mutex_unlock(&p->lock);
+    job->done(job);
+}
+
+static void close_sock(struct pool *p, struct worker *w)
+{
+    if (w->sock >= 0) {
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->sock, NULL);
+        close(w->sock);
+        w->sock = -1;
+    }
+    if (w->state != W_EMPTY)
+        w->state = W_DYING;
+}
+
+static void kill_worker(struct worker *w)
+{
+    if (w->pidfd >= 0)
+        pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+}
+
+static void arm_timer(struct pool *p)
+{
+    uint64_t next = 0;
+    for (int i = 0; i < p->cfg.workers; i++) {
+        const struct worker *w = &p->workers[i];
+        uint64_t t = 0;
+        if (w->state == W_BUSY)
+            t = w->deadline_ns;
+        else if (w->state == W_EMPTY)
+            t = w->respawn_at_ns;
+        if (t && (!next || t < next))
+            next = t;
+    }
+    struct itimerspec its = {0};
+    if (next) {
+        its.it_value.tv_sec = (time_t)(next / 1000000000u);
+        its.it_value.tv_nsec = (long)(next % 1000000000u);
+        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+            its.it_value.tv_nsec = 1;
+    }
+    timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Copies the workers' state into the stats snapshot. */
+static void publish(struct pool *p)
+{
+    int alive = 0, busy = 0;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->cfg.workers; i++) {
+        const struct worker *w = &p->workers[i];
+        alive += w->state == W_IDLE || w->state == W_BUSY;
+        busy += w->state == W_BUSY;
+        p->stats.pids[i] =
+            w->state == W_IDLE || w->state == W_BUSY ? w->pid : 0;
+    }
+    p->stats.alive = alive;
+    p->stats.busy = busy;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* On the pool thread, once stopping: end every job, reap every worker. */
+static void shutdown_workers(struct pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    struct pool_job *queued = p->head;
+    p->head = p->tail = NULL;
+    p->queued = 0;
+    p->stats.queued = 0;
+    pthread_mutex_unlock(&p->lock);
+    while (queued) {
+        struct pool_job *next = queued->next;
+        finish(p, queued, -ESHUTDOWN, "the service is shutting down");
+        queued = next;
+    }
+
+    for (int i = 0; i < p->cfg.workers; i++) {
+        struct worker *w = &p->workers[i];
+        w->end = END_STOP;
+        if (w->job) {
+            struct pool_job *job = w->job;
+            w->job = NULL;
+            kill_worker(w);
+            finish(p, job, -ESHUTDOWN, "the service is shutting down");
+        }
+        close_sock(p, w); /* idle workers read EOF and exit */
+    }
+
+    /* Idle workers exit on EOF at once; give the rest a moment, then
+     * SIGKILL, which nothing survives. */
+    uint64_t started = clock_now_ns();
+    bool killed = false;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < p->cfg.workers; i++) {
+            struct worker *w = &p->workers[i];
+            if (w->pidfd < 0)
+                continue;
+            pid_t r = waitpid(w->pid, NULL, WNOHANG);
+            if (r == w->pid || (r < 0 && errno == ECHILD)) {
+                close(w->pidfd);
+                w->pidfd = -1;
+                w->state = W_EMPTY;
+                continue;
+            }
+            left++;
+            if (killed)
+                kill_worker(w);
+        }
+        if (left == 0)
+            break;
+        killed = clock_now_ns() - started > STOP_WAIT_MS * 1000000ull;
+        struct timespec pause = {0, 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+static int watch(struct pool *p, int fd, uint32_t events, enum src src,
+                 int slot)
+{
+    struct epoll_event ev = {.events = events,
+                             .data.u64 = (uint64_t)src << 32 | (unsigned)slot};
+    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void describe_exit(int status, char *out, size_t out_len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, out_len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(out, out_len, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(out, out_len, "ended");
+}

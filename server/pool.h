@@ -1,0 +1,121 @@
+/*
+ * pool: the prefork process pool that runs CPU jobs.
+ *
+ * --workers processes are started when the pool starts (by exec'ing the
+ * service's own binary in worker mode, see worker.h), kept warm and reused,
+ * one job at a time each, over one socketpair per worker. One pool thread
+ * owns everything about them: an epoll set with each worker's socket and
+ * pidfd, an eventfd that request threads ring after queueing jobs, and a
+ * timerfd for job deadlines and respawn back-off.
+ *
+ * Failure handling: a worker that dies (any cause) is seen at once through
+ * its pidfd; its job fails with -EPIPE and a message naming the worker, and
+ * a new worker takes its place, after a back-off that doubles while workers
+ * keep dying young. A job past its deadline gets its worker killed and
+ * replaced and fails with -ETIMEDOUT. After max_jobs jobs (plus up to a
+ * quarter more, at random, so workers do not all restart together) a
+ * worker is retired and replaced. Restarts are counted by reason.
+ *
+ * The queue is bounded: pool_submit() takes all of a request's jobs or none
+ * (-EAGAIN), so a request never runs half its tasks.
+ *
+ * Threads: pool_submit and pool_stats from any thread; pool_start and
+ * pool_stop from the main thread. Job callbacks run on the pool thread and
+ * must not block.
+ */
+#ifndef CONLAB_POOL_H
+#define CONLAB_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define POOL_ERROR_MAX 96
+#define POOL_WORKERS_MAX 256
+
+struct pool;
+struct pool_job;
+
+typedef void (*pool_done_fn)(struct pool_job *job);
+
+/*
+ * One job, owned by the caller: it must stay valid from pool_submit()
+ * until its done callback has been called (exactly once, on the pool
+ * thread), and may be freed inside that callback.
+ */
+struct pool_job {
+    /* set by the caller */
+    uint32_t kind;          /* enum job_kind */
+    const void *params;     /* the caller's, valid until done() */
+    uint32_t params_len;    /* <= JOB_PAYLOAD_MAX */
+    pool_done_fn done;
+    /* optional: asked (on the pool thread) before a queued job starts;
+     * true drops it unrun with -ECANCELED (its client went away) */
+    bool (*abandoned)(struct pool_job *job);
+    void *owner;            /* for the caller; the pool ignores it */
+    /* set by the pool before done() */
+    int status;             /* 0, -ETIMEDOUT, -EPIPE (worker died),
+                               -ESHUTDOWN, -ECANCELED (abandoned),
+                               -EINVAL (rejected by worker) */
+    pid_t worker_pid;
+    uint64_t start_ns, end_ns; /* CLOCK_MONOTONIC, measured in the worker */
+    uint8_t *result;        /* pool-owned, valid during done() only */
+    uint32_t result_len;
+    char error[POOL_ERROR_MAX]; /* why, when status != 0 */
+    /* private to the pool */
+    struct pool_job *next;
+    uint64_t id;
+};
+
+struct pool_config {
+    int workers;          /* processes */
+    int queue;            /* jobs waiting for a worker, at most */
+    int job_timeout_ms;
+    int max_jobs;         /* per worker before recycling; 0 = never */
+    const char *exe;      /* binary to exec in worker mode */
+};
+
+struct pool_restarts {
+    uint64_t crash, timeout, recycle;
+};
+
+struct pool_stats {
+    int configured;
+    int alive;   /* started and greeted */
+    int busy;
+    int queued;
+    struct pool_restarts restarts;
+    uint64_t completed; /* jobs finished, any outcome */
+    pid_t pids[POOL_WORKERS_MAX];
+};
+
+/*
+ * Starts the pool thread and the workers (it does not wait for them to
+ * greet: jobs queue until one is ready). Returns the pool, or NULL with the
+ * reason in err.
+ */
+struct pool *pool_start(const struct pool_config *cfg, char *err,
+                        size_t err_len);
+
+/*
+ * Queues n jobs. Returns 0; -EAGAIN when fewer than n queue slots are
+ * free (nothing is queued); -ESHUTDOWN when the pool is stopping; -EINVAL
+ * for a job whose parameters are too large. Any thread.
+ */
+int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n);
+
+/* A consistent snapshot of the counters. Any thread. */
+void pool_stats(struct pool *pool, struct pool_stats *out);
+
+/*
+ * Stops the pool: queued jobs and running ones end with -ESHUTDOWN (their
+ * callbacks run), every worker is stopped and reaped, the thread joined,
+ * everything freed. pool_stop(NULL) does nothing. Main thread.
+ */
+void pool_stop(struct pool *pool);
+
+/* Milliseconds of back-off before the n-th consecutive early death. */
+unsigned pool_backoff_ms(unsigned consecutive_crashes);
+
+#endif

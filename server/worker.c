@@ -1,0 +1,121 @@
+/*
+ * worker: see worker.h.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "frame.h"
+#include "job.h"
+#include "prime.h"
+
+int worker_main(int fd, int parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (parent > 0 && getppid() != parent)
+        return 1; /* the service died before we could watch it */
+
+    uint8_t *in = malloc(FRAME_PAYLOAD_MAX);
+    uint8_t *out = malloc(FRAME_PAYLOAD_MAX);
+    int status = 1;
+    if (!in || !out)
+        goto out_free;
+
+    struct job_hello hello = {.pid = (int32_t)getpid()};
+    if (frame_send(fd, JOB_MSG_HELLO, &hello, sizeof(hello)) < 0)
+        goto out_free;
+
+    for (;;) {
+        uint32_t type;
+        size_t len;
+        int rc = frame_recv(fd, &type, in, FRAME_PAYLOAD_MAX, &len);
+        if (rc == -EPIPE) {
+            status = 0; /* the pool closed our socket: retire */
+            break;
+        }
+        if (rc < 0 || type != JOB_MSG_JOB || len < sizeof(struct job_request))
+            break;
+
+        struct job_request req;
+        memcpy(&req, in, sizeof(req));
+        struct job_reply reply = {.id = req.id};
+        uint32_t result_len = 0;
+        reply.start_ns = clock_now_ns();
+        if (req.len != len - sizeof(req))
+            reply.status = -EINVAL;
+        else
+            reply.status = worker_run_job(
+                req.kind, in + sizeof(req), req.len, out + sizeof(reply),
+                FRAME_PAYLOAD_MAX - sizeof(reply), &result_len);
+        reply.end_ns = clock_now_ns();
+        reply.len = reply.status == 0 ? result_len : 0;
+        memcpy(out, &reply, sizeof(reply));
+        if (frame_send(fd, JOB_MSG_RESULT, out, sizeof(reply) + reply.len) < 0)
+            break;
+    }
+
+out_free:
+    free(in);
+    free(out);
+    close(fd);
+    return status;
+}
+
+int worker_run_job(uint32_t kind, const void *params, uint32_t len,
+                   void *out, uint32_t cap, uint32_t *out_len)
+{
+    *out_len = 0;
+    switch (kind) {
+    case JOB_PRIME: {
+        struct prime_span span;
+        struct job_prime_result res;
+        if (len != sizeof(span) || cap < sizeof(res))
+            return -EINVAL;
+        memcpy(&span, params, sizeof(span));
+        if (span.block == 0 || span.stride < span.block)
+            return -EINVAL;
+        prime_count(&span, NULL, NULL, &res.checked, &res.primes);
+        memcpy(out, &res, sizeof(res));
+        *out_len = sizeof(res);
+        return 0;
+    }
+    case JOB_SQUARE: {
+        if (len % sizeof(int64_t) != 0 || len > JOB_PAYLOAD_MAX || cap < len)
+            return -EINVAL;
+        const uint8_t *src = params;
+        uint8_t *dst = out;
+        for (uint32_t off = 0; off < len; off += sizeof(int64_t)) {
+            int64_t v;
+            memcpy(&v, src + off, sizeof(v));
+            if (v > 3037000499LL || v < -3037000499LL)
+                return -EINVAL; /* the square would overflow */
+            v *= v;
+            memcpy(dst + off, &v, sizeof(v));
+        }
+        *out_len = len;
+        return 0;
+    }
+    case JOB_SLEEP: {
+        struct job_sleep s;
+        if (len != sizeof(s))
+            return -EINVAL;
+        memcpy(&s, params, sizeof(s));
+        if (s.ms > 600000)
+            return -EINVAL;
+        struct timespec ts = {(time_t)(s.ms / 1000),
+                              (long)(s.ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
