@@ -17,9 +17,9 @@ struct http_server;
 
 struct app {
     const struct config *cfg;
-    uint64_t started_ns;        /* CLOCK_MONOTONIC at start-up */
-    char web_root[PATH_MAX];    /* realpath() of cfg->web_root */
-    struct http_server *http;   /* set once the daemon runs */
+    uint64_t started_ns;      /* CLOCK_MONOTONIC at start-up */
+    char web_root[PATH_MAX];  /* realpath() of cfg->web_root */
+    struct http_server *http; /* set once the daemon runs */
 };
 
 #endif
