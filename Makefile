@@ -91,9 +91,12 @@ format:
 	clang-format -i $(FORMAT_SRC)
 
 format-check:
+	@scripts/deps.sh lint
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build
+
+.SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,15 +1,29 @@
 /*
  * health: GET /health, the liveness and readiness answer, with the state of
  * every pool. Later pools add their own object under "pools".
+ *
+ * This is the endpoint load testers hammer, so its JSON is printed
+ * directly rather than built as a jansson tree: every value is a number or
+ * a fixed string, so there is nothing to escape, and it saves a third of
+ * the service's own cost per request (see bench/).
  */
-#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../server/clock.h"
 #include "../server/http.h"
 #include "../server/params.h"
 #include "../server/pool.h"
+#include "../server/text.h"
 #include "../server/tpool.h"
 #include "handlers.h"
+
+#define HEALTH_BODY_MAX 4096
+
+static void field(struct text *t, const char *name, uint64_t value);
+static void process_pool(struct text *t, struct pool *pool);
+static void thread_pool(struct text *t, struct tpool *tpool);
 
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *ctx)
@@ -17,55 +31,104 @@ enum handler_result health_handle(struct request *req, struct response *resp,
     const struct app *app = ctx;
     struct params params;
 
-    if (params_parse(&params, req->query) < 0 || params_finish(&params) < 0) {
+    if (req->query[0] != '\0') {
+        /* No parameters: the parser words the refusal. */
+        params_parse(&params, req->query);
+        params_finish(&params);
         response_error(resp, 400, "%s", params_error(&params));
         params_cleanup(&params);
         return HANDLER_DONE;
     }
-    params_cleanup(&params);
 
     struct http_stats hs = {0};
     if (app->http)
         http_stats(app->http, &hs);
-    double uptime_s =
-        (double)((clock_now_ns() - app->started_ns) / 1000000u) / 1e3;
 
-    json_t *body = json_pack(
-        "{s:s, s:s, s:f, s:{s:{s:i, s:i, s:I, s:I, s:I}}}", "status", "ok",
-        "version", CONLAB_VERSION, "uptime_s", uptime_s, "pools", "http",
-        "configured", app->cfg->threads, "alive", app->cfg->threads,
-        "connections", (json_int_t)hs.connections, "in_flight",
-        (json_int_t)hs.in_flight, "completed", (json_int_t)hs.completed);
-    json_t *pools = json_object_get(body, "pools");
-    if (pools && app->pool) {
-        struct pool_stats ps;
-        pool_stats(app->pool, &ps);
-        json_t *pids = json_array();
-        for (int i = 0; i < ps.configured; i++) {
-            if (ps.pids[i] > 0)
-                json_array_append_new(pids, json_integer(ps.pids[i]));
-        }
-        json_object_set_new(
-            pools, "process",
-            json_pack("{s:i, s:i, s:i, s:i, s:I, s:{s:I, s:I, s:I}, s:o}",
-                      "configured", ps.configured, "alive", ps.alive, "busy",
-                      ps.busy, "queued", ps.queued, "completed",
-                      (json_int_t)ps.completed, "restarts", "crash",
-                      (json_int_t)ps.restarts.crash, "timeout",
-                      (json_int_t)ps.restarts.timeout, "recycle",
-                      (json_int_t)ps.restarts.recycle, "pids", pids));
+    char buf[HEALTH_BODY_MAX];
+    struct text t;
+    text_init(&t, buf, sizeof(buf));
+    text_str(&t, "{\"status\":\"ok\",\"version\":\"" CONLAB_VERSION
+                 "\",\"uptime_s\":");
+    text_milli(&t, (clock_now_ns() - app->started_ns) / 1000000u);
+    text_str(&t, ",\"pools\":{\"http\":{");
+    field(&t, "configured", (uint64_t)app->cfg->threads);
+    field(&t, "alive", (uint64_t)app->cfg->threads);
+    field(&t, "connections", hs.connections);
+    field(&t, "in_flight", hs.in_flight);
+    field(&t, "completed", hs.completed);
+    t.len--; /* the last field's comma */
+    text_char(&t, '}');
+    if (app->pool)
+        process_pool(&t, app->pool);
+    if (app->tpool)
+        thread_pool(&t, app->tpool);
+    text_str(&t, "}}");
+
+    char *body = malloc(t.len + 1);
+    if (!body || text_overflowed(&t)) {
+        free(body);
+        response_error(resp, 500, "cannot build the health report");
+        return HANDLER_DONE;
     }
-    if (pools && app->tpool) {
-        struct tpool_stats ts;
-        tpool_stats(app->tpool, &ts);
-        json_object_set_new(
-            pools, "threads",
-            json_pack("{s:i, s:i, s:i, s:i, s:I}", "configured",
-                      ts.configured, "alive", ts.configured, "busy", ts.busy,
-                      "queued", ts.queued, "completed",
-                      (json_int_t)ts.completed));
-    }
-    response_json(resp, 200, body);
+    memcpy(body, buf, t.len + 1);
+    resp->status = 200;
+    resp->content_type = CONTENT_TYPE_JSON;
+    resp->body = body;
+    resp->body_len = t.len;
     response_header(resp, "Cache-Control", "no-store");
     return HANDLER_DONE;
+}
+
+/* "name":value, */
+static void field(struct text *t, const char *name, uint64_t value)
+{
+    text_char(t, '"');
+    text_str(t, name);
+    text_str(t, "\":");
+    text_u64(t, value);
+    text_char(t, ',');
+}
+
+/* ,"process":{...} with the worker pids, for tests and the dashboard. */
+static void process_pool(struct text *t, struct pool *pool)
+{
+    struct pool_stats ps;
+    pool_stats(pool, &ps);
+    text_str(t, ",\"process\":{");
+    field(t, "configured", (uint64_t)ps.configured);
+    field(t, "alive", (uint64_t)ps.alive);
+    field(t, "busy", (uint64_t)ps.busy);
+    field(t, "queued", (uint64_t)ps.queued);
+    field(t, "completed", ps.completed);
+    text_str(t, "\"restarts\":{");
+    field(t, "crash", ps.restarts.crash);
+    field(t, "timeout", ps.restarts.timeout);
+    field(t, "recycle", ps.restarts.recycle);
+    t->len--;
+    text_str(t, "},\"pids\":[");
+    bool first = true;
+    for (int i = 0; i < ps.configured; i++) {
+        if (ps.pids[i] <= 0)
+            continue;
+        if (!first)
+            text_char(t, ',');
+        text_u64(t, (uint64_t)ps.pids[i]);
+        first = false;
+    }
+    text_str(t, "]}");
+}
+
+/* ,"threads":{...}: the demo thread pool. */
+static void thread_pool(struct text *t, struct tpool *tpool)
+{
+    struct tpool_stats ts;
+    tpool_stats(tpool, &ts);
+    text_str(t, ",\"threads\":{");
+    field(t, "configured", (uint64_t)ts.configured);
+    field(t, "alive", (uint64_t)ts.configured);
+    field(t, "busy", (uint64_t)ts.busy);
+    field(t, "queued", (uint64_t)ts.queued);
+    field(t, "completed", ts.completed);
+    t->len--;
+    text_char(t, '}');
 }

@@ -14,10 +14,10 @@
 #include "handlers.h"
 #include "run.h"
 
-#define LIMIT_MIN 2
-#define LIMIT_MAX 50000000
+#define LIMIT_MIN     2
+#define LIMIT_MAX     50000000
 #define LIMIT_DEFAULT 100000
-#define TASKS_MAX 256
+#define TASKS_MAX     256
 
 struct prime_state {
     size_t n;
@@ -25,8 +25,8 @@ struct prime_state {
     struct job_prime_result counts[TASKS_MAX];
 };
 
-static int compute(struct run *run, struct run_task *task,
-                   prime_yield_fn yield, void *yield_arg)
+static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
+                   void *yield_arg)
 {
     struct prime_state *st = run->state;
     struct job_prime_result *c = &st->counts[task->id];
@@ -57,12 +57,11 @@ static void task_json(struct run *run, struct run_task *task, json_t *obj)
 {
     struct prime_state *st = run->state;
     const struct prime_span *s = &st->spans[task->id];
-    json_object_set_new(obj, "range",
-                        json_pack("{s:I, s:I, s:I, s:I}", "first",
-                                  (json_int_t)s->first, "end",
-                                  (json_int_t)s->end, "block",
-                                  (json_int_t)s->block, "stride",
-                                  (json_int_t)s->stride));
+    json_object_set_new(
+        obj, "range",
+        json_pack("{s:I, s:I, s:I, s:I}", "first", (json_int_t)s->first, "end",
+                  (json_int_t)s->end, "block", (json_int_t)s->block, "stride",
+                  (json_int_t)s->stride));
     json_object_set_new(obj, "checked",
                         json_integer((json_int_t)st->counts[task->id].checked));
     json_object_set_new(obj, "primes",
@@ -112,8 +111,8 @@ enum handler_result prime_handle(struct request *req, struct response *resp,
     params_cleanup(&p);
 
     struct prime_state *st = calloc(1, sizeof(*st));
-    json_t *echo = json_pack("{s:I, s:I}", "limit", (json_int_t)limit,
-                             "tasks", (json_int_t)tasks);
+    json_t *echo = json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "tasks",
+                             (json_int_t)tasks);
     if (!st || !echo) {
         free(st);
         json_decref(echo);

@@ -35,8 +35,8 @@ static void fail_all(struct run *run, int status, const char *message);
 static double offset_ms(const struct run *run, uint64_t ns);
 
 struct run *run_new(struct app *app, struct request *req, const char *demo,
-                    enum run_mode mode, json_t *params, const struct run_ops *ops,
-                    void *state, size_t n_tasks)
+                    enum run_mode mode, json_t *params,
+                    const struct run_ops *ops, void *state, size_t n_tasks)
 {
     struct run *run = calloc(1, sizeof(*run) + n_tasks * sizeof(run->tasks[0]));
     if (!run) {
@@ -161,8 +161,8 @@ static bool job_abandoned(struct pool_job *job)
 /* Demo thread: one task of the threads or gil mode. */
 static void on_thread_task(struct tpool_task *tt, int thread_id)
 {
-    struct run_task *t = (struct run_task *)((char *)tt -
-                                             offsetof(struct run_task, ttask));
+    struct run_task *t =
+        (struct run_task *)((char *)tt - offsetof(struct run_task, ttask));
     if (thread_id < 0) {
         t->status = -ESHUTDOWN;
         snprintf(t->error, sizeof(t->error), "the service is shutting down");
@@ -329,29 +329,30 @@ static void finish(struct run *run)
         json_t *tasks = json_array();
         for (size_t i = 0; i < run->n_tasks; i++) {
             struct run_task *t = &run->tasks[i];
-            json_t *obj = json_pack(
-                "{s:i, s:{s:s, s:I}, s:f, s:f}", "id", t->id, "worker", "kind",
-                t->worker_kind ? t->worker_kind : "main", "id",
-                (json_int_t)t->worker_id, "start_ms", offset_ms(run, t->start_ns),
-                "end_ms", offset_ms(run, t->end_ns));
+            json_t *obj = json_pack("{s:i, s:{s:s, s:I}, s:f, s:f}", "id",
+                                    t->id, "worker", "kind",
+                                    t->worker_kind ? t->worker_kind : "main",
+                                    "id", (json_int_t)t->worker_id, "start_ms",
+                                    offset_ms(run, t->start_ns), "end_ms",
+                                    offset_ms(run, t->end_ns));
             if (obj && t->n_slices) {
                 json_t *slices = json_array();
                 for (size_t s = 0; s < t->n_slices; s++)
                     json_array_append_new(
-                        slices, json_pack("[f,f]",
-                                          offset_ms(run, t->slices[s][0]),
-                                          offset_ms(run, t->slices[s][1])));
+                        slices,
+                        json_pack("[f,f]", offset_ms(run, t->slices[s][0]),
+                                  offset_ms(run, t->slices[s][1])));
                 json_object_set_new(obj, "slices", slices);
             }
             if (obj)
                 run->ops->task_json(run, t, obj);
             json_array_append_new(tasks, obj);
         }
-        json_t *body = json_pack(
-            "{s:s, s:s, s:O, s:o, s:f, s:o}", "demo", run->demo, "mode",
-            run_mode_names[run->mode], "params", run->params, "result",
-            run->ops->result_json(run), "wall_ms", offset_ms(run, now),
-            "tasks", tasks);
+        json_t *body =
+            json_pack("{s:s, s:s, s:O, s:o, s:f, s:o}", "demo", run->demo,
+                      "mode", run_mode_names[run->mode], "params", run->params,
+                      "result", run->ops->result_json(run), "wall_ms",
+                      offset_ms(run, now), "tasks", tasks);
         response_json(&resp, 200, body);
     }
     response_header(&resp, "Cache-Control", "no-store");

@@ -46,8 +46,8 @@ struct run_task;
 struct run_ops {
     /* In-process work of one task (sequential, threads, gil); call
      * yield(yield_arg) between units and stop on a negative return. */
-    int (*compute)(struct run *run, struct run_task *task,
-                   prime_yield_fn yield, void *yield_arg);
+    int (*compute)(struct run *run, struct run_task *task, prime_yield_fn yield,
+                   void *yield_arg);
     /* Process mode: the job for a task. */
     void (*job)(struct run *run, struct run_task *task, uint32_t *kind,
                 const void **params, uint32_t *len);
@@ -98,8 +98,8 @@ struct run {
  * both are released).
  */
 struct run *run_new(struct app *app, struct request *req, const char *demo,
-                    enum run_mode mode, json_t *params, const struct run_ops *ops,
-                    void *state, size_t n_tasks);
+                    enum run_mode mode, json_t *params,
+                    const struct run_ops *ops, void *state, size_t n_tasks);
 
 /*
  * Suspends the request and starts the tasks; from then on the run owns

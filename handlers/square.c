@@ -13,8 +13,8 @@
 #include "handlers.h"
 #include "run.h"
 
-#define NUMBER_MAX 3037000499LL /* its square still fits in int64 */
-#define TASKS_MAX 256
+#define NUMBER_MAX  3037000499LL /* its square still fits in int64 */
+#define TASKS_MAX   256
 #define YIELD_EVERY 1024
 
 struct square_state {
@@ -32,8 +32,8 @@ static void free_state(void *arg)
     free(st);
 }
 
-static int compute(struct run *run, struct run_task *task,
-                   prime_yield_fn yield, void *yield_arg)
+static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
+                   void *yield_arg)
 {
     struct square_state *st = run->state;
     for (size_t i = st->from[task->id]; i < st->to[task->id]; i++) {
@@ -107,13 +107,12 @@ enum handler_result square_handle(struct request *req, struct response *resp,
 
     /* Modes in run_mode order; square has no gil mode. */
     if (params_parse(&p, req->query) < 0 ||
-        params_int_list(&p, "numbers", -NUMBER_MAX, NUMBER_MAX,
-                        JOB_SQUARE_MAX, "1,2,3,4", &numbers, &count) < 0 ||
-        params_int(&p, "tasks", 1,
-                   count < TASKS_MAX ? (int64_t)count : TASKS_MAX,
-                   app->cfg->workers < (int)count ? app->cfg->workers
-                                                  : (int64_t)count,
-                   &tasks) < 0 ||
+        params_int_list(&p, "numbers", -NUMBER_MAX, NUMBER_MAX, JOB_SQUARE_MAX,
+                        "1,2,3,4", &numbers, &count) < 0 ||
+        params_int(
+            &p, "tasks", 1, count < TASKS_MAX ? (int64_t)count : TASKS_MAX,
+            app->cfg->workers < (int)count ? app->cfg->workers : (int64_t)count,
+            &tasks) < 0 ||
         params_enum(&p, "mode", run_mode_names, RUN_PROCESSES + 1,
                     RUN_PROCESSES, &mode) < 0 ||
         params_finish(&p) < 0) {

@@ -99,7 +99,8 @@ int static_resolve(const char *root_real, const char *path, char *out,
         return errno == ENAMETOOLONG ? -ENAMETOOLONG : -ENOENT;
     size_t root_len = strlen(root_real);
     if (strncmp(real, root_real, root_len) != 0 ||
-        (real[root_len] != '/' && real[root_len] != '\0'))
+        (real[root_len] != '/' && real[root_len] != '\0' &&
+         root_real[root_len - 1] != '/'))
         return -ENOENT;
 
     struct stat st;
@@ -138,15 +139,18 @@ enum handler_result static_handle(struct request *req, struct response *resp,
 
     int rc = static_resolve(app->web_root, req->path, file, sizeof(file));
     if (rc == -EISDIR) {
+        /* Relative links in the directory's index need the final '/'. */
         char location[RESPONSE_HEADER_VALUE_MAX];
-        if ((size_t)snprintf(location, sizeof(location), "%s/", req->path) >=
-            sizeof(location)) {
+        size_t len;
+        if (uri_encode_path(location, sizeof(location) - 1, req->path) < 0) {
             response_error(resp, 404, "no such file: %s",
                            uri_quote(q, sizeof(q), req->path));
             return HANDLER_DONE;
         }
-        response_error(resp, 301, "moved to %s",
-                       uri_quote(q, sizeof(q), location));
+        len = strlen(location);
+        location[len] = '/';
+        location[len + 1] = '\0';
+        response_json(resp, 301, json_pack("{s:s}", "location", location));
         response_header(resp, "Location", location);
         return HANDLER_DONE;
     }

@@ -20,12 +20,12 @@ struct gil;
 
 struct app {
     const struct config *cfg;
-    uint64_t started_ns;        /* CLOCK_MONOTONIC at start-up */
-    char web_root[PATH_MAX];    /* realpath() of cfg->web_root */
-    struct http_server *http;   /* set once the daemon runs */
-    struct pool *pool;          /* worker processes */
-    struct tpool *tpool;        /* demo threads */
-    struct gil *gil;            /* the simulated interpreter lock */
+    uint64_t started_ns;      /* CLOCK_MONOTONIC at start-up */
+    char web_root[PATH_MAX];  /* realpath() of cfg->web_root */
+    struct http_server *http; /* set before the daemon runs */
+    struct pool *pool;        /* worker processes */
+    struct tpool *tpool;      /* demo threads */
+    struct gil *gil;          /* the simulated interpreter lock */
 };
 
 #endif

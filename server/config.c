@@ -71,9 +71,8 @@ static const struct opt_def opts[] = {
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
 static const struct opt_def *find_opt(const char *name, size_t len);
-static int apply(struct config *cfg, const struct opt_def *o,
-                 const char *value, const char *origin, char *err,
-                 size_t err_len);
+static int apply(struct config *cfg, const struct opt_def *o, const char *value,
+                 const char *origin, char *err, size_t err_len);
 static int parse_int(const char *text, long min, long max, long *out);
 static bool valid_host(const char *host);
 static void env_name(const struct opt_def *o, char *out, size_t out_len);
@@ -117,11 +116,9 @@ int config_load(struct config *cfg, int argc, char *const argv[],
         env_name(o, var, sizeof(var));
         size_t var_len = strlen(var);
         for (size_t e = 0; envp && envp[e]; e++) {
-            if (strncmp(envp[e], var, var_len) != 0 ||
-                envp[e][var_len] != '=')
+            if (strncmp(envp[e], var, var_len) != 0 || envp[e][var_len] != '=')
                 continue;
-            int rc = apply(cfg, o, envp[e] + var_len + 1, var, err,
-                           err_len);
+            int rc = apply(cfg, o, envp[e] + var_len + 1, var, err, err_len);
             if (rc < 0)
                 return rc;
         }
@@ -151,8 +148,7 @@ int config_load(struct config *cfg, int argc, char *const argv[],
         }
         if (o->kind == OPT_FLAG) {
             if (eq) {
-                snprintf(err, err_len, "option '--%s' takes no value",
-                         o->name);
+                snprintf(err, err_len, "option '--%s' takes no value", o->name);
                 return -EINVAL;
             }
             if (cfg->action == CONFIG_RUN)
@@ -223,9 +219,8 @@ static void env_name(const struct opt_def *o, char *out, size_t out_len)
     out[n] = '\0';
 }
 
-static int apply(struct config *cfg, const struct opt_def *o,
-                 const char *value, const char *origin, char *err,
-                 size_t err_len)
+static int apply(struct config *cfg, const struct opt_def *o, const char *value,
+                 const char *origin, char *err, size_t err_len)
 {
     char *field = (char *)cfg + o->offset;
 
@@ -233,9 +228,8 @@ static int apply(struct config *cfg, const struct opt_def *o,
     case OPT_INT: {
         long v;
         if (parse_int(value, o->min, o->max, &v) < 0) {
-            snprintf(err, err_len,
-                     "%s: '%s' is not an integer in [%ld, %ld]", origin,
-                     value, o->min, o->max);
+            snprintf(err, err_len, "%s: '%s' is not an integer in [%ld, %ld]",
+                     origin, value, o->min, o->max);
             return -EINVAL;
         }
         *(int *)(void *)field = (int)v;

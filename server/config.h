@@ -18,8 +18,8 @@
 
 /* Caps on repeatable and text options. */
 #define CONFIG_ALLOW_HOSTS_MAX 32
-#define CONFIG_HOST_MAX 262 /* "[" + 253-byte name or IPv6 + "]:65535" */
-#define CONFIG_BIND_MAX 64
+#define CONFIG_HOST_MAX        262 /* "[" + 253-byte name or IPv6 + "]:65535" */
+#define CONFIG_BIND_MAX        64
 
 enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION };
 

@@ -52,8 +52,8 @@ int frame_reader_read(struct frame_reader *r, int fd)
         }
     }
     while (r->payload_got < r->len) {
-        ssize_t n = read(fd, r->payload + r->payload_got,
-                         r->len - r->payload_got);
+        ssize_t n =
+            read(fd, r->payload + r->payload_got, r->len - r->payload_got);
         if (n == 0)
             return -EPIPE;
         if (n < 0 && errno == EINTR)
@@ -76,8 +76,8 @@ void frame_writer_cleanup(struct frame_writer *w)
     frame_writer_init(w);
 }
 
-int frame_writer_put(struct frame_writer *w, uint32_t type,
-                     const void *payload, size_t len)
+int frame_writer_put(struct frame_writer *w, uint32_t type, const void *payload,
+                     size_t len)
 {
     if (len > FRAME_PAYLOAD_MAX)
         return -EMSGSIZE;

@@ -58,8 +58,8 @@ void frame_writer_cleanup(struct frame_writer *w);
  * Appends a frame to w's buffer. Returns 0, -EMSGSIZE (payload too large)
  * or -ENOMEM.
  */
-int frame_writer_put(struct frame_writer *w, uint32_t type,
-                     const void *payload, size_t len);
+int frame_writer_put(struct frame_writer *w, uint32_t type, const void *payload,
+                     size_t len);
 
 /* True when w holds bytes not yet written. */
 int frame_writer_pending(const struct frame_writer *w);

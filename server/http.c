@@ -38,12 +38,13 @@
 #include "uri.h"
 
 #define LISTEN_BACKLOG 4096
+#define ORPHAN_WAIT_MS 200 /* for answers to orphaned requests to go out */
 
 enum exchange_state {
-    EX_NEW,       /* recorded, waiting for the end of the request */
-    EX_RUNNING,   /* dispatched, handler suspended it */
-    EX_RESUMED,   /* response stored by http_resume(), not yet queued */
-    EX_ANSWERED,  /* response queued */
+    EX_NEW,      /* recorded, waiting for the end of the request */
+    EX_RUNNING,  /* dispatched, handler suspended it */
+    EX_RESUMED,  /* response stored by http_resume(), not yet queued */
+    EX_ANSWERED, /* response queued */
 };
 
 struct exchange {
@@ -54,23 +55,25 @@ struct exchange {
     struct exchange *prev, *next; /* on srv->suspended while suspended */
     struct request req;
     struct response resp;
-    int status;       /* queued status, for the access log */
-    uint64_t bytes;   /* queued body bytes, for the access log */
+    int status;     /* queued status, for the access log */
+    uint64_t bytes; /* queued body bytes, for the access log */
     size_t uri_len;
-    char *uri;        /* raw request target, as received */
-    char *path;       /* decoded path (the request view points here) */
+    char *uri;  /* raw request target, as received */
+    char *path; /* decoded path (the request view points here) */
     char storage[];
 };
 
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct router *router;
+    const struct config *cfg;
     int listen_fd;
     int port;
     _Atomic bool draining;
     _Atomic uint64_t in_flight;
     _Atomic uint64_t n_suspended;
     _Atomic uint64_t completed;
+    _Atomic unsigned connections;
     pthread_mutex_t suspended_lock; /* guards the suspended list only */
     struct exchange suspended;      /* list head */
 };
@@ -80,8 +83,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
                                  const char *url, const char *method,
                                  const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls);
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe);
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe);
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code);
 static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s);
 static void on_mhd_log(void *cls, const char *fmt, va_list ap);
 static void dispatch(struct exchange *ex, const char *method);
@@ -93,9 +99,9 @@ static int open_listener(const char *bind_addr, int port, int *bound_port,
                          char *err, size_t err_len);
 static void list_remove(struct exchange *ex);
 
-struct http_server *http_start(const struct config *cfg,
-                               const struct router *router, char *err,
-                               size_t err_len)
+struct http_server *http_new(const struct config *cfg,
+                             const struct router *router, char *err,
+                             size_t err_len)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
@@ -108,34 +114,36 @@ struct http_server *http_start(const struct config *cfg,
 
     srv->listen_fd =
         open_listener(cfg->bind, cfg->port, &srv->port, err, err_len);
-    if (srv->listen_fd < 0)
-        goto out_free;
+    if (srv->listen_fd < 0) {
+        pthread_mutex_destroy(&srv->suspended_lock);
+        free(srv);
+        return NULL;
+    }
+    srv->cfg = cfg;
+    return srv;
+}
 
+int http_run(struct http_server *srv, char *err, size_t err_len)
+{
+    const struct config *cfg = srv->cfg;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, err_len, "libmicrohttpd failed to start (see above)");
-        goto out_close;
+        return -EIO;
     }
-    return srv;
-
-out_close:
-    close(srv->listen_fd);
-out_free:
-    pthread_mutex_destroy(&srv->suspended_lock);
-    free(srv);
-    return NULL;
+    return 0;
 }
 
 int http_port(const struct http_server *srv)
@@ -145,9 +153,7 @@ int http_port(const struct http_server *srv)
 
 void http_stats(const struct http_server *srv, struct http_stats *out)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(
-        srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    out->connections = info ? info->num_connections : 0;
+    out->connections = atomic_load(&srv->connections);
     out->in_flight = atomic_load(&srv->in_flight);
     out->suspended = atomic_load(&srv->n_suspended);
     out->completed = atomic_load(&srv->completed);
@@ -156,7 +162,7 @@ void http_stats(const struct http_server *srv, struct http_stats *out)
 void http_quiesce(struct http_server *srv)
 {
     atomic_store(&srv->draining, true);
-    if (srv->listen_fd >= 0) {
+    if (srv->listen_fd >= 0 && srv->daemon) {
         MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
@@ -182,7 +188,14 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
 
+    if (!srv->daemon) {
+        if (srv->listen_fd >= 0)
+            close(srv->listen_fd);
+        goto out_free;
+    }
+
     /* Owners are stopped; whatever is still suspended was orphaned. */
+    bool orphans = false;
     pthread_mutex_lock(&srv->suspended_lock);
     while (srv->suspended.next != &srv->suspended) {
         struct exchange *ex = srv->suspended.next;
@@ -193,9 +206,11 @@ void http_stop(struct http_server *srv)
         atomic_store(&ex->state, EX_RESUMED);
         atomic_fetch_sub(&srv->n_suspended, 1);
         MHD_resume_connection(ex->conn);
+        orphans = true;
     }
     pthread_mutex_unlock(&srv->suspended_lock);
-    http_wait_idle(srv, 1000);
+    if (orphans)
+        http_wait_idle(srv, ORPHAN_WAIT_MS);
 
     if (srv->listen_fd >= 0) {
         MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
@@ -203,6 +218,7 @@ void http_stop(struct http_server *srv)
             close(fd);
     }
     MHD_stop_daemon(srv->daemon);
+out_free:
     pthread_mutex_destroy(&srv->suspended_lock);
     free(srv);
 }
@@ -310,16 +326,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             return MHD_YES;
         }
         if (*upload_size > 0) {
+            /* libmicrohttpd cannot answer before the body has been read:
+             * discard it (up to a cap) and answer at the end. */
             ex->body_bytes += *upload_size;
             *upload_size = 0;
-            if (ex->body_bytes > HTTP_BODY_MAX) {
-                response_error(&ex->resp, 413,
-                               "request body too large (at most %d bytes; "
-                               "no endpoint takes a body)",
-                               HTTP_BODY_MAX);
-                return queue(ex);
-            }
-            return MHD_YES;
+            return ex->body_bytes > HTTP_BODY_DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        if (ex->body_bytes > HTTP_BODY_MAX) {
+            response_error(&ex->resp, 413,
+                           "request body too large (at most %d bytes; "
+                           "no endpoint takes a body)",
+                           HTTP_BODY_MAX);
+            return queue(ex);
         }
         dispatch(ex, method);
         if (atomic_load(&ex->state) == EX_NEW)
@@ -423,15 +441,16 @@ static enum MHD_Result queue(struct exchange *ex)
     if (atomic_load(&ex->srv->draining))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 
-    ex->status = r->status;
     atomic_store(&ex->state, EX_ANSWERED);
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
+    if (ret == MHD_YES)
+        ex->status = r->status;
     return ret;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
 {
     struct http_server *srv = cls;
     struct exchange *ex = *con_cls;
@@ -442,30 +461,29 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     *con_cls = NULL;
 
     if (log_enabled(LOG_INFO)) {
-        static const char *const methods[] = {"GET",    "HEAD",    "POST",
-                                              "PUT",    "DELETE",  "OPTIONS",
-                                              "PATCH",  "OTHER"};
-        const char *m = "-";
-        for (unsigned i = 0; i < 8; i++) {
-            if (ex->req.method == (enum http_method)(1u << i))
-                m = methods[i];
-        }
-        char target[200];
+        const char *m = ex->req.method ? http_method_name(ex->req.method) : "-";
         uint64_t us = (clock_now_ns() - ex->req.accepted_ns) / 1000u;
-        uri_quote(target, sizeof(target), ex->uri);
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            log_info("%s %s %d %lluB %lluus", m, target, ex->status,
-                     (unsigned long long)ex->bytes, (unsigned long long)us);
-        else
-            log_info("%s %s %d %lluB %lluus (connection ended: %d)", m,
-                     target, ex->status, (unsigned long long)ex->bytes,
-                     (unsigned long long)us, (int)toe);
+        log_access(m, ex->uri, ex->status, ex->bytes, us,
+                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 0 : (int)toe);
     }
 
     response_cleanup(&ex->resp);
     free(ex);
     atomic_fetch_add(&srv->completed, 1);
     atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    (void)conn;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&srv->connections, 1);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&srv->connections, 1);
 }
 
 /* Keep targets raw: uri_decode() does it strictly where it is needed. */
@@ -520,8 +538,8 @@ static int open_listener(const char *bind_addr, int port, int *bound_port,
         return -1;
     }
 
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    0);
+    int fd =
+        socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(err, err_len, "socket: %s", strerror(errno));
         goto out_free;
@@ -544,9 +562,9 @@ static int open_listener(const char *bind_addr, int port, int *bound_port,
         snprintf(err, err_len, "getsockname: %s", strerror(errno));
         goto out_close;
     }
-    *bound_port = ntohs(ss.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                            : ((struct sockaddr_in *)&ss)->sin_port);
+    *bound_port =
+        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                       : ((struct sockaddr_in *)&ss)->sin_port);
     freeaddrinfo(ai);
     return fd;
 

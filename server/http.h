@@ -14,7 +14,8 @@
  * body sizes (answered 414, 431 and 413 in the JSON error shape while they
  * fit the memory pool; beyond it libmicrohttpd answers on its own).
  *
- * Threads: http_start/http_quiesce/http_wait_idle/http_stop belong to the
+ * Threads: http_new/http_run/http_quiesce/http_wait_idle/http_stop belong to
+ * the
  * main thread; http_stats, http_suspend and http_resume to any thread.
  */
 #ifndef CONLAB_HTTP_H
@@ -28,10 +29,16 @@
 #include "request.h"
 #include "router.h"
 
-#define HTTP_URI_MAX 200000           /* bytes of path and query */
-#define HTTP_HEADERS_MAX 16384        /* bytes of request header fields */
-#define HTTP_BODY_MAX 65536           /* bytes of request body, discarded */
-#define HTTP_CONN_MEMORY (256 * 1024) /* per-connection pool */
+#define HTTP_URI_MAX          32768 /* bytes of path and query */
+#define HTTP_HEADERS_MAX      16384 /* bytes of request header fields */
+#define HTTP_BODY_MAX         65536 /* bytes of request body, discarded */
+#define HTTP_BODY_DISCARD_MAX (16 * HTTP_BODY_MAX) /* then the link is cut */
+/*
+ * libmicrohttpd 0.9.75 clears a connection's whole pool after every
+ * keep-alive request: at 256 KiB that memset was a quarter of the CPU per
+ * request under wrk. 64 KiB holds the largest request target and headers.
+ */
+#define HTTP_CONN_MEMORY (64 * 1024)
 
 struct http_server;
 
@@ -43,13 +50,19 @@ struct http_stats {
 };
 
 /*
- * Binds cfg->bind:cfg->port and starts cfg->threads request threads that
- * dispatch through router (which must outlive the server). Returns the
- * server, or NULL with the reason in err.
+ * Binds cfg->bind:cfg->port (the socket listens at once, so the port is
+ * known) without starting any thread. cfg and router must outlive the
+ * server. Returns the server, or NULL with the reason in err.
  */
-struct http_server *http_start(const struct config *cfg,
-                               const struct router *router, char *err,
-                               size_t err_len);
+struct http_server *http_new(const struct config *cfg,
+                             const struct router *router, char *err,
+                             size_t err_len);
+
+/*
+ * Starts cfg->threads request threads that dispatch through the router.
+ * Returns 0, or -EIO with the reason in err. Main thread, once.
+ */
+int http_run(struct http_server *srv, char *err, size_t err_len);
 
 /* The bound port (useful with port 0). */
 int http_port(const struct http_server *srv);

@@ -14,7 +14,7 @@ enum job_msg { JOB_MSG_HELLO = 1, JOB_MSG_JOB = 2, JOB_MSG_RESULT = 3 };
 
 enum job_kind { JOB_PRIME = 1, JOB_SQUARE = 2, JOB_SLEEP = 3 };
 
-#define JOB_SQUARE_MAX 10000 /* numbers in one square job */
+#define JOB_SQUARE_MAX  10000 /* numbers in one square job */
 #define JOB_PAYLOAD_MAX (JOB_SQUARE_MAX * 8)
 
 struct job_hello {
@@ -40,8 +40,8 @@ struct job_prime_result {
 /* JOB_MSG_RESULT: this header, then the kind's result. */
 struct job_reply {
     uint64_t id;
-    int32_t status; /* 0, or a negative errno */
-    uint32_t len;   /* bytes of result that follow */
+    int32_t status;    /* 0, or a negative errno */
+    uint32_t len;      /* bytes of result that follow */
     uint64_t start_ns; /* CLOCK_MONOTONIC in the worker */
     uint64_t end_ns;
 };

@@ -1,10 +1,19 @@
 /*
- * log: see log.h. One stack buffer and one write(2) per line keep lines
- * whole under concurrency without a lock.
+ * log: see log.h.
+ *
+ * Per-thread buffers live in a fixed table; a thread claims a slot on its
+ * first access line and keeps it. Each buffer has its own mutex, taken by
+ * its thread to append (uncontended but for a flush in progress) and by
+ * log_flush() to write it out. The time prefix is cached per thread for
+ * the current second.
  */
 #include "log.h"
 
+#include "text.h"
+#include "uri.h"
+
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,10 +21,29 @@
 #include <time.h>
 #include <unistd.h>
 
+struct log_buffer {
+    pthread_mutex_t lock; /* guards len and data */
+    size_t len;
+    char data[LOG_BUFFER_SIZE];
+};
+
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 static _Atomic int current_level = LOG_INFO;
+static struct log_buffer buffers[LOG_BUFFERS_MAX];
+static _Atomic int buffers_claimed;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct log_buffer *my_buffer;
+static _Thread_local bool my_buffer_tried;
+
+static size_t format_prefix(char *line, enum log_level level);
+static size_t format_line(char *line, enum log_level level, const char *fmt,
+                          va_list ap);
+
+static void write_all(const char *p, size_t len);
+static void init_buffers(void);
+static struct log_buffer *claim_buffer(void);
 
 void log_set_level(enum log_level level)
 {
@@ -30,8 +58,7 @@ bool log_enabled(enum log_level level)
 
 int log_level_parse(const char *text, enum log_level *out)
 {
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]);
-         i++) {
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
         if (strcmp(text, level_names[i]) == 0) {
             *out = (enum log_level)i;
             return 0;
@@ -51,35 +78,126 @@ void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (!log_enabled(level))
         return;
-
     char line[LOG_LINE_MAX];
-    struct timespec now;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-
-    size_t len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    int n = snprintf(line + len, sizeof(line) - len, ".%03ldZ %s ",
-                     now.tv_nsec / 1000000L, level_tags[level]);
-    if (n > 0)
-        len += (size_t)n;
-
     va_list ap;
     va_start(ap, fmt);
-    n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+    size_t len = format_line(line, level, fmt, ap);
     va_end(ap);
+    write_all(line, len);
+}
+
+void log_access(const char *method, const char *target, int status,
+                uint64_t bytes, uint64_t us, int ended)
+{
+    if (!log_enabled(LOG_INFO))
+        return;
+    char line[LOG_LINE_MAX];
+    char quoted[LOG_TARGET_MAX];
+    struct text t;
+
+    text_init(&t, line, sizeof(line) - 1); /* room for the newline */
+    t.len = format_prefix(line, LOG_INFO);
+    text_str(&t, method);
+    text_char(&t, ' ');
+    text_str(&t, uri_quote(quoted, sizeof(quoted), target));
+    text_char(&t, ' ');
+    text_u64(&t, status < 0 ? 0 : (uint64_t)status);
+    text_char(&t, ' ');
+    text_u64(&t, bytes);
+    text_str(&t, "B ");
+    text_u64(&t, us);
+    text_str(&t, "us");
+    if (ended) {
+        text_str(&t, " (connection ended: ");
+        text_u64(&t, (uint64_t)ended);
+        text_char(&t, ')');
+    }
+    size_t len = t.len;
+    line[len++] = '\n';
+
+    struct log_buffer *b = claim_buffer();
+    if (!b) {
+        write_all(line, len);
+        return;
+    }
+    pthread_mutex_lock(&b->lock);
+    if (b->len + len > sizeof(b->data)) {
+        write_all(b->data, b->len);
+        b->len = 0;
+    }
+    memcpy(b->data + b->len, line, len);
+    b->len += len;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void log_flush(void)
+{
+    int n = atomic_load(&buffers_claimed);
+    if (n > LOG_BUFFERS_MAX)
+        n = LOG_BUFFERS_MAX;
+    for (int i = 0; i < n; i++) {
+        struct log_buffer *b = &buffers[i];
+        pthread_mutex_lock(&b->lock);
+        if (b->len) {
+            write_all(b->data, b->len);
+            b->len = 0;
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+}
+
+/* "<UTC time> <LEVEL> " into line (at most 40 bytes); returns its length. */
+static size_t format_prefix(char *line, enum log_level level)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached_prefix[32];
+    struct timespec now;
+    struct text t;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(cached_prefix, sizeof(cached_prefix), "%Y-%m-%dT%H:%M:%S",
+                 &tm);
+        cached_sec = now.tv_sec;
+    }
+    text_init(&t, line, LOG_LINE_MAX);
+    text_str(&t, cached_prefix);
+    unsigned ms = (unsigned)(now.tv_nsec / 1000000L);
+    char frac[7] = {'.',
+                    (char)('0' + ms / 100),
+                    (char)('0' + ms / 10 % 10),
+                    (char)('0' + ms % 10),
+                    'Z',
+                    ' ',
+                    '\0'};
+    text_str(&t, frac);
+    text_str(&t, level_tags[level]);
+    text_char(&t, ' ');
+    return t.len;
+}
+
+static size_t format_line(char *line, enum log_level level, const char *fmt,
+                          va_list ap)
+{
+    size_t len = format_prefix(line, level);
+    int n = vsnprintf(line + len, LOG_LINE_MAX - len, fmt, ap);
     if (n < 0)
         n = 0;
-    if ((size_t)n >= sizeof(line) - len - 1) {
-        len = sizeof(line) - 5;
+    if ((size_t)n >= LOG_LINE_MAX - len - 1) {
+        len = LOG_LINE_MAX - 5;
         memcpy(line + len, "...", 3);
         len += 3;
     } else {
         len += (size_t)n;
     }
     line[len++] = '\n';
+    return len;
+}
 
-    const char *p = line;
+static void write_all(const char *p, size_t len)
+{
     while (len > 0) {
         ssize_t w = write(STDERR_FILENO, p, len);
         if (w < 0 && errno == EINTR)
@@ -89,4 +207,21 @@ void log_msg(enum log_level level, const char *fmt, ...)
         p += w;
         len -= (size_t)w;
     }
+}
+
+static void init_buffers(void)
+{
+    for (int i = 0; i < LOG_BUFFERS_MAX; i++)
+        pthread_mutex_init(&buffers[i].lock, NULL);
+}
+
+static struct log_buffer *claim_buffer(void)
+{
+    if (my_buffer_tried)
+        return my_buffer;
+    my_buffer_tried = true;
+    pthread_once(&buffers_once, init_buffers);
+    int slot = atomic_fetch_add(&buffers_claimed, 1);
+    my_buffer = slot < LOG_BUFFERS_MAX ? &buffers[slot] : NULL;
+    return my_buffer;
 }

@@ -111,9 +111,12 @@ int main(int argc, char **argv)
         goto out_pools;
     }
 
-    app.http = http_start(&cfg, router, err, sizeof(err));
-    if (!app.http) {
+    /* Published before any request thread exists: handlers read it. */
+    app.http = http_new(&cfg, router, err, sizeof(err));
+    if (!app.http || http_run(app.http, err, sizeof(err)) < 0) {
         log_error("%s", err);
+        http_stop(app.http);
+        app.http = NULL;
         goto out_pools;
     }
     const char *host_fmt = strchr(cfg.bind, ':') ? "[%s]" : "%s";
@@ -125,9 +128,13 @@ int main(int argc, char **argv)
              app.web_root);
     log_info("listening on http://%s:%d", host, http_port(app.http));
 
-    int sig = 0;
-    while (sigwait(&stop_signals, &sig) != 0)
-        ;
+    /* Wait for a stop signal, writing out access lines meanwhile. */
+    int sig;
+    const struct timespec tick = {0, LOG_FLUSH_MS * 1000000L};
+    do {
+        sig = sigtimedwait(&stop_signals, NULL, &tick);
+        log_flush();
+    } while (sig < 0);
     log_info("received %s: stopping (grace period %d ms)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace_ms);
 
@@ -142,6 +149,7 @@ int main(int argc, char **argv)
     app.tpool = NULL;
     http_stop(app.http);
     app.http = NULL;
+    log_flush();
     log_info("stopped in %.1f ms",
              clock_ms_between(stop_started, clock_now_ns()));
     status = 0;

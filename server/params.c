@@ -20,13 +20,17 @@
 static int fail(struct params *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void remember_name(struct params *p, const char *name);
-static int take_single(struct params *p, const char *name,
-                       const char **value);
+static int take_single(struct params *p, const char *name, const char **value);
 static int parse_int64(const char *text, size_t len, int64_t *out);
 
 int params_parse(struct params *p, const char *query)
 {
-    memset(p, 0, sizeof(*p));
+    /* Not a memset of the whole struct: items[] is filled as parsed. */
+    p->storage = NULL;
+    p->n = 0;
+    p->n_names = 0;
+    p->failed = false;
+    p->error[0] = '\0';
     if (!query || query[0] == '\0')
         return 0;
 
@@ -47,8 +51,7 @@ int params_parse(struct params *p, const char *query)
         const char *end = amp ? amp : query + len;
         if (end > pair) {
             if (p->n >= PARAMS_MAX)
-                return fail(p, "too many parameters (at most %d)",
-                            PARAMS_MAX);
+                return fail(p, "too many parameters (at most %d)", PARAMS_MAX);
             const char *eq = memchr(pair, '=', (size_t)(end - pair));
             const char *key_end = eq ? eq : end;
             if (key_end == pair)
@@ -56,6 +59,7 @@ int params_parse(struct params *p, const char *query)
 
             size_t n;
             struct param *it = &p->items[p->n];
+            it->taken = false;
             int rc = uri_decode(out, pair, (size_t)(key_end - pair), true, &n);
             if (rc == 0) {
                 it->key = out;
@@ -115,9 +119,8 @@ int params_int(struct params *p, const char *name, int64_t min, int64_t max,
     return 0;
 }
 
-int params_enum(struct params *p, const char *name,
-                const char *const choices[], size_t n_choices, int def,
-                int *out)
+int params_enum(struct params *p, const char *name, const char *const choices[],
+                size_t n_choices, int def, int *out)
 {
     const char *value;
     int rc = take_single(p, name, &value);
@@ -140,8 +143,7 @@ int params_enum(struct params *p, const char *name,
                                  "%s%s", i ? ", " : "", choices[i]);
     char q[QUOTE_MAX];
     uri_quote(q, sizeof(q), value);
-    return fail(p, "parameter '%s': '%s' is not one of: %s", name, q,
-                accepted);
+    return fail(p, "parameter '%s': '%s' is not one of: %s", name, q, accepted);
 }
 
 int params_int_list(struct params *p, const char *name, int64_t min,
@@ -205,8 +207,7 @@ int params_strings(struct params *p, const char *name, size_t max_items,
             return fail(p, "parameter '%s': at most %zu values", name,
                         max_items);
         if (p->items[i].value[0] == '\0')
-            return fail(p, "parameter '%s': value %zu is empty", name,
-                        n + 1);
+            return fail(p, "parameter '%s': value %zu is empty", name, n + 1);
         out[n++] = p->items[i].value;
     }
     *n_out = n;
@@ -233,17 +234,15 @@ int params_finish(struct params *p)
         char accepted[200] = "";
         size_t used = 0;
         for (size_t k = 0; k < p->n_names && used < sizeof(accepted); k++)
-            used += (size_t)snprintf(accepted + used,
-                                     sizeof(accepted) - used, "%s%s",
-                                     k ? ", " : "", p->names[k]);
+            used += (size_t)snprintf(accepted + used, sizeof(accepted) - used,
+                                     "%s%s", k ? ", " : "", p->names[k]);
         uri_quote(q, sizeof(q), p->items[i].key);
         if (p->n_names == 0)
             return fail(p,
                         "unknown parameter '%s' (this endpoint takes no "
                         "parameters)",
                         q);
-        return fail(p, "unknown parameter '%s' (accepted: %s)", q,
-                    accepted);
+        return fail(p, "unknown parameter '%s' (accepted: %s)", q, accepted);
     }
     return 0;
 }

@@ -18,10 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PARAMS_MAX 128            /* key=value pairs in one query */
-#define PARAMS_QUERY_MAX 196608   /* bytes of raw query string */
-#define PARAMS_ERROR_MAX 320      /* bytes of one error message */
-#define PARAMS_NAMES_MAX 16       /* keys one endpoint may accept */
+#define PARAMS_MAX       128   /* key=value pairs in one query */
+#define PARAMS_QUERY_MAX 32768 /* bytes of raw query string */
+#define PARAMS_ERROR_MAX 320   /* bytes of one error message */
+#define PARAMS_NAMES_MAX 16    /* keys one endpoint may accept */
 
 struct param {
     const char *key;   /* decoded, NUL-free */
@@ -68,9 +68,8 @@ int params_int(struct params *p, const char *name, int64_t min, int64_t max,
  * Takes an enumeration: the value must equal one of choices[0..n-1]; *out is
  * its index, def when absent. Returns 0 or -EINVAL.
  */
-int params_enum(struct params *p, const char *name,
-                const char *const choices[], size_t n_choices, int def,
-                int *out);
+int params_enum(struct params *p, const char *name, const char *const choices[],
+                size_t n_choices, int def, int *out);
 
 /*
  * Takes a comma list of integers, each within [min, max], 1..max_items of

@@ -37,10 +37,10 @@
 #include "log.h"
 #include "worker.h"
 
-#define EARLY_DEATH_NS (1000u * 1000u * 1000u) /* died within 1 s: early */
+#define EARLY_DEATH_NS  (1000u * 1000u * 1000u) /* died within 1 s: early */
 #define BACKOFF_BASE_MS 50u
-#define BACKOFF_MAX_MS 5000u
-#define STOP_WAIT_MS 2000
+#define BACKOFF_MAX_MS  5000u
+#define STOP_WAIT_MS    2000
 
 extern char **environ;
 
@@ -123,8 +123,8 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
         snprintf(err, err_len, "workers must be 1..%d", POOL_WORKERS_MAX);
         return NULL;
     }
-    struct pool *p = calloc(1, sizeof(*p) + (size_t)cfg->workers *
-                                                sizeof(struct worker));
+    struct pool *p =
+        calloc(1, sizeof(*p) + (size_t)cfg->workers * sizeof(struct worker));
     if (!p) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -330,8 +330,7 @@ static void spawn(struct pool *p, struct worker *w)
     posix_spawnattr_destroy(&attr);
     close(sv[1]);
     if (rc != 0) {
-        log_error("pool: cannot start a worker (%s): %s", p->exe,
-                  strerror(rc));
+        log_error("pool: cannot start a worker (%s): %s", p->exe, strerror(rc));
         close(sv[0]);
         goto out_retry;
     }
@@ -493,8 +492,7 @@ static void on_exit_event(struct pool *p, struct worker *w)
 static void on_timer(struct pool *p)
 {
     uint64_t expirations;
-    if (read(p->tfd, &expirations, sizeof(expirations)) < 0 &&
-        errno != EAGAIN)
+    if (read(p->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
         log_error("pool: timerfd: %s", strerror(errno));
 
     uint64_t now = clock_now_ns();

@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define POOL_ERROR_MAX 96
+#define POOL_ERROR_MAX   96
 #define POOL_WORKERS_MAX 256
 
 struct pool;
@@ -46,21 +46,21 @@ typedef void (*pool_done_fn)(struct pool_job *job);
  */
 struct pool_job {
     /* set by the caller */
-    uint32_t kind;          /* enum job_kind */
-    const void *params;     /* the caller's, valid until done() */
-    uint32_t params_len;    /* <= JOB_PAYLOAD_MAX */
+    uint32_t kind;       /* enum job_kind */
+    const void *params;  /* the caller's, valid until done() */
+    uint32_t params_len; /* <= JOB_PAYLOAD_MAX */
     pool_done_fn done;
     /* optional: asked (on the pool thread) before a queued job starts;
      * true drops it unrun with -ECANCELED (its client went away) */
     bool (*abandoned)(struct pool_job *job);
-    void *owner;            /* for the caller; the pool ignores it */
+    void *owner; /* for the caller; the pool ignores it */
     /* set by the pool before done() */
-    int status;             /* 0, -ETIMEDOUT, -EPIPE (worker died),
-                               -ESHUTDOWN, -ECANCELED (abandoned),
-                               -EINVAL (rejected by worker) */
+    int status; /* 0, -ETIMEDOUT, -EPIPE (worker died),
+                   -ESHUTDOWN, -ECANCELED (abandoned),
+                   -EINVAL (rejected by worker) */
     pid_t worker_pid;
     uint64_t start_ns, end_ns; /* CLOCK_MONOTONIC, measured in the worker */
-    uint8_t *result;        /* pool-owned, valid during done() only */
+    uint8_t *result;           /* pool-owned, valid during done() only */
     uint32_t result_len;
     char error[POOL_ERROR_MAX]; /* why, when status != 0 */
     /* private to the pool */
@@ -69,11 +69,11 @@ struct pool_job {
 };
 
 struct pool_config {
-    int workers;          /* processes */
-    int queue;            /* jobs waiting for a worker, at most */
+    int workers; /* processes */
+    int queue;   /* jobs waiting for a worker, at most */
     int job_timeout_ms;
-    int max_jobs;         /* per worker before recycling; 0 = never */
-    const char *exe;      /* binary to exec in worker mode */
+    int max_jobs;    /* per worker before recycling; 0 = never */
+    const char *exe; /* binary to exec in worker mode */
 };
 
 struct pool_restarts {
@@ -82,7 +82,7 @@ struct pool_restarts {
 
 struct pool_stats {
     int configured;
-    int alive;   /* started and greeted */
+    int alive; /* started and greeted */
     int busy;
     int queued;
     struct pool_restarts restarts;

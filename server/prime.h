@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define PRIME_BLOCKS_PER_TASK 64 /* at least, when the range allows */
-#define PRIME_BLOCK_MAX 4096
+#define PRIME_BLOCK_MAX       4096
 
 /*
  * The numbers one task checks: the blocks [first + k*stride,

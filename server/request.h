@@ -26,8 +26,8 @@ enum http_method {
 
 struct request {
     enum http_method method;
-    const char *path;  /* percent-decoded, starts with '/', NUL-free */
-    const char *query; /* raw text after '?', "" when none */
+    const char *path;     /* percent-decoded, starts with '/', NUL-free */
+    const char *query;    /* raw text after '?', "" when none */
     uint64_t accepted_ns; /* CLOCK_MONOTONIC when the request line arrived */
     /* Looks a request header up (case-insensitive); NULL when absent. */
     const char *(*header)(const struct request *req, const char *name);
@@ -44,6 +44,9 @@ typedef enum handler_result (*handler_fn)(struct request *req,
 
 /* Maps "GET", "HEAD", ... to its flag; HTTP_OTHER for anything else. */
 enum http_method http_method_parse(const char *name);
+
+/* The name of a method flag ("GET"); "OTHER" for HTTP_OTHER. */
+const char *http_method_name(enum http_method method);
 
 /* Header lookup through req->header; NULL when absent or not wired. */
 const char *request_header(const struct request *req, const char *name);

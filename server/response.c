@@ -4,6 +4,7 @@
 #include "response.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ static const char oom_body[] =
     "{\"error\":{\"status\":500,\"message\":\"out of memory\"}}";
 
 static void set_static_oom(struct response *r);
+static void utf8_scrub(char *text);
 
 void response_init(struct response *r)
 {
@@ -33,7 +35,10 @@ void response_cleanup(struct response *r)
 
 int response_json(struct response *r, int status, json_t *take_json)
 {
-    char *text = take_json ? json_dumps(take_json, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+    char *text = take_json
+                     ? json_dumps(take_json, JSON_COMPACT | JSON_ENCODE_ANY |
+                                                 JSON_REAL_PRECISION(12))
+                     : NULL;
     json_decref(take_json);
     if (!text) {
         set_static_oom(r);
@@ -54,6 +59,7 @@ void response_error(struct response *r, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    utf8_scrub(message);
 
     json_t *body = json_pack("{s:{s:i,s:s}}", "error", "status", status,
                              "message", message);
@@ -92,4 +98,29 @@ static void set_static_oom(struct response *r)
     }
     r->status = 500;
     r->content_type = CONTENT_TYPE_JSON;
+}
+
+/*
+ * JSON strings must be valid UTF-8: replace every byte that does not start
+ * or continue a well-formed sequence (including one cut by the message
+ * cap) with '?'.
+ */
+static void utf8_scrub(char *text)
+{
+    unsigned char *p = (unsigned char *)text;
+    while (*p) {
+        size_t len = *p < 0x80             ? 1
+                     : (*p & 0xe0) == 0xc0 ? 2
+                     : (*p & 0xf0) == 0xe0 ? 3
+                     : (*p & 0xf8) == 0xf0 ? 4
+                                           : 0;
+        bool ok = len > 0 && !(len == 2 && *p < 0xc2);
+        for (size_t i = 1; ok && i < len; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += len;
+    }
 }

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RESPONSE_HEADERS_MAX 8
+#define RESPONSE_HEADERS_MAX      8
 #define RESPONSE_HEADER_VALUE_MAX 128
 
 #define CONTENT_TYPE_JSON "application/json; charset=utf-8"

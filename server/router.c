@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "uri.h"
+
 struct route {
     char path[ROUTER_PATH_MAX]; /* for a prefix route, without the '*' */
     size_t path_len;
@@ -25,16 +27,15 @@ struct router {
     struct route routes[ROUTER_ROUTES_MAX];
 };
 
-static const struct route *match(const struct router *router,
-                                 const char *path);
+static const struct route *match(const struct router *router, const char *path);
 
 static const struct {
     enum http_method flag;
     const char *name;
 } method_names[] = {
-    {HTTP_GET, "GET"},         {HTTP_HEAD, "HEAD"},   {HTTP_POST, "POST"},
-    {HTTP_PUT, "PUT"},         {HTTP_DELETE, "DELETE"},
-    {HTTP_OPTIONS, "OPTIONS"}, {HTTP_PATCH, "PATCH"},
+    {HTTP_GET, "GET"},     {HTTP_HEAD, "HEAD"},     {HTTP_POST, "POST"},
+    {HTTP_PUT, "PUT"},     {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"},
+    {HTTP_PATCH, "PATCH"},
 };
 
 #define N_METHODS (sizeof(method_names) / sizeof(method_names[0]))
@@ -46,6 +47,15 @@ enum http_method http_method_parse(const char *name)
             return method_names[i].flag;
     }
     return HTTP_OTHER;
+}
+
+const char *http_method_name(enum http_method method)
+{
+    for (size_t i = 0; i < N_METHODS; i++) {
+        if (method_names[i].flag == method)
+            return method_names[i].name;
+    }
+    return "OTHER";
 }
 
 const char *request_header(const struct request *req, const char *name)
@@ -95,20 +105,20 @@ int router_add(struct router *router, unsigned methods, const char *path,
 }
 
 enum handler_result router_dispatch(const struct router *router,
-                                    struct request *req,
-                                    struct response *resp)
+                                    struct request *req, struct response *resp)
 {
     const struct route *r = match(router, req->path);
+    char q[96];
     if (!r) {
-        response_error(resp, 404, "no route for %s (see /openapi.json)",
-                       req->path);
+        response_error(resp, 404, "no route for %s",
+                       uri_quote(q, sizeof(q), req->path));
         return HANDLER_DONE;
     }
     if (!(r->methods & req->method)) {
         char allow[80];
         router_allow_text(r->methods, allow, sizeof(allow));
         response_error(resp, 405, "method not allowed on %s (allowed: %s)",
-                       req->path, allow);
+                       uri_quote(q, sizeof(q), req->path), allow);
         response_header(resp, "Allow", allow);
         return HANDLER_DONE;
     }
@@ -127,8 +137,7 @@ char *router_allow_text(unsigned methods, char *out, size_t out_len)
     return out;
 }
 
-static const struct route *match(const struct router *router,
-                                 const char *path)
+static const struct route *match(const struct router *router, const char *path)
 {
     const struct route *best = NULL;
     for (size_t i = 0; i < router->n; i++) {

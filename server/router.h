@@ -17,7 +17,7 @@
 #include "request.h"
 
 #define ROUTER_ROUTES_MAX 64
-#define ROUTER_PATH_MAX 64
+#define ROUTER_PATH_MAX   64
 
 struct router;
 
@@ -41,8 +41,7 @@ int router_add(struct router *router, unsigned methods, const char *path,
  * handler returned (HANDLER_DONE for the router's own errors).
  */
 enum handler_result router_dispatch(const struct router *router,
-                                    struct request *req,
-                                    struct response *resp);
+                                    struct request *req, struct response *resp);
 
 /*
  * Writes the Allow header value for a method mask ("GET, HEAD, POST") into

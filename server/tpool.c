@@ -35,8 +35,8 @@ static void *thread_main(void *arg);
 
 struct tpool *tpool_start(int threads, int queue, char *err, size_t err_len)
 {
-    struct tpool *pool = calloc(1, sizeof(*pool) + (size_t)threads *
-                                                       sizeof(pool->threads[0]));
+    struct tpool *pool =
+        calloc(1, sizeof(*pool) + (size_t)threads * sizeof(pool->threads[0]));
     if (!pool) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -60,8 +60,7 @@ struct tpool *tpool_start(int threads, int queue, char *err, size_t err_len)
     return pool;
 }
 
-int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[],
-                 size_t n)
+int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[], size_t n)
 {
     pthread_mutex_lock(&pool->lock);
     if (pool->stop) {

@@ -4,10 +4,12 @@
 #include "uri.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 static int hex_value(char c);
+static size_t quoted_len(unsigned char b);
 
 int uri_decode(char *dst, const char *src, size_t src_len, bool plus_is_space,
                size_t *out_len)
@@ -49,22 +51,56 @@ static int hex_value(char c)
     return -1;
 }
 
+int uri_encode_path(char *out, size_t out_len, const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        bool keep = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || strchr("-._~/", *c);
+        if (n + (keep ? 1 : 3) >= out_len)
+            return -ENAMETOOLONG;
+        if (keep) {
+            out[n++] = (char)*c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*c >> 4];
+            out[n++] = hex[*c & 15];
+        }
+    }
+    out[n] = '\0';
+    return 0;
+}
+
 char *uri_quote(char *out, size_t out_len, const char *text)
 {
+    size_t total = 0;
+    for (const char *c = text; *c; c++)
+        total += quoted_len((unsigned char)*c);
+    bool cut = total > out_len - 1;
+    size_t budget = cut ? out_len - 4 : out_len - 1; /* "..." and NUL */
+
     size_t n = 0;
     for (const char *c = text; *c; c++) {
         unsigned char b = (unsigned char)*c;
-        size_t need = (b >= 0x20 && b < 0x7f && b != '\'') ? 1 : 4;
-        if (n + need + 4 > out_len) {
-            memcpy(out + n, "...", 3);
-            n += 3;
+        size_t need = quoted_len(b);
+        if (n + need > budget)
             break;
-        }
         if (need == 1)
             out[n++] = (char)b;
         else
             n += (size_t)snprintf(out + n, out_len - n, "\\x%02x", b);
     }
+    if (cut) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
     out[n] = '\0';
     return out;
+}
+
+/* Bytes that b takes in uri_quote()'s output. */
+static size_t quoted_len(unsigned char b)
+{
+    return (b >= 0x20 && b < 0x7f && b != '\'') ? 1 : 4;
 }

@@ -22,6 +22,14 @@ int uri_decode(char *dst, const char *src, size_t src_len, bool plus_is_space,
                size_t *out_len);
 
 /*
+ * Percent-encodes a decoded path for a header such as Location: every byte
+ * but the unreserved characters (RFC 3986: letters, digits, "-._~") and
+ * '/' becomes %HH. Returns 0, or -ENAMETOOLONG when out (out_len bytes,
+ * NUL included) is too small.
+ */
+int uri_encode_path(char *out, size_t out_len, const char *path);
+
+/*
  * Copies user text for echoing in a message or a log line: printable ASCII
  * is kept, any other byte (and the quote character ') becomes \xHH, and the
  * copy ends with "..." when it would exceed out_len - 1 bytes. The result

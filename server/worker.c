@@ -68,8 +68,8 @@ out_free:
     return status;
 }
 
-int worker_run_job(uint32_t kind, const void *params, uint32_t len,
-                   void *out, uint32_t cap, uint32_t *out_len)
+int worker_run_job(uint32_t kind, const void *params, uint32_t len, void *out,
+                   uint32_t cap, uint32_t *out_len)
 {
     *out_len = 0;
     switch (kind) {

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#define WORKER_FD 3
+#define WORKER_FD   3
 #define WORKER_FLAG "--worker"
 
 /*
@@ -27,7 +27,7 @@ int worker_main(int fd, int parent);
  * bytes): *out_len is set to the result's size. Returns 0 or a negative
  * errno (-EINVAL for a malformed job). Exposed for unit tests.
  */
-int worker_run_job(uint32_t kind, const void *params, uint32_t len,
-                   void *out, uint32_t cap, uint32_t *out_len);
+int worker_run_job(uint32_t kind, const void *params, uint32_t len, void *out,
+                   uint32_t cap, uint32_t *out_len);
 
 #endif

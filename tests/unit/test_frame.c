@@ -168,8 +168,7 @@ static void test_oversized_refused(void **state)
     frame_writer_init(&w);
     assert_int_equal(frame_writer_put(&w, 1, "", FRAME_PAYLOAD_MAX + 1),
                      -EMSGSIZE);
-    assert_int_equal(frame_send(p->a, 1, "", FRAME_PAYLOAD_MAX + 1),
-                     -EMSGSIZE);
+    assert_int_equal(frame_send(p->a, 1, "", FRAME_PAYLOAD_MAX + 1), -EMSGSIZE);
     frame_writer_cleanup(&w);
 
     /* A peer announcing too much is refused before any allocation. */
@@ -210,8 +209,7 @@ static void test_peer_closed(void **state)
     size_t len;
     char buf[8];
     fcntl(p->b, F_SETFL, 0);
-    assert_int_equal(frame_recv(p->b, &type, buf, sizeof(buf), &len),
-                     -EPIPE);
+    assert_int_equal(frame_recv(p->b, &type, buf, sizeof(buf), &len), -EPIPE);
 }
 
 int main(void)

@@ -77,16 +77,14 @@ static bool wait_done(struct tjob *t)
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += WAIT_MS / 1000;
     pthread_mutex_lock(&t->lock);
-    while (!t->done &&
-           pthread_cond_timedwait(&t->cond, &t->lock, &until) == 0)
+    while (!t->done && pthread_cond_timedwait(&t->cond, &t->lock, &until) == 0)
         ;
     bool done = t->done == 1;
     pthread_mutex_unlock(&t->lock);
     return done;
 }
 
-static struct pool *start(int workers, int queue, int timeout_ms,
-                          int max_jobs)
+static struct pool *start(int workers, int queue, int timeout_ms, int max_jobs)
 {
     const char *bin = getenv("CONLAB_BIN");
     assert_non_null(bin);

@@ -83,8 +83,7 @@ static void test_split_covers_once(void **state)
                 const struct prime_span *s = &spans[i];
                 assert_true(s->block >= 2 && s->block % 2 == 0);
                 for (uint64_t lo = s->first; lo < s->end; lo += s->stride)
-                    for (uint64_t x = lo; x < lo + s->block && x < s->end;
-                         x++)
+                    for (uint64_t x = lo; x < lo + s->block && x < s->end; x++)
                         seen[x]++;
             }
             for (uint64_t x = 1; x < limit; x++)

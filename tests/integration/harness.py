@@ -1,0 +1,673 @@
+"""Integration-test harness for conlab: server processes, raw HTTP, checks.
+
+Python 3 standard library only. Everything here talks to loopback
+addresses only, and every wait is bounded.
+
+Process rule: every process this module starts is put in a registry the
+moment it exists and is stopped by its PID and reaped (Popen.wait, i.e.
+waitpid) by stop() or, at the latest, by cleanup_all(), which run.py calls
+from a finally block and which is also registered with atexit.
+"""
+
+import atexit
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+LOOPBACK = "127.0.0.1"
+
+STARTUP_TIMEOUT_S = 20.0  # listening line + first 200 from /health
+SOCKET_TIMEOUT_S = 15.0   # any single socket operation
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+# Multiplies the time limits that are themselves under test (shutdown
+# latency...); set by run.py for sanitizer builds, which are slower.
+TIME_SCALE = 1.0
+
+LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+
+# A sanitizer report anywhere in a server's stderr fails the run.
+SANITIZER_RES = [
+    re.compile(r"AddressSanitizer"),
+    re.compile(r"LeakSanitizer"),
+    re.compile(r"ThreadSanitizer"),
+    re.compile(r"UndefinedBehaviorSanitizer"),
+    re.compile(r"runtime error:"),
+    re.compile(r"==\d+==\s*ERROR: "),
+]
+
+
+class CheckFailed(Exception):
+    """A test expectation that did not hold; the message is the reason."""
+
+
+def check(condition, reason):
+    if not condition:
+        raise CheckFailed(reason)
+
+
+# --------------------------------------------------------------------------
+# Process registry
+
+_registry_lock = threading.Lock()
+_registry = []  # subprocess.Popen objects not yet reaped
+
+
+def _register(proc):
+    with _registry_lock:
+        _registry.append(proc)
+
+
+def _unregister(proc):
+    with _registry_lock:
+        if proc in _registry:
+            _registry.remove(proc)
+
+
+def reap(proc, sig=signal.SIGTERM, timeout=5.0):
+    """Signals proc by PID (if still running) and waits for it; SIGKILL if
+    it does not exit within timeout. Returns the exit status."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+    _unregister(proc)
+    return proc.returncode
+
+
+def cleanup_all():
+    """Stops and reaps every process still in the registry."""
+    with _registry_lock:
+        procs = list(_registry)
+    for proc in procs:
+        try:
+            reap(proc, signal.SIGTERM, timeout=5.0)
+        except Exception:  # keep cleaning the others
+            pass
+
+
+atexit.register(cleanup_all)
+
+
+def _popen(argv, env, stdout, stderr):
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=stderr, env=env, close_fds=True,
+                            start_new_session=True)
+    _register(proc)
+    return proc
+
+
+def make_env(extra=None, drop_prefix="CONLAB_"):
+    """The runner's environment without any CONLAB_* variable, plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(drop_prefix)}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_command(argv, env=None, timeout=10.0):
+    """Runs argv to completion (bounded), output captured in files.
+    Returns (returncode, stdout, stderr); returncode None on timeout (the
+    process is then killed and reaped)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = _popen(argv, env if env is not None else make_env(), out, err)
+        try:
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                rc = None
+        finally:
+            reap(proc, signal.SIGKILL, timeout=5.0)
+        out.seek(0)
+        err.seek(0)
+        return (rc, out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace"))
+
+
+def children_of(pid):
+    """PIDs whose parent is pid (Linux /proc; empty elsewhere)."""
+    kids = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return kids
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces, split after ')'.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) >= 2 and fields[1] == str(pid):
+            kids.append(int(name))
+    return kids
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return False
+    state = stat[stat.rfind(")") + 2:].split()[0]
+    return state != "Z"
+
+
+# --------------------------------------------------------------------------
+# Server
+
+class Server:
+    """One conlab process on 127.0.0.1 with a free port. Its stderr goes to
+    a file (never a pipe), read back by log()."""
+
+    def __init__(self, binary, args=(), env_extra=None, name="server"):
+        self.binary = binary
+        self.args = list(args)
+        self.env = make_env(env_extra)
+        self.name = name
+        self.proc = None
+        self.port = None
+        self.returncode = None
+        self._dir = tempfile.TemporaryDirectory(prefix="conlab-it-")
+        self.log_path = os.path.join(self._dir.name, "stderr.log")
+        self._log_file = None
+
+    def start(self):
+        """Starts the process, reads the port from the log and waits for
+        GET /health to answer 200. Raises CheckFailed with the log tail."""
+        argv = [self.binary, "--port", "0", "--bind", LOOPBACK] + self.args
+        self._log_file = open(self.log_path, "wb")
+        self.proc = _popen(argv, self.env, subprocess.DEVNULL, self._log_file)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while self.port is None:
+            match = LISTEN_RE.search(self.log())
+            if match:
+                self.port = int(match.group(1))
+                break
+            if self.proc.poll() is not None:
+                raise CheckFailed("exited with %s before listening; log: %s"
+                                  % (self.proc.returncode, self.log_tail()))
+            if time.monotonic() > deadline:
+                raise CheckFailed("no 'listening on' line within %.0f s; "
+                                  "log: %s" % (STARTUP_TIMEOUT_S,
+                                               self.log_tail()))
+            time.sleep(0.02)
+        last = "no answer"
+        while True:
+            try:
+                status, _, _ = http_get(self.port, "/health", timeout=2.0)
+                if status == 200:
+                    return self
+                last = "status %d" % status
+            except OSError as e:
+                last = repr(e)
+            if self.proc.poll() is not None:
+                raise CheckFailed("exited with %s during start-up; log: %s"
+                                  % (self.proc.returncode, self.log_tail()))
+            if time.monotonic() > deadline:
+                raise CheckFailed("GET /health did not answer 200 within "
+                                  "%.0f s (%s)" % (STARTUP_TIMEOUT_S, last))
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=8):
+        text = self.log().strip().splitlines()
+        return " | ".join(text[-lines:]) if text else "(empty)"
+
+    def wait_log(self, pattern, timeout=5.0):
+        """Waits (bounded) for a regex to appear in the log; returns the
+        match or None."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.log())
+            if match or time.monotonic() > deadline:
+                return match
+            time.sleep(0.02)
+
+    def signal_and_wait(self, sig, timeout):
+        """Sends sig by PID and waits up to timeout. Returns (returncode or
+        None if it did not exit in time, seconds taken). A process still
+        running after timeout is left for stop() to kill."""
+        started = time.monotonic()
+        os.kill(self.proc.pid, sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, time.monotonic() - started
+        self.returncode = rc
+        _unregister(self.proc)
+        return rc, time.monotonic() - started
+
+    def wait_exit(self, deadline):
+        """Waits until the monotonic deadline for the process to exit on
+        its own. Returns (returncode or None, seconds waited)."""
+        started = time.monotonic()
+        try:
+            rc = self.proc.wait(timeout=max(0.0, deadline - started))
+        except subprocess.TimeoutExpired:
+            return None, time.monotonic() - started
+        self.returncode = rc
+        _unregister(self.proc)
+        return rc, time.monotonic() - started
+
+    def stop(self):
+        """Stops (SIGTERM, then SIGKILL after a while) and reaps the
+        process if it still runs; idempotent."""
+        if self.proc is not None:
+            rc = reap(self.proc, signal.SIGTERM, timeout=10.0 * TIME_SCALE)
+            if self.returncode is None:
+                self.returncode = rc
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def sanitizer_reports(self):
+        """Lines of the log that look like a sanitizer report."""
+        found = []
+        for line in self.log().splitlines():
+            if any(r.search(line) for r in SANITIZER_RES):
+                found.append(line.strip())
+        return found
+
+    def close(self):
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+# --------------------------------------------------------------------------
+# HTTP
+
+class Response:
+    def __init__(self):
+        self.status = None
+        self.reason = ""
+        self.version = ""
+        self.headers = []  # (name, value) in order
+        self.body = b""
+        self.raw = b""
+        self.error = None  # what went wrong reading it, if anything
+        self.closed = False  # the server closed the connection
+
+    def header(self, name):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<%s %s, %d body bytes>" % (self.status, self.reason,
+                                           len(self.body))
+
+
+def http_get(port, target, headers=None, timeout=SOCKET_TIMEOUT_S):
+    """One GET with http.client on a fresh connection: (status, headers
+    message, body)."""
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", target, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def health(port, timeout=SOCKET_TIMEOUT_S):
+    status, _, body = http_get(port, "/health", timeout=timeout)
+    check(status == 200, "GET /health answered %d" % status)
+    return json.loads(body)
+
+
+def build_request(method, target, headers=(), body=b"", version="HTTP/1.1"):
+    """Raw request bytes. target is sent exactly as given (bytes or str).
+    Host and Connection: close are added unless headers name them;
+    Content-Length is added for a non-empty body unless headers give one
+    or Transfer-Encoding."""
+    if isinstance(target, str):
+        target = target.encode("latin-1")
+    names = {k.lower() for k, _ in headers}
+    lines = [method.encode("ascii") + b" " + target + b" " +
+             version.encode("ascii")]
+    if "host" not in names:
+        lines.append(b"Host: 127.0.0.1")
+    if "connection" not in names:
+        lines.append(b"Connection: close")
+    for k, v in headers:
+        if isinstance(v, str):
+            v = v.encode("latin-1")
+        lines.append(k.encode("latin-1") + b": " + v)
+    if body and "content-length" not in names and \
+            "transfer-encoding" not in names:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def raw_exchange(port, data, head=False, timeout=SOCKET_TIMEOUT_S,
+                 host=LOOPBACK):
+    """Sends data on a new TCP connection and reads one response until the
+    server closes (the request should say Connection: close) or, for a
+    response with a length, until it is complete. A send error (the server
+    may answer early and close) is tolerated when a response arrives."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.settimeout(timeout)
+        send_error = None
+        try:
+            sock.sendall(data)
+        except OSError as e:
+            send_error = e
+        resp = read_response(sock, head, timeout)
+        if resp.status is None and send_error and not resp.raw:
+            resp.error = "send failed: %r" % send_error
+        return resp
+    finally:
+        sock.close()
+
+
+def read_response(sock, head=False, timeout=SOCKET_TIMEOUT_S):
+    """Reads one response from sock: up to its Content-Length when it has
+    one (so a keep-alive socket stays usable), else until the server
+    closes. Bounded by timeout overall."""
+    resp = Response()
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    header_end = -1
+    want = None  # total bytes once the length is known
+    while True:
+        if want is not None and len(buf) >= want:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            resp.error = "timed out after %d bytes" % len(buf)
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            resp.error = "timed out after %d bytes" % len(buf)
+            break
+        except ConnectionResetError:
+            resp.closed = True
+            if not buf:
+                resp.error = "connection reset"
+            break
+        if not chunk:
+            resp.closed = True
+            break
+        buf += chunk
+        if len(buf) > MAX_RESPONSE_BYTES:
+            resp.error = "response larger than %d bytes" % MAX_RESPONSE_BYTES
+            break
+        if header_end < 0:
+            header_end = buf.find(b"\r\n\r\n")
+            if header_end >= 0:
+                want = _expected_total(bytes(buf[:header_end]),
+                                       header_end + 4, head)
+    resp.raw = bytes(buf)
+    _parse_into(resp, resp.raw, head)
+    return resp
+
+
+def _expected_total(head_bytes, body_start, head):
+    """Total response size when it can be known from the head: only for a
+    Content-Length on a response that has a body. None means: read to EOF
+    (HEAD, 1xx/204/304 and chunked are read to EOF so that a body that
+    should not be there is seen)."""
+    lines = head_bytes.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    try:
+        status = int(parts[1])
+    except (IndexError, ValueError):
+        return None
+    if head or status in (204, 304) or status < 200:
+        return None
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return body_start + int(value.strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _parse_into(resp, raw, head):
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        if resp.error is None:
+            resp.error = "no complete response head (%d bytes)" % len(raw)
+        return
+    lines = raw[:end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        resp.error = "bad status line %r" % lines[0][:80]
+        return
+    resp.version = parts[0]
+    try:
+        resp.status = int(parts[1])
+    except ValueError:
+        resp.error = "bad status line %r" % lines[0][:80]
+        return
+    resp.reason = parts[2] if len(parts) > 2 else ""
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        resp.headers.append((name.strip(), value.strip()))
+    rest = raw[end + 4:]
+    te = (resp.header("Transfer-Encoding") or "").lower()
+    if te == "chunked" and not head:
+        resp.body = _dechunk(rest)
+        return
+    length = resp.header("Content-Length")
+    if length is not None and not head and resp.status not in (204, 304):
+        try:
+            resp.body = rest[:int(length)]
+            return
+        except ValueError:
+            pass
+    resp.body = rest
+
+
+def _dechunk(data):
+    out = bytearray()
+    pos = 0
+    while pos < len(data):
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            break
+        try:
+            size = int(data[pos:eol].split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += data[eol + 2:eol + 2 + size]
+        pos = eol + 2 + size + 2
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------
+# Matchers for expected JSON fields and headers
+
+class Matcher:
+    def matches(self, value):
+        raise NotImplementedError
+
+
+class Absent(Matcher):
+    """The header or field must not be there."""
+
+    def matches(self, value):
+        return value is None
+
+    def __repr__(self):
+        return "absent"
+
+
+class Present(Matcher):
+    def matches(self, value):
+        return value is not None and value != ""
+
+    def __repr__(self):
+        return "present"
+
+
+class Type(Matcher):
+    def __init__(self, *types, min=None):
+        self.types = types
+        self.min = min
+
+    def matches(self, value):
+        if isinstance(value, bool) and bool not in self.types:
+            return False
+        if not isinstance(value, self.types):
+            return False
+        return self.min is None or value >= self.min
+
+    def __repr__(self):
+        names = "|".join(t.__name__ for t in self.types)
+        return names + (" >= %r" % self.min if self.min is not None else "")
+
+
+class NonEmptyStr(Matcher):
+    def matches(self, value):
+        return isinstance(value, str) and value.strip() != ""
+
+    def __repr__(self):
+        return "non-empty string"
+
+
+class Contains(Matcher):
+    def __init__(self, text, ci=False):
+        self.text = text
+        self.ci = ci
+
+    def matches(self, value):
+        if not isinstance(value, str):
+            return False
+        if self.ci:
+            return self.text.lower() in value.lower()
+        return self.text in value
+
+    def __repr__(self):
+        return "containing %r" % self.text
+
+
+class NotEqualCI(Matcher):
+    """Absent, or present and not equal (case-insensitively) to text."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def matches(self, value):
+        return value is None or value.strip().lower() != self.text.lower()
+
+    def __repr__(self):
+        return "not %r" % self.text
+
+
+class Regex(Matcher):
+    def __init__(self, pattern):
+        self.regex = re.compile(pattern)
+
+    def matches(self, value):
+        return isinstance(value, str) and self.regex.search(value) is not None
+
+    def __repr__(self):
+        return "matching /%s/" % self.regex.pattern
+
+
+_MISSING = object()
+
+
+def json_path(obj, dotted):
+    """obj['a']['b'] for 'a.b', or _MISSING."""
+    for key in dotted.split("."):
+        if not isinstance(obj, dict) or key not in obj:
+            return _MISSING
+        obj = obj[key]
+    return obj
+
+
+def expect_value(what, value, expected):
+    """Raises CheckFailed unless value satisfies expected (a Matcher or a
+    plain value compared with ==, bools and numbers kept apart)."""
+    if isinstance(expected, Matcher):
+        shown = None if value is _MISSING else value
+        check(expected.matches(shown),
+              "%s is %s, expected %r" % (what, _short(shown), expected))
+        return
+    check(value is not _MISSING, "%s missing, expected %r" % (what, expected))
+    same = value == expected and \
+        isinstance(value, bool) == isinstance(expected, bool)
+    check(same, "%s is %s, expected %r" % (what, _short(value), expected))
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def expect_error_shape(resp):
+    """The API's error body: {"error": {"status": N, "message": "..."}}
+    with N the HTTP status and a JSON content type."""
+    ctype = resp.header("Content-Type")
+    check(ctype == "application/json; charset=utf-8",
+          "error content type is %r" % ctype)
+    try:
+        body = resp.json()
+    except ValueError:
+        raise CheckFailed("error body is not JSON: %r" % resp.body[:80])
+    check(isinstance(body, dict) and set(body) == {"error"},
+          "error body keys %r, expected only 'error'" %
+          (sorted(body) if isinstance(body, dict) else body,))
+    err = body["error"]
+    check(isinstance(err, dict), "error is not an object")
+    expect_value("error.status", err.get("status", _MISSING), resp.status)
+    expect_value("error.message", err.get("message", _MISSING),
+                 NonEmptyStr())
+    return err
