@@ -86,6 +86,7 @@ bench:
 	@scripts/deps.sh build test bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/minimal
 	bench/run.sh $(BUILD)
+	bench/cpu.sh $(BUILD)
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -39,7 +39,6 @@ int main(int argc, char **argv)
 {
     static struct config cfg;
     static struct app app;
-    static char exe[PATH_MAX];
     char err[512];
 
     /* A worker process: this binary re-executed by the pool. */
@@ -85,19 +84,14 @@ int main(int argc, char **argv)
         goto out_router;
     }
 
-    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (exe_len <= 0) {
-        log_error("cannot find this binary to start workers: %s",
-                  strerror(errno));
-        goto out_router;
-    }
-    exe[exe_len] = '\0';
     struct pool_config pool_cfg = {
         .workers = cfg.workers,
         .queue = cfg.queue,
         .job_timeout_ms = cfg.job_timeout_ms,
         .max_jobs = cfg.worker_max_jobs,
-        .exe = exe,
+        /* Exec'd in the child, this names the running binary even if the
+         * file has since been replaced or deleted: workers always match. */
+        .exe = "/proc/self/exe",
     };
     app.gil = gil_new(GIL_SWITCH_INTERVAL_NS);
     app.pool = pool_start(&pool_cfg, err, sizeof(err));

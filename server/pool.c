@@ -100,6 +100,7 @@ static void finish(struct pool *p, struct pool_job *job, int status,
 static void close_sock(struct pool *p, struct worker *w);
 static void kill_worker(struct worker *w);
 static void arm_timer(struct pool *p);
+static void expire_queued(struct pool *p, uint64_t now);
 static void publish(struct pool *p);
 static void shutdown_workers(struct pool *p);
 static int watch(struct pool *p, int fd, uint32_t events, enum src src,
@@ -194,10 +195,12 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
         pthread_mutex_unlock(&pool->lock);
         return -EAGAIN;
     }
+    uint64_t now = clock_now_ns();
     for (size_t i = 0; i < n; i++) {
         struct pool_job *job = jobs[i];
         job->next = NULL;
         job->id = ++pool->next_id;
+        job->queued_ns = now;
         job->status = 0;
         job->error[0] = '\0';
         job->result = NULL;
@@ -297,7 +300,7 @@ static void spawn(struct pool *p, struct worker *w)
 {
     int sv[2];
     char parent[16];
-    char *argv[] = {p->exe, WORKER_FLAG, parent, NULL};
+    char *argv[] = {"conlab", WORKER_FLAG, parent, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none;
@@ -516,6 +519,34 @@ static void on_timer(struct pool *p)
             spawn(p, w);
         }
     }
+    expire_queued(p, now);
+}
+
+/*
+ * Jobs that waited a whole deadline for a worker (the workers keep dying,
+ * say) fail rather than hang their requests. The queue is in arrival
+ * order, so only its head can be the oldest.
+ */
+static void expire_queued(struct pool *p, uint64_t now)
+{
+    uint64_t limit = (uint64_t)p->cfg.job_timeout_ms * 1000000ull;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        struct pool_job *job = p->head;
+        if (!job || now - job->queued_ns < limit) {
+            pthread_mutex_unlock(&p->lock);
+            return;
+        }
+        p->head = job->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        p->stats.queued = p->queued;
+        pthread_mutex_unlock(&p->lock);
+        finish(p, job, -ETIMEDOUT,
+               "job waited %d ms in the queue and no worker could take it",
+               p->cfg.job_timeout_ms);
+    }
 }
 
 /* Hands queued jobs to idle workers, oldest job first. */
@@ -623,6 +654,14 @@ static void arm_timer(struct pool *p)
         if (t && (!next || t < next))
             next = t;
     }
+    pthread_mutex_lock(&p->lock);
+    if (p->head) {
+        uint64_t t =
+            p->head->queued_ns + (uint64_t)p->cfg.job_timeout_ms * 1000000ull;
+        if (!next || t < next)
+            next = t;
+    }
+    pthread_mutex_unlock(&p->lock);
     struct itimerspec its = {0};
     if (next) {
         its.it_value.tv_sec = (time_t)(next / 1000000000u);

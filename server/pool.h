@@ -12,9 +12,10 @@
  * its pidfd; its job fails with -EPIPE and a message naming the worker, and
  * a new worker takes its place, after a back-off that doubles while workers
  * keep dying young. A job past its deadline gets its worker killed and
- * replaced and fails with -ETIMEDOUT. After max_jobs jobs (plus up to a
- * quarter more, at random, so workers do not all restart together) a
- * worker is retired and replaced. Restarts are counted by reason.
+ * replaced and fails with -ETIMEDOUT; so does a job that waited that long
+ * in the queue (when no worker could take it). After max_jobs jobs (plus up to
+ * a quarter more, at random, so workers do not all restart together) a worker
+ * is retired and replaced. Restarts are counted by reason.
  *
  * The queue is bounded: pool_submit() takes all of a request's jobs or none
  * (-EAGAIN), so a request never runs half its tasks.
@@ -66,6 +67,7 @@ struct pool_job {
     /* private to the pool */
     struct pool_job *next;
     uint64_t id;
+    uint64_t queued_ns;
 };
 
 struct pool_config {

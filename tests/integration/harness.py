@@ -312,6 +312,48 @@ class Server:
         return False
 
 
+def stop_and_check(srv, sig, limit_s, children=(), log_words=("stopped",),
+                   signalled_at=None):
+    """Sends sig (unless it was sent at signalled_at, a monotonic time),
+    requires exit status 0 within limit_s of the signal, the log words and
+    no sanitizer report, and that no child of the server outlives it."""
+    name = signal.Signals(sig).name
+    if signalled_at is None:
+        rc, took = srv.signal_and_wait(sig, limit_s)
+    else:
+        rc, took = srv.wait_exit(signalled_at + limit_s)
+        took = time.monotonic() - signalled_at
+    if rc is None:
+        # Too slow: tell a slow shutdown from a lost signal before killing.
+        late_rc, late = srv.wait_exit(time.monotonic() +
+                                      10.0 * TIME_SCALE)
+        srv.stop()  # kills and reaps it if it still runs
+        fate = ("then exited by itself with status %s after %.2f s"
+                % (late_rc, took + late)) if late_rc is not None else \
+            "still running %.0f s later (killed, exit %s)" % (
+                took + late, srv.returncode)
+        raise CheckFailed("still running %.1f s after %s, %s; tail: %s"
+                          % (limit_s, name, fate, srv.log_tail(5)))
+    srv.stop()
+    reports = srv.sanitizer_reports()
+    summaries = sorted({r for r in reports if "SUMMARY:" in r})
+    check(not reports, "sanitizer report (%d lines): %s" % (
+        len(reports), " | ".join((summaries or reports)[:3])))
+    check(rc == 0, "exit status %d after %s; tail: %s"
+          % (rc, name, srv.log_tail(4)))
+    log = srv.log()
+    for word in log_words:
+        check(word in log, "log lacks %r; tail: %s" % (word,
+                                                       srv.log_tail(4)))
+    deadline = time.monotonic() + 2.0
+    left = [pid for pid in children if pid_alive(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [pid for pid in children if pid_alive(pid)]
+    check(not left, "child processes left running: %s" % left)
+    return "exit 0 in %.0f ms" % (took * 1000)
+
+
 # --------------------------------------------------------------------------
 # HTTP
 

@@ -31,11 +31,12 @@ import uuid
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu  # noqa: E402
 import harness  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
-    raw_exchange)
+    raw_exchange, stop_and_check)
 
 JSON = "application/json; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -532,48 +533,6 @@ def case_many_connections(srv, ctx, count=300):
     return "%d idle connections" % count
 
 
-def stop_and_check(srv, sig, limit_s, children=(), log_words=("stopped",),
-                   signalled_at=None):
-    """Sends sig (unless it was sent at signalled_at, a monotonic time),
-    requires exit status 0 within limit_s of the signal, the log words and
-    no sanitizer report, and that no child of the server outlives it."""
-    name = signal.Signals(sig).name
-    if signalled_at is None:
-        rc, took = srv.signal_and_wait(sig, limit_s)
-    else:
-        rc, took = srv.wait_exit(signalled_at + limit_s)
-        took = time.monotonic() - signalled_at
-    if rc is None:
-        # Too slow: tell a slow shutdown from a lost signal before killing.
-        late_rc, late = srv.wait_exit(time.monotonic() +
-                                      10.0 * harness.TIME_SCALE)
-        srv.stop()  # kills and reaps it if it still runs
-        fate = ("then exited by itself with status %s after %.2f s"
-                % (late_rc, took + late)) if late_rc is not None else \
-            "still running %.0f s later (killed, exit %s)" % (
-                took + late, srv.returncode)
-        raise CheckFailed("still running %.1f s after %s, %s; tail: %s"
-                          % (limit_s, name, fate, srv.log_tail(5)))
-    srv.stop()
-    reports = srv.sanitizer_reports()
-    summaries = sorted({r for r in reports if "SUMMARY:" in r})
-    check(not reports, "sanitizer report (%d lines): %s" % (
-        len(reports), " | ".join((summaries or reports)[:3])))
-    check(rc == 0, "exit status %d after %s; tail: %s"
-          % (rc, name, srv.log_tail(4)))
-    log = srv.log()
-    for word in log_words:
-        check(word in log, "log lacks %r; tail: %s" % (word,
-                                                       srv.log_tail(4)))
-    deadline = time.monotonic() + 2.0
-    left = [pid for pid in children if harness.pid_alive(pid)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = [pid for pid in children if harness.pid_alive(pid)]
-    check(not left, "child processes left running: %s" % left)
-    return "exit 0 in %.0f ms" % (took * 1000)
-
-
 def case_drain_503(srv, ctx):
     """During the grace period (held open by a stalled upload), a request
     on an open keep-alive connection is answered 503 + Retry-After +
@@ -841,7 +800,7 @@ def server_groups(web_root):
         ("load", common + ["--threads", "2"], None,
          [("shutdown: SIGTERM under keep-alive load",
            case_shutdown_under_load)]),
-    ]
+    ] + cpu.server_groups(web_root)
 
 
 def main():
@@ -850,6 +809,10 @@ def main():
     parser.add_argument("--time-scale", type=float, default=None,
                         help="multiply time limits under test (default: 1, "
                              "or 3 for a sanitizer build)")
+    parser.add_argument("--group", action="append", default=[],
+                        metavar="TITLE",
+                        help="run only this server group (repeatable; the "
+                             "command-line cases are then skipped)")
     opts = parser.parse_args()
     binary = os.path.abspath(opts.binary)
     if not os.access(binary, os.X_OK):
@@ -872,11 +835,17 @@ def main():
     started = time.monotonic()
     ctx = {}  # shared by the groups: the --version output
     try:
-        for case in CONFIG_CASES:
+        for case in CONFIG_CASES if not opts.group else []:
             results.run(case.name, run_cmd_case, binary, case, ctx)
         with tempfile.TemporaryDirectory(prefix="conlab-web-") as base:
             web_root = make_web_root(base)
-            for title, args, env, cases in server_groups(web_root):
+            groups = server_groups(web_root)
+            unknown = set(opts.group) - {g[0] for g in groups}
+            if unknown:
+                results.fail("runner", "no server group %s" % sorted(unknown))
+            for title, args, env, cases in groups:
+                if opts.group and title not in opts.group:
+                    continue
                 server_group(results, binary, title, args, env, cases, ctx)
     except KeyboardInterrupt as e:
         results.fail("runner", "interrupted (%s)" % (e or "SIGINT"))

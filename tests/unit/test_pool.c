@@ -319,6 +319,35 @@ static void test_bad_job_rejected(void **state)
     pool_stop(p);
 }
 
+/* Workers that die at once are restarted ever more slowly, and queued
+ * jobs fail after a deadline instead of waiting forever. */
+static void test_crash_loop_backs_off(void **state)
+{
+    (void)state;
+    struct pool_config cfg = {.workers = 1,
+                              .queue = 8,
+                              .job_timeout_ms = 1500,
+                              .max_jobs = 0,
+                              .exe = "/bin/false"};
+    char err[128];
+    struct pool *p = pool_start(&cfg, err, sizeof(err));
+    assert_non_null(p);
+    struct tjob t;
+    sleep_job(&t, 1);
+    struct pool_job *one = &t.job;
+    assert_int_equal(pool_submit(p, &one, 1), 0);
+    assert_true(wait_done(&t));
+    assert_int_equal(t.job.status, -ETIMEDOUT);
+    assert_non_null(strstr(t.job.error, "queue"));
+    struct pool_stats s;
+    pool_stats(p, &s);
+    assert_int_equal(s.alive, 0);
+    /* 1.5 s of 50, 100, 200, 400, 800 ms back-off: a handful, not a loop. */
+    assert_true(s.restarts.crash >= 2 && s.restarts.crash <= 8);
+    pool_stop(p);
+    assert_no_children();
+}
+
 static void test_backoff(void **state)
 {
     (void)state;
@@ -343,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_recycle),
         cmocka_unit_test(test_shutdown_with_jobs),
         cmocka_unit_test(test_bad_job_rejected),
+        cmocka_unit_test(test_crash_loop_backs_off),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Benchmarks conlab's CPU jobs: the speed-up of /run/prime per run mode,
+# the cost of a trivial job's round trip through the process pool, and how
+# quickly /health answers while a long CPU job occupies the workers.
+#
+# usage: bench/cpu.sh BUILD_DIR     (`make bench` runs it after bench/run.sh)
+#
+# One conlab, `--port 0 --workers 2 --threads 2`, on a free port of
+# 127.0.0.1, with its normal access log to bench/out/cpu/conlab.log.
+#  1. GET /run/prime?limit=10000000&tasks=2 in each mode (sequential,
+#     threads, processes, gil), PRIME_ROUNDS rounds round-robin after one
+#     uncounted warm-up round (bench/cpu.py prime). Every answer must count
+#     664579 primes, or the bench fails. Reported per mode: median, min and
+#     max wall_ms, speedup = median(sequential) / median(mode), and the
+#     issue's targets (processes and threads >= 1.9x, gil <= 1.1x) as
+#     PASS/FAIL. A missed target is a measurement, not an error.
+#  2. wrk -t2 -c64 -d10s --latency on the trivial job
+#     /run/prime?limit=2&tasks=1&mode=processes and on /health, alternating,
+#     THROUGHPUT_ROUNDS rounds, each after a warm-up; then wrk -t1 -c1 -d5s
+#     on both, alternating: the difference of the mean (and of the median)
+#     latencies is the pool round-trip cost. wrk loads bench/cpu.lua for
+#     exact figures. Every non-2xx answer is an error (wrk's counts and the
+#     access log's); a 499 in the log is no answer: a queued job whose
+#     client left, as wrk's connections do when a run ends.
+#  3. SAMPLES sequential GET /health, idle and while
+#     /run/prime?limit=50000000&tasks=2&mode=processes runs
+#     (bench/cpu.py responsive).
+# Each /run/prime run also records the CPU time of conlab (with its
+# workers), of other programs on the machine and the hypervisor's steal,
+# from /proc: a run during which other programs used more than 5% of the
+# machine is flagged as disturbed, and the report adds the speedups over
+# the undisturbed runs alone. A last table gives the same split for each
+# part of the bench.
+# The table goes to stdout and, as markdown, to bench/out/cpu.md; raw
+# outputs stay in bench/out/cpu/. conlab is stopped with SIGTERM, on failure
+# and Ctrl-C too, and must exit 0. Linux only (/proc).
+#
+# Exit status: 0, or 1 if conlab fails to start or stop cleanly, a
+# /run/prime answer is wrong, wrk fails, or wrk or the access log show an
+# error (socket errors, non-2xx answers). Tunables (environment):
+# PRIME_ROUNDS (5), THROUGHPUT_ROUNDS (3), DURATION (10s), WARMUP (2s),
+# SINGLE_DURATION (5s), CONNECTIONS (64), SAMPLES (50), SAMPLE_GAP_MS (0),
+# BENCH_CONLAB_ARGS (extra conlab options).
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 BUILD_DIR" >&2
+    exit 2
+fi
+
+PRIME_ROUNDS=${PRIME_ROUNDS:-5}
+THROUGHPUT_ROUNDS=${THROUGHPUT_ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+SINGLE_DURATION=${SINGLE_DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-64}
+SAMPLES=${SAMPLES:-50}
+SAMPLE_GAP_MS=${SAMPLE_GAP_MS:-0}
+BENCH_CONLAB_ARGS=${BENCH_CONLAB_ARGS:-}
+SERVER_WORKERS=2
+SERVER_THREADS=2
+TRIVIAL_PATH='/run/prime?limit=2&tasks=1&mode=processes'
+START_TIMEOUT_S=10
+STOP_TIMEOUT_S=15
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$1" && pwd)
+out="$root/bench/out"
+raw="$out/cpu"
+conlab_bin="$build/conlab"
+helper="$root/bench/cpu.py"
+script="$root/bench/cpu.lua"
+cd "$root" # conlab's default --web-root is ./web
+
+if [ ! -x "$conlab_bin" ]; then
+    echo "bench: $conlab_bin is missing (make all)" >&2
+    exit 1
+fi
+for tool in wrk curl python3; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "bench: $tool is not installed (scripts/deps.sh bench test)" >&2
+        exit 1
+    fi
+done
+
+# Only the options given here: a CONLAB_* variable in the caller's
+# environment would silently change what is measured.
+while read -r var; do
+    unset "$var"
+done < <(env | sed -n 's/^\(CONLAB_[A-Z_]*\)=.*/\1/p')
+
+mkdir -p "$raw"
+rm -f "$raw"/* "$out/cpu.md"
+
+conlab_pid=""
+
+# alive PID: the child is running (a zombie has exited already).
+alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# stop_server PID NAME: SIGTERM, wait at most STOP_TIMEOUT_S, then SIGKILL.
+# Sets stopped_rc to the exit status. Not in a subshell: wait needs the
+# server to be a child of this shell.
+stopped_rc=0
+stop_server() {
+    local pid=$1 name=$2 waited=0
+    stopped_rc=0
+    kill -TERM "$pid" 2>/dev/null || true
+    while alive "$pid"; do
+        if [ "$waited" -ge $((STOP_TIMEOUT_S * 10)) ]; then
+            echo "bench: $name (pid $pid) ignored SIGTERM; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    wait "$pid" || stopped_rc=$?
+}
+
+# shellcheck disable=SC2317 # invoked by the traps
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$conlab_pid" ]; then
+        stop_server "$conlab_pid" conlab
+    fi
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'echo "bench: terminated" >&2; exit 143' TERM
+
+# wait_listening PID LOG: prints the port from the "listening on" line once
+# the server answers GET /health with 200.
+wait_listening() {
+    local pid=$1 log=$2 port="" tries=0
+    while [ "$tries" -lt $((START_TIMEOUT_S * 10)) ]; do
+        if ! alive "$pid"; then
+            echo "bench: conlab exited during start-up; end of its log:" >&2
+            tail -n 20 "$log" | sed 's/^/    /' >&2
+            return 1
+        fi
+        if [ -z "$port" ]; then
+            port=$(sed -n \
+                's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
+                "$log" | head -n 1)
+        fi
+        if [ -n "$port" ] &&
+            curl -fsS -o /dev/null --max-time 2 \
+                "http://127.0.0.1:$port/health" 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    echo "bench: conlab did not answer within ${START_TIMEOUT_S}s" \
+        "(a --log-level above info hides the port); end of its log:" >&2
+    tail -n 20 "$log" | sed 's/^/    /' >&2
+    return 1
+}
+
+# shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
+"$conlab_bin" --port 0 --workers "$SERVER_WORKERS" \
+    --threads "$SERVER_THREADS" $BENCH_CONLAB_ARGS \
+    >"$raw/conlab.log" 2>&1 &
+conlab_pid=$!
+port=$(wait_listening "$conlab_pid" "$raw/conlab.log")
+base="http://127.0.0.1:$port"
+
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+cores=$(nproc)
+model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
+    head -n 1)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: conlab on 127.0.0.1:$port (pid $conlab_pid);" \
+    "$cores cores ($model), load $load_before"
+
+# snap LABEL: CPU use so far (machine, server, this script's children), so
+# that the report can tell what other programs took during each part.
+snap() {
+    python3 "$helper" snap --pid "$conlab_pid" --bench-pid $$ \
+        --label "$1" --out "$raw/snaps.jsonl"
+}
+snap start
+
+echo "bench: 1. /run/prime?limit=10000000&tasks=2, every mode," \
+    "$PRIME_ROUNDS rounds round-robin"
+python3 "$helper" prime --port "$port" --pid "$conlab_pid" \
+    --rounds "$PRIME_ROUNDS" --out "$raw/prime.json"
+snap "1. /run/prime modes"
+
+echo "bench: 2. trivial job vs /health, $THROUGHPUT_ROUNDS rounds;" \
+    "wrk -t2 -c$CONNECTIONS -d$DURATION, then -t1 -c1 -d$SINGLE_DURATION"
+for round in $(seq 1 "$THROUGHPUT_ROUNDS"); do
+    for name in job health; do
+        if [ "$name" = job ]; then url="$base$TRIVIAL_PATH"; else
+            url="$base/health"; fi
+        wrk -t2 -c"$CONNECTIONS" -d"$WARMUP" "$url" \
+            >"$raw/wrk-load-$name-warmup-$round.txt"
+        wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" \
+            "$url" >"$raw/wrk-load-$name-$round.txt"
+        rps=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' \
+            "$raw/wrk-load-$name-$round.txt")
+        echo "bench: round $round $name -c$CONNECTIONS: ${rps:-?} requests/s"
+    done
+done
+for round in $(seq 1 "$THROUGHPUT_ROUNDS"); do
+    for name in job health; do
+        if [ "$name" = job ]; then url="$base$TRIVIAL_PATH"; else
+            url="$base/health"; fi
+        wrk -t1 -c1 -d"$SINGLE_DURATION" --latency -s "$script" \
+            "$url" >"$raw/wrk-c1-$name-$round.txt"
+        mean=$(sed -n 's/.*mean_us=\([0-9.]*\).*/\1/p' \
+            "$raw/wrk-c1-$name-$round.txt")
+        echo "bench: round $round $name -c1: mean ${mean:-?} us"
+    done
+done
+
+snap "2. trivial job vs /health"
+
+echo "bench: 3. /health while /run/prime?limit=50000000&tasks=2 runs"
+python3 "$helper" responsive --port "$port" --workers "$SERVER_WORKERS" \
+    --samples "$SAMPLES" --gap-ms "$SAMPLE_GAP_MS" \
+    --out "$raw/responsive.json"
+snap "3. /health during a long job"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Stop conlab before reporting, so its exit is part of the verdict.
+status=0
+stop_server "$conlab_pid" conlab
+conlab_pid=""
+if [ "$stopped_rc" -ne 0 ]; then
+    echo "bench: conlab exited $stopped_rc after SIGTERM (expected 0)" >&2
+    tail -n 5 "$raw/conlab.log" | sed 's/^/    /' >&2
+    status=1
+fi
+
+# Every request's status, per path: "COUNT PATH STATUS".
+awk '$3 ~ /^[A-Z]+$/ && $5 ~ /^[0-9][0-9][0-9]$/ { n[$4 " " $5]++ }
+     END { for (k in n) print n[k], k }' "$raw/conlab.log" |
+    sort -k2 >"$raw/log-status.txt"
+log_bytes=$(stat -c %s "$raw/conlab.log")
+log_lines=$(wc -l <"$raw/conlab.log")
+# The access log runs to hundreds of MB: keep its head and tail only.
+{ head -n 20 "$raw/conlab.log"; echo "[... $log_lines lines in all ...]"
+  tail -n 20 "$raw/conlab.log"; } >"$raw/conlab.log.part"
+mv "$raw/conlab.log.part" "$raw/conlab.log"
+
+export BENCH_DATE=$started BENCH_CORES=$cores BENCH_MODEL=$model \
+    BENCH_LOAD_BEFORE=$load_before BENCH_LOAD_AFTER=$load_after \
+    BENCH_LOG_LINES=$log_lines BENCH_LOG_BYTES=$log_bytes \
+    THROUGHPUT_ROUNDS DURATION WARMUP SINGLE_DURATION CONNECTIONS \
+    SERVER_WORKERS SERVER_THREADS BENCH_CONLAB_ARGS TRIVIAL_PATH
+python3 "$helper" report --dir "$raw" --md "$out/cpu.md" || status=1
+
+echo "bench: written $out/cpu.md"
+exit "$status"
