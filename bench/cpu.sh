@@ -92,34 +92,10 @@ done < <(env | sed -n 's/^\(CONLAB_[A-Z_]*\)=.*/\1/p')
 mkdir -p "$raw"
 rm -f "$raw"/* "$out/cpu.md"
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 conlab_pid=""
-
-# alive PID: the child is running (a zombie has exited already).
-alive() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# stop_server PID NAME: SIGTERM, wait at most STOP_TIMEOUT_S, then SIGKILL.
-# Sets stopped_rc to the exit status. Not in a subshell: wait needs the
-# server to be a child of this shell.
-stopped_rc=0
-stop_server() {
-    local pid=$1 name=$2 waited=0
-    stopped_rc=0
-    kill -TERM "$pid" 2>/dev/null || true
-    while alive "$pid"; do
-        if [ "$waited" -ge $((STOP_TIMEOUT_S * 10)) ]; then
-            echo "bench: $name (pid $pid) ignored SIGTERM; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    wait "$pid" || stopped_rc=$?
-}
 
 # shellcheck disable=SC2317 # invoked by the traps
 cleanup() {
@@ -132,42 +108,12 @@ trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT
 trap 'echo "bench: terminated" >&2; exit 143' TERM
 
-# wait_listening PID LOG: prints the port from the "listening on" line once
-# the server answers GET /health with 200.
-wait_listening() {
-    local pid=$1 log=$2 port="" tries=0
-    while [ "$tries" -lt $((START_TIMEOUT_S * 10)) ]; do
-        if ! alive "$pid"; then
-            echo "bench: conlab exited during start-up; end of its log:" >&2
-            tail -n 20 "$log" | sed 's/^/    /' >&2
-            return 1
-        fi
-        if [ -z "$port" ]; then
-            port=$(sed -n \
-                's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
-                "$log" | head -n 1)
-        fi
-        if [ -n "$port" ] &&
-            curl -fsS -o /dev/null --max-time 2 \
-                "http://127.0.0.1:$port/health" 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-        sleep 0.1
-        tries=$((tries + 1))
-    done
-    echo "bench: conlab did not answer within ${START_TIMEOUT_S}s" \
-        "(a --log-level above info hides the port); end of its log:" >&2
-    tail -n 20 "$log" | sed 's/^/    /' >&2
-    return 1
-}
-
 # shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
 "$conlab_bin" --port 0 --workers "$SERVER_WORKERS" \
     --threads "$SERVER_THREADS" $BENCH_CONLAB_ARGS \
     >"$raw/conlab.log" 2>&1 &
 conlab_pid=$!
-port=$(wait_listening "$conlab_pid" "$raw/conlab.log")
+port=$(wait_listening "$conlab_pid" "$raw/conlab.log" conlab)
 base="http://127.0.0.1:$port"
 
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)

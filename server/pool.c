@@ -101,6 +101,7 @@ static void close_sock(struct pool *p, struct worker *w);
 static void kill_worker(struct worker *w);
 static void arm_timer(struct pool *p);
 static void expire_queued(struct pool *p, uint64_t now);
+static struct pool_job *take_head(struct pool *p, uint64_t before);
 static void publish(struct pool *p);
 static void shutdown_workers(struct pool *p);
 static int watch(struct pool *p, int fd, uint32_t events, enum src src,
@@ -530,23 +531,34 @@ static void on_timer(struct pool *p)
 static void expire_queued(struct pool *p, uint64_t now)
 {
     uint64_t limit = (uint64_t)p->cfg.job_timeout_ms * 1000000ull;
+    if (now < limit)
+        return;
     for (;;) {
-        pthread_mutex_lock(&p->lock);
-        struct pool_job *job = p->head;
-        if (!job || now - job->queued_ns < limit) {
-            pthread_mutex_unlock(&p->lock);
+        struct pool_job *job = take_head(p, now - limit);
+        if (!job)
             return;
-        }
+        finish(p, job, -ETIMEDOUT,
+               "job waited %d ms in the queue and no worker could take it",
+               p->cfg.job_timeout_ms);
+    }
+}
+
+/* Takes the oldest queued job if it was queued at or before `before`. */
+static struct pool_job *take_head(struct pool *p, uint64_t before)
+{
+    pthread_mutex_lock(&p->lock);
+    struct pool_job *job = p->head;
+    if (job && job->queued_ns <= before) {
         p->head = job->next;
         if (!p->head)
             p->tail = NULL;
         p->queued--;
         p->stats.queued = p->queued;
-        pthread_mutex_unlock(&p->lock);
-        finish(p, job, -ETIMEDOUT,
-               "job waited %d ms in the queue and no worker could take it",
-               p->cfg.job_timeout_ms);
+    } else {
+        job = NULL;
     }
+    pthread_mutex_unlock(&p->lock);
+    return job;
 }
 
 /* Hands queued jobs to idle workers, oldest job first. */
@@ -556,16 +568,7 @@ static void dispatch(struct pool *p)
         struct worker *w = &p->workers[i];
         if (w->state != W_IDLE)
             continue;
-        pthread_mutex_lock(&p->lock);
-        struct pool_job *job = p->head;
-        if (job) {
-            p->head = job->next;
-            if (!p->head)
-                p->tail = NULL;
-            p->queued--;
-            p->stats.queued = p->queued;
-        }
-        pthread_mutex_unlock(&p->lock);
+        struct pool_job *job = take_head(p, UINT64_MAX);
         if (!job)
             return;
         if (job->abandoned && job->abandoned(job)) {
