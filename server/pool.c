@@ -466,21 +466,17 @@ static void on_exit_event(struct pool *p, struct worker *w)
 
     uint64_t now = clock_now_ns();
     bool early = now - w->started_ns < EARLY_DEATH_NS;
-    if (w->job) {
-        struct pool_job *job = w->job;
-        w->job = NULL;
-        job->start_ns = job->end_ns = 0;
-        finish(p, job, -EPIPE, "worker %d died (%s) while running the job",
-               (int)w->pid, how);
-    }
+    pid_t pid = w->pid;
+    struct pool_job *job = w->job;
+    w->job = NULL;
     if (w->end == END_NONE) {
-        log_warn("pool: worker %d %s; replacing it", (int)w->pid, how);
+        log_warn("pool: worker %d %s; replacing it", (int)pid, how);
         pthread_mutex_lock(&p->lock);
         p->stats.restarts.crash++;
         pthread_mutex_unlock(&p->lock);
         w->early_deaths = early ? w->early_deaths + 1 : 0;
     } else {
-        log_debug("pool: worker %d %s (%s)", (int)w->pid, how,
+        log_debug("pool: worker %d %s (%s)", (int)pid, how,
                   w->end == END_TIMEOUT   ? "deadline"
                   : w->end == END_RECYCLE ? "recycled"
                                           : "stopped");
@@ -488,6 +484,13 @@ static void on_exit_event(struct pool *p, struct worker *w)
     }
     w->state = W_EMPTY;
     w->pid = 0;
+    /* The snapshot shows the death before anyone hears of it. */
+    publish(p);
+    if (job) {
+        job->start_ns = job->end_ns = 0;
+        finish(p, job, -EPIPE, "worker %d died (%s) while running the job",
+               (int)pid, how);
+    }
     w->respawn_at_ns = now + pool_backoff_ms(w->early_deaths) * 1000000ull;
     if (w->respawn_at_ns <= now)
         spawn(p, w);
@@ -511,6 +514,7 @@ static void on_timer(struct pool *p)
             pthread_mutex_unlock(&p->lock);
             kill_worker(w);
             close_sock(p, w);
+            publish(p);
             job->start_ns = job->end_ns = 0;
             finish(p, job, -ETIMEDOUT,
                    "job exceeded its %d ms deadline; worker %d was killed "
