@@ -12,6 +12,12 @@ int handlers_register(struct router *router, struct app *app)
     if (rc == 0)
         rc = router_add(router, HTTP_GET, "/run/square", square_handle, app);
     if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/run/sleep", sleep_handle, app);
+    if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/delay", delay_handle, app);
+    if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/run/fetch", fetch_handle, app);
+    if (rc == 0)
         rc = router_add(router, HTTP_GET, "/*", static_handle, app);
     return rc;
 }

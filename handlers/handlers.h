@@ -30,6 +30,18 @@ enum handler_result prime_handle(struct request *req, struct response *resp,
 enum handler_result square_handle(struct request *req, struct response *resp,
                                   void *app);
 
+/* GET /run/sleep: tasks that wait, in any mode. */
+enum handler_result sleep_handle(struct request *req, struct response *resp,
+                                 void *app);
+
+/* GET /delay: answers after ms milliseconds, holding no thread. */
+enum handler_result delay_handle(struct request *req, struct response *resp,
+                                 void *app);
+
+/* GET /run/fetch: concurrent outbound HTTP to allowed targets. */
+enum handler_result fetch_handle(struct request *req, struct response *resp,
+                                 void *app);
+
 /* GET of any other path: a file under the web root. */
 enum handler_result static_handle(struct request *req, struct response *resp,
                                   void *app);

@@ -13,6 +13,7 @@
 
 #include "../server/clock.h"
 #include "../server/http.h"
+#include "../server/loop.h"
 #include "../server/params.h"
 #include "../server/pool.h"
 #include "../server/text.h"
@@ -24,6 +25,7 @@
 static void field(struct text *t, const char *name, uint64_t value);
 static void process_pool(struct text *t, struct pool *pool);
 static void thread_pool(struct text *t, struct tpool *tpool);
+static void event_loop(struct text *t, struct loop *loop);
 
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *ctx)
@@ -62,6 +64,8 @@ enum handler_result health_handle(struct request *req, struct response *resp,
         process_pool(&t, app->pool);
     if (app->tpool)
         thread_pool(&t, app->tpool);
+    if (app->loop)
+        event_loop(&t, app->loop);
     text_str(&t, "}}");
 
     char *body = malloc(t.len + 1);
@@ -129,6 +133,20 @@ static void thread_pool(struct text *t, struct tpool *tpool)
     field(t, "busy", (uint64_t)ts.busy);
     field(t, "queued", (uint64_t)ts.queued);
     field(t, "completed", ts.completed);
+    t->len--;
+    text_char(t, '}');
+}
+
+/* ,"loop":{...}: timers and transfers in flight and completed. */
+static void event_loop(struct text *t, struct loop *loop)
+{
+    struct loop_stats ls;
+    loop_stats(loop, &ls);
+    text_str(t, ",\"loop\":{");
+    field(t, "timers", ls.timers);
+    field(t, "transfers", ls.transfers);
+    field(t, "timers_fired", ls.timers_fired);
+    field(t, "transfers_done", ls.transfers_done);
     t->len--;
     text_char(t, '}');
 }

@@ -101,7 +101,7 @@ enum handler_result prime_handle(struct request *req, struct response *resp,
         params_int(&p, "limit", LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT, &limit) <
             0 ||
         params_int(&p, "tasks", 1, TASKS_MAX, app->cfg->workers, &tasks) < 0 ||
-        params_enum(&p, "mode", run_mode_names, RUN_MODES, RUN_PROCESSES,
+        params_enum(&p, "mode", run_mode_names, RUN_GIL + 1, RUN_PROCESSES,
                     &mode) < 0 ||
         params_finish(&p) < 0) {
         response_error(resp, 400, "%s", params_error(&p));

@@ -18,7 +18,7 @@
 #include "../server/log.h"
 
 const char *const run_mode_names[RUN_MODES] = {"sequential", "threads",
-                                               "processes", "gil"};
+                                               "processes", "gil", "async"};
 
 static void unit_done(struct run *run);
 static void finish(struct run *run);
@@ -84,6 +84,15 @@ enum handler_result run_start(struct run *run)
         atomic_store(&run->pending, n);
         rc = pool_submit(run->app->pool, jobs, n);
         free(jobs);
+    } else if (run->mode == RUN_ASYNC) {
+        uint64_t now = clock_now_ns();
+        for (size_t i = 0; i < n; i++) {
+            run->tasks[i].start_ns = now;
+            run->tasks[i].worker_kind = "loop";
+            run->tasks[i].worker_id = 0;
+        }
+        atomic_store(&run->pending, n);
+        rc = run->ops->start_async(run);
     } else if (run->mode == RUN_SEQUENTIAL) {
         run->seq_task.run = on_sequential;
         struct tpool_task *one = &run->seq_task;
@@ -227,6 +236,30 @@ static int run_in_process(struct run_task *t)
         snprintf(t->error, sizeof(t->error), "the service is shutting down");
     t->status = rc;
     return rc;
+}
+
+void run_task_done(struct run_task *task, int status)
+{
+    task->end_ns = clock_now_ns();
+    task->status = status;
+    unit_done(task->run);
+}
+
+void run_blocking_begin(struct run_task *t)
+{
+    if (t->run->mode == RUN_GIL)
+        slice_close(t, gil_release(t->run->app->gil));
+}
+
+void run_blocking_end(struct run_task *t)
+{
+    if (t->run->mode == RUN_GIL)
+        slice_open(t, gil_acquire(t->run->app->gil));
+}
+
+int run_check(struct run_task *task)
+{
+    return yield_plain(task);
 }
 
 static int yield_plain(void *arg)

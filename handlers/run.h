@@ -7,7 +7,8 @@
  *   threads     one demo-pool task each, in parallel ("thread" lanes);
  *   gil         the same, but computing only while holding the simulated
  *               GIL, yielding it every switch interval (slices recorded);
- *   processes   one job each on the prefork worker pool ("process" lanes).
+ *   processes   one job each on the prefork worker pool ("process" lanes);
+ *   async       one timer or transfer each on the event loop ("loop").
  * The last task to finish, on whatever thread it finished, builds the
  * response (the API's run shape, or the error of the worst failure:
  * 504 deadline, 502 worker died, 503 shutting down) and resumes the
@@ -33,6 +34,7 @@ enum run_mode {
     RUN_THREADS,
     RUN_PROCESSES,
     RUN_GIL,
+    RUN_ASYNC,
     RUN_MODES
 };
 
@@ -48,6 +50,9 @@ struct run_ops {
      * yield(yield_arg) between units and stop on a negative return. */
     int (*compute)(struct run *run, struct run_task *task, prime_yield_fn yield,
                    void *yield_arg);
+    /* Async mode: hands every task to the event loop, all or none
+     * (0, -EAGAIN, -ESHUTDOWN); each completion calls run_task_done(). */
+    int (*start_async)(struct run *run);
     /* Process mode: the job for a task. */
     void (*job)(struct run *run, struct run_task *task, uint32_t *kind,
                 const void **params, uint32_t *len);
@@ -108,5 +113,25 @@ struct run *run_new(struct app *app, struct request *req, const char *demo,
  * answered at once all the same.
  */
 enum handler_result run_start(struct run *run);
+
+/*
+ * Async mode: a task ended (status 0 or a negative errno; error text in
+ * task->error when not 0) on the loop thread. Sets its end time and lane.
+ */
+void run_task_done(struct run_task *task, int status);
+
+/*
+ * For compute hooks that block (sleep, fetch) rather than compute: in gil
+ * mode gives the lock up until run_blocking_end(), as CPython does around
+ * blocking calls; elsewhere does nothing.
+ */
+void run_blocking_begin(struct run_task *task);
+void run_blocking_end(struct run_task *task);
+
+/*
+ * The deadline and shutdown check that compute hooks run between units
+ * while they do not hold the GIL: 0, -ETIMEDOUT or -ESHUTDOWN.
+ */
+int run_check(struct run_task *task);
 
 #endif

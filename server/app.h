@@ -17,6 +17,8 @@ struct http_server;
 struct pool;
 struct tpool;
 struct gil;
+struct loop;
+struct allow_list;
 
 struct app {
     const struct config *cfg;
@@ -26,6 +28,8 @@ struct app {
     struct pool *pool;        /* worker processes */
     struct tpool *tpool;      /* demo threads */
     struct gil *gil;          /* the simulated interpreter lock */
+    struct loop *loop;        /* the event loop: timers and fetches */
+    struct allow_list *allow; /* fetch targets allowed */
 };
 
 #endif

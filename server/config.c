@@ -49,6 +49,8 @@ static const struct opt_def opts[] = {
      "deadline of one job (default 30000)"},
     {"worker-max-jobs", OPT_INT, OFF(worker_max_jobs), 0, 100000000, "N",
      "recycle a worker after N jobs, with jitter; 0 = never (default 0)"},
+    {"fetch-max-bytes", OPT_INT, OFF(fetch_max_bytes), 1, 64 << 20, "N",
+     "body cap of one fetched URL (default 1048576)"},
     {"max-connections", OPT_INT, OFF(max_connections), 16, 1000000, "N",
      "open connections at most (default 10000)"},
     {"max-per-ip", OPT_INT, OFF(max_per_ip), 1, 1000000, "N",
@@ -94,6 +96,7 @@ void config_defaults(struct config *cfg)
     cfg->demo_threads = 32;
     cfg->queue = 1024;
     cfg->job_timeout_ms = 30000;
+    cfg->fetch_max_bytes = 1 << 20;
     cfg->max_connections = 10000;
     cfg->max_per_ip = 4096;
     cfg->conn_timeout_s = 15;

@@ -33,6 +33,7 @@ struct config {
     int queue;                  /* job queue capacity */
     int job_timeout_ms;
     int worker_max_jobs; /* recycle a worker after this many; 0 = never */
+    int fetch_max_bytes; /* body cap of one fetch */
     int max_connections;
     int max_per_ip;
     int conn_timeout_s; /* idle connection timeout */

@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include "../handlers/handlers.h"
+#include "allow.h"
 #include "app.h"
 #include "clock.h"
 #include "config.h"
 #include "gil.h"
 #include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "pool.h"
 #include "router.h"
 #include "tpool.h"
@@ -30,8 +32,9 @@
 
 extern char **environ;
 
-/* Descriptors kept beside client connections: files, workers, fetches. */
-#define FD_RESERVE 256
+/* Descriptors kept beside client connections: files, workers, and the
+ * event loop's outbound connections. */
+#define FD_RESERVE (256 + LOOP_CONNECTIONS_MAX)
 
 static void raise_fd_limit(struct config *cfg);
 
@@ -39,6 +42,7 @@ int main(int argc, char **argv)
 {
     static struct config cfg;
     static struct app app;
+    static struct allow_list allow;
     char err[512];
 
     /* A worker process: this binary re-executed by the pool. */
@@ -68,6 +72,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     raise_fd_limit(&cfg);
+    /* Before any thread: libcurl's global state is not thread-safe. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "conlab: curl_global_init failed\n");
+        return 1;
+    }
 
     app.cfg = &cfg;
     app.started_ns = clock_now_ns();
@@ -104,9 +113,28 @@ int main(int argc, char **argv)
         log_error("cannot start the demo threads: %s", err);
         goto out_pools;
     }
+    app.loop = loop_start(err, sizeof(err));
+    if (!app.loop) {
+        log_error("cannot start the event loop: %s", err);
+        goto out_pools;
+    }
 
     /* Published before any request thread exists: handlers read it. */
     app.http = http_new(&cfg, router, err, sizeof(err));
+    int unresolved = 0;
+    if (app.http &&
+        allow_init(&allow, cfg.bind, http_port(app.http), cfg.allow_hosts,
+                   cfg.n_allow_hosts, &unresolved, err, sizeof(err)) < 0) {
+        log_error("--allow-host: %s", err);
+        http_stop(app.http);
+        app.http = NULL;
+        goto out_pools;
+    }
+    if (unresolved)
+        log_warn("%d --allow-host name(s) did not resolve: connections to "
+                 "them will be refused",
+                 unresolved);
+    app.allow = &allow;
     if (!app.http || http_run(app.http, err, sizeof(err)) < 0) {
         log_error("%s", err);
         http_stop(app.http);
@@ -141,6 +169,8 @@ int main(int argc, char **argv)
     app.pool = NULL;
     tpool_stop(app.tpool);
     app.tpool = NULL;
+    loop_stop(app.loop);
+    app.loop = NULL;
     http_stop(app.http);
     app.http = NULL;
     log_flush();
@@ -151,6 +181,7 @@ int main(int argc, char **argv)
 out_pools:
     pool_stop(app.pool);
     tpool_stop(app.tpool);
+    loop_stop(app.loop);
     gil_free(app.gil);
 out_router:
     router_free(router);

@@ -1,0 +1,324 @@
+/*
+ * fetch: GET /run/fetch, concurrent outbound HTTP. Each URL is one task:
+ * on the event loop (async, libcurl multi), on the demo threads (threads,
+ * one blocking transfer each) or one after another (sequential). Per URL
+ * it reports the HTTP status, bytes, time and any error; a URL that fails
+ * is a result, not a failed request.
+ *
+ * Outbound safety (an open fetcher is an SSRF hole): every target is
+ * checked against the allow-list (allow.h) before anything is sent, and a
+ * refused one fails the whole request with 403 before any connection;
+ * every connection, redirects included, is checked again on its resolved
+ * address (CURLOPT_OPENSOCKETFUNCTION); only http and https, at most 3
+ * redirects, proxies ignored, a connect and a total timeout, and a body cap
+ * counted in the write callback (--fetch-max-bytes).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../server/allow.h"
+#include "../server/clock.h"
+#include "../server/http.h"
+#include "../server/loop.h"
+#include "../server/params.h"
+#include "handlers.h"
+#include "run.h"
+
+#define URLS_MAX           100
+#define COUNT_MAX          1000
+#define DELAY_MS_MAX       10000
+#define CONNECT_TIMEOUT_MS 2000L
+#define REDIRECTS_MAX      3L
+
+struct fetch_item {
+    struct loop_fetch lf; /* async mode */
+    struct run_task *task;
+    const struct allow_list *allow;
+    uint64_t max_bytes;
+    CURL *easy;
+    char url[ALLOW_URL_MAX];
+    char errbuf[CURL_ERROR_SIZE];
+    uint64_t bytes;
+    bool too_big;
+    long status;
+    double ms;
+    char error[160];
+    bool has_error;
+};
+
+struct fetch_state {
+    size_t n;
+    struct fetch_item *items;
+};
+
+static const char *const fetch_modes[] = {"sequential", "threads", "async"};
+static const enum run_mode fetch_mode_map[] = {RUN_SEQUENTIAL, RUN_THREADS,
+                                               RUN_ASYNC};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct fetch_item *it = arg;
+    (void)data;
+    it->bytes += size * nmemb;
+    if (it->bytes > it->max_bytes) {
+        it->too_big = true;
+        return 0; /* aborts: chunked bodies are not stopped by MAXFILESIZE */
+    }
+    return size * nmemb;
+}
+
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    const struct allow_list *allow = arg;
+    (void)purpose;
+    if (!allow_address(allow, &addr->addr))
+        return CURL_SOCKET_BAD; /* never contacted */
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+static int setup(struct fetch_item *it, const struct config *cfg)
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        return -ENOMEM;
+    it->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, it->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, REDIRECTS_MAX);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->job_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, it);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, it->errbuf);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)it->allow);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "conlab/" CONLAB_VERSION);
+    return 0;
+}
+
+/* Records the outcome of a finished transfer and frees its handle. */
+static void collect(struct fetch_item *it, CURLcode rc)
+{
+    curl_off_t us = 0;
+    curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &it->status);
+    curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME_T, &us);
+    it->ms = (double)us / 1000.0;
+    if (it->too_big) {
+        it->has_error = true;
+        snprintf(it->error, sizeof(it->error),
+                 "body larger than %llu bytes (--fetch-max-bytes)",
+                 (unsigned long long)it->max_bytes);
+    } else if (rc != CURLE_OK) {
+        it->has_error = true;
+        snprintf(it->error, sizeof(it->error), "%.150s",
+                 it->errbuf[0] ? it->errbuf : curl_easy_strerror(rc));
+    }
+    curl_easy_cleanup(it->easy);
+    it->easy = NULL;
+}
+
+static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
+                   void *yield_arg)
+{
+    struct fetch_state *st = run->state;
+    struct fetch_item *it = &st->items[task->id];
+    (void)yield;
+    (void)yield_arg;
+    int rc = run_check(task);
+    if (rc < 0)
+        return rc;
+    collect(it, curl_easy_perform(it->easy));
+    return 0;
+}
+
+static void on_done(struct loop_fetch *lf, CURLcode rc)
+{
+    struct fetch_item *it = (struct fetch_item *)lf;
+    bool cancelled = rc == CURLE_ABORTED_BY_CALLBACK && !it->too_big;
+    collect(it, rc);
+    if (cancelled)
+        snprintf(it->task->error, sizeof(it->task->error),
+                 "the service is shutting down");
+    run_task_done(it->task, cancelled ? -ESHUTDOWN : 0);
+}
+
+static int start_async(struct run *run)
+{
+    struct fetch_state *st = run->state;
+    struct loop_fetch **all = malloc(st->n * sizeof(*all));
+    if (!all)
+        return -ENOMEM;
+    for (size_t i = 0; i < st->n; i++) {
+        st->items[i].lf.easy = st->items[i].easy;
+        st->items[i].lf.done = on_done;
+        all[i] = &st->items[i].lf;
+    }
+    int rc = loop_add_fetches(run->app->loop, all, st->n);
+    free(all);
+    return rc;
+}
+
+static void task_json(struct run *run, struct run_task *task, json_t *obj)
+{
+    struct fetch_state *st = run->state;
+    const struct fetch_item *it = &st->items[task->id];
+    json_object_set_new(obj, "url", json_string(it->url));
+    json_object_set_new(obj, "status", json_integer(it->status));
+    json_object_set_new(obj, "bytes", json_integer((json_int_t)it->bytes));
+    json_object_set_new(obj, "ms", json_real(it->ms));
+    json_object_set_new(obj, "error",
+                        it->has_error ? json_string(it->error) : json_null());
+}
+
+static json_t *result_json(struct run *run)
+{
+    struct fetch_state *st = run->state;
+    uint64_t ok = 0, bytes = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        const struct fetch_item *it = &st->items[i];
+        ok += !it->has_error && it->status >= 200 && it->status < 400;
+        bytes += it->bytes;
+    }
+    return json_pack("{s:I, s:I, s:I}", "ok", (json_int_t)ok, "failed",
+                     (json_int_t)(st->n - ok), "bytes", (json_int_t)bytes);
+}
+
+static void free_state(void *arg)
+{
+    struct fetch_state *st = arg;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->items[i].easy)
+            curl_easy_cleanup(st->items[i].easy);
+    }
+    free(st->items);
+    free(st);
+}
+
+static const struct run_ops fetch_ops = {
+    .compute = compute,
+    .start_async = start_async,
+    .task_json = task_json,
+    .result_json = result_json,
+    .free_state = free_state,
+};
+
+/* This server's own /delay, as the fetch demo's offline target. */
+static void self_url(const struct app *app, int64_t ms, char *out,
+                     size_t out_len)
+{
+    const char *bind = app->cfg->bind;
+    bool v6 = strchr(bind, ':') != NULL;
+    if (strcmp(bind, "0.0.0.0") == 0)
+        bind = "127.0.0.1";
+    else if (strcmp(bind, "::") == 0)
+        bind = "::1";
+    snprintf(out, out_len,
+             v6 ? "http://[%s]:%d/delay?ms=%lld" : "http://%s:%d/delay?ms=%lld",
+             bind, http_port(app->http), (long long)ms);
+}
+
+enum handler_result fetch_handle(struct request *req, struct response *resp,
+                                 void *ctx)
+{
+    struct app *app = ctx;
+    struct params p;
+    const char *urls[URLS_MAX];
+    size_t n_urls = 0;
+    int64_t count, ms;
+    int mode;
+    enum handler_result result = HANDLER_DONE;
+
+    if (params_parse(&p, req->query) < 0 ||
+        params_strings(&p, "url", URLS_MAX, urls, &n_urls) < 0 ||
+        params_int(&p, "count", 1, COUNT_MAX, 10, &count) < 0 ||
+        params_int(&p, "ms", 0, DELAY_MS_MAX, 100, &ms) < 0 ||
+        params_enum(&p, "mode", fetch_modes, 3, 2, &mode) < 0 ||
+        params_finish(&p) < 0) {
+        response_error(resp, 400, "%s", params_error(&p));
+        goto out_params;
+    }
+    if (n_urls && (params_has(&p, "count") || params_has(&p, "ms"))) {
+        response_error(resp, 400,
+                       "give either 'url' (repeatable, up to %d) or "
+                       "'count' and 'ms', not both",
+                       URLS_MAX);
+        goto out_params;
+    }
+
+    size_t n = n_urls ? n_urls : (size_t)count;
+    struct fetch_state *st = calloc(1, sizeof(*st));
+    struct fetch_item *items = calloc(n, sizeof(*items));
+    json_t *echo = json_object();
+    if (!st || !items || !echo) {
+        free(st);
+        free(items);
+        json_decref(echo);
+        response_error(resp, 500, "out of memory");
+        goto out_params;
+    }
+    st->items = items;
+    st->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct fetch_item *it = &items[i];
+        it->allow = app->allow;
+        it->max_bytes = (uint64_t)app->cfg->fetch_max_bytes;
+        char why[256];
+        int rc = 0;
+        if (!n_urls)
+            self_url(app, ms, it->url, sizeof(it->url));
+        else if (strlen(urls[i]) < sizeof(it->url))
+            strcpy(it->url, urls[i]);
+        else
+            rc = -E2BIG;
+        if (rc == -E2BIG)
+            snprintf(why, sizeof(why), "url %zu is longer than %d bytes", i + 1,
+                     ALLOW_URL_MAX - 1);
+        else
+            rc = allow_check_url(app->allow, it->url, why, sizeof(why));
+        if (rc < 0) {
+            int status = rc == -EINVAL || rc == -E2BIG ? 400 : 403;
+            response_error(resp, status, "parameter 'url': %s", why);
+            free_state(st);
+            json_decref(echo);
+            goto out_params;
+        }
+        if (setup(it, app->cfg) < 0) {
+            response_error(resp, 500, "out of memory");
+            free_state(st);
+            json_decref(echo);
+            goto out_params;
+        }
+    }
+    if (n_urls) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(list, json_string(items[i].url));
+        json_object_set_new(echo, "url", list);
+    } else {
+        json_object_set_new(echo, "count", json_integer(count));
+        json_object_set_new(echo, "ms", json_integer(ms));
+    }
+    params_cleanup(&p);
+
+    struct run *run = run_new(app, req, "fetch", fetch_mode_map[mode], echo,
+                              &fetch_ops, st, n);
+    if (!run) {
+        response_error(resp, 500, "out of memory");
+        return HANDLER_DONE;
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i].task = &run->tasks[i];
+    return run_start(run);
+
+out_params:
+    params_cleanup(&p);
+    return result;
+}

@@ -1,0 +1,195 @@
+/*
+ * sleep: GET /run/sleep, the waiting demo. tasks tasks each wait ms
+ * milliseconds; waiting overlaps in every concurrent mode, capped by the
+ * size of the pool that runs it (the model the result states): the event
+ * loop (one timer each), the demo threads (gil ones give the lock up while
+ * they sleep), the worker processes, or one thread in sequence.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../server/clock.h"
+#include "../server/job.h"
+#include "../server/loop.h"
+#include "../server/params.h"
+#include "handlers.h"
+#include "run.h"
+
+#define MS_MAX          10000
+#define TASKS_MAX_ASYNC 10000
+#define TASKS_MAX       1000
+#define NAP_NS          (20u * 1000u * 1000u) /* deadline checks while sleeping */
+
+struct sleep_timer {
+    struct loop_timer timer;
+    struct run_task *task;
+};
+
+struct sleep_state {
+    struct job_sleep job;       /* the same for every task */
+    struct sleep_timer *timers; /* async mode: one per task */
+};
+
+static void free_state(void *arg)
+{
+    struct sleep_state *st = arg;
+    free(st->timers);
+    free(st);
+}
+
+static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
+                   void *yield_arg)
+{
+    struct sleep_state *st = run->state;
+    uint64_t until = clock_now_ns() + st->job.ms * 1000000u;
+    int rc = 0;
+    (void)yield;
+    (void)yield_arg;
+
+    run_blocking_begin(task);
+    for (uint64_t now = clock_now_ns(); now < until && rc == 0;
+         now = clock_now_ns()) {
+        uint64_t nap = until - now < NAP_NS ? until - now : NAP_NS;
+        struct timespec ts = {0, (long)nap};
+        nanosleep(&ts, NULL);
+        rc = run_check(task);
+    }
+    run_blocking_end(task);
+    return rc;
+}
+
+static void on_timer(struct loop_timer *t, bool cancelled)
+{
+    struct sleep_timer *st = (struct sleep_timer *)t;
+    if (cancelled)
+        snprintf(st->task->error, sizeof(st->task->error),
+                 "the service is shutting down");
+    run_task_done(st->task, cancelled ? -ESHUTDOWN : 0);
+}
+
+static int start_async(struct run *run)
+{
+    struct sleep_state *st = run->state;
+    struct loop_timer **timers = malloc(run->n_tasks * sizeof(*timers));
+    if (!timers)
+        return -ENOMEM;
+    uint64_t due = clock_now_ns() + st->job.ms * 1000000u;
+    for (size_t i = 0; i < run->n_tasks; i++) {
+        st->timers[i].task = &run->tasks[i];
+        st->timers[i].timer.due_ns = due;
+        st->timers[i].timer.fire = on_timer;
+        timers[i] = &st->timers[i].timer;
+    }
+    int rc = loop_add_timers(run->app->loop, timers, run->n_tasks);
+    free(timers);
+    return rc;
+}
+
+static void job(struct run *run, struct run_task *task, uint32_t *kind,
+                const void **params, uint32_t *len)
+{
+    struct sleep_state *st = run->state;
+    (void)task;
+    *kind = JOB_SLEEP;
+    *params = &st->job;
+    *len = sizeof(st->job);
+}
+
+static int absorb(struct run *run, struct run_task *task, const void *result,
+                  uint32_t len)
+{
+    (void)run;
+    (void)task;
+    (void)result;
+    return len == 0 ? 0 : -EINVAL;
+}
+
+static void task_json(struct run *run, struct run_task *task, json_t *obj)
+{
+    (void)run;
+    (void)task;
+    (void)obj;
+}
+
+/* The wall time the mode's model predicts: waves of pool-size tasks. */
+static json_t *result_json(struct run *run)
+{
+    struct sleep_state *st = run->state;
+    const struct config *cfg = run->app->cfg;
+    uint64_t n = run->n_tasks, lanes;
+    switch (run->mode) {
+    case RUN_SEQUENTIAL:
+        lanes = 1;
+        break;
+    case RUN_THREADS:
+    case RUN_GIL:
+        lanes = (uint64_t)cfg->demo_threads;
+        break;
+    case RUN_PROCESSES:
+        lanes = (uint64_t)cfg->workers;
+        break;
+    default:
+        lanes = n;
+        break;
+    }
+    uint64_t waves = (n + lanes - 1) / lanes;
+    return json_pack("{s:I, s:I, s:I, s:I}", "slept_ms", (json_int_t)st->job.ms,
+                     "lanes", (json_int_t)lanes, "waves", (json_int_t)waves,
+                     "model_ms", (json_int_t)(waves * st->job.ms));
+}
+
+static const struct run_ops sleep_ops = {
+    .compute = compute,
+    .start_async = start_async,
+    .job = job,
+    .absorb = absorb,
+    .task_json = task_json,
+    .result_json = result_json,
+    .free_state = free_state,
+};
+
+enum handler_result sleep_handle(struct request *req, struct response *resp,
+                                 void *ctx)
+{
+    struct app *app = ctx;
+    struct params p;
+    int64_t tasks, ms;
+    int mode;
+
+    if (params_parse(&p, req->query) < 0 ||
+        params_enum(&p, "mode", run_mode_names, RUN_MODES, RUN_ASYNC, &mode) <
+            0 ||
+        params_int(&p, "tasks", 1,
+                   mode == RUN_ASYNC ? TASKS_MAX_ASYNC : TASKS_MAX, 3,
+                   &tasks) < 0 ||
+        params_int(&p, "ms", 0, MS_MAX, 2000, &ms) < 0 ||
+        params_finish(&p) < 0) {
+        response_error(resp, 400, "%s", params_error(&p));
+        params_cleanup(&p);
+        return HANDLER_DONE;
+    }
+    params_cleanup(&p);
+
+    struct sleep_state *st = calloc(1, sizeof(*st));
+    if (st && mode == RUN_ASYNC)
+        st->timers = calloc((size_t)tasks, sizeof(st->timers[0]));
+    json_t *echo = json_pack("{s:I, s:I}", "tasks", (json_int_t)tasks, "ms",
+                             (json_int_t)ms);
+    if (!st || (mode == RUN_ASYNC && !st->timers) || !echo) {
+        if (st)
+            free_state(st);
+        json_decref(echo);
+        response_error(resp, 500, "out of memory");
+        return HANDLER_DONE;
+    }
+    st->job.ms = (uint64_t)ms;
+
+    struct run *run = run_new(app, req, "sleep", (enum run_mode)mode, echo,
+                              &sleep_ops, st, (size_t)tasks);
+    if (!run) {
+        response_error(resp, 500, "out of memory");
+        return HANDLER_DONE;
+    }
+    return run_start(run);
+}
