@@ -87,6 +87,7 @@ bench:
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/minimal
 	bench/run.sh $(BUILD)
 	bench/cpu.sh $(BUILD)
+	bench/loop.sh $(BUILD)
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -24,6 +24,7 @@
 #include "../server/http.h"
 #include "../server/loop.h"
 #include "../server/params.h"
+#include "fetch.h"
 #include "handlers.h"
 #include "run.h"
 
@@ -41,12 +42,7 @@ struct fetch_item {
     CURL *easy;
     char url[ALLOW_URL_MAX];
     char errbuf[CURL_ERROR_SIZE];
-    uint64_t bytes;
-    bool too_big;
-    long status;
-    double ms;
-    char error[160];
-    bool has_error;
+    struct fetch_outcome out;
 };
 
 struct fetch_state {
@@ -62,9 +58,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct fetch_item *it = arg;
     (void)data;
-    it->bytes += size * nmemb;
-    if (it->bytes > it->max_bytes) {
-        it->too_big = true;
+    it->out.bytes += size * nmemb;
+    if (it->out.bytes > it->max_bytes) {
+        it->out.too_big = true;
         return 0; /* aborts: chunked bodies are not stopped by MAXFILESIZE */
     }
     return size * nmemb;
@@ -78,6 +74,23 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
     if (!allow_address(allow, &addr->addr))
         return CURL_SOCKET_BAD; /* never contacted */
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/*
+ * A blocking transfer on a demo thread gives up when the service stops, so
+ * that shutdown does not wait for it (libcurl calls this at least once a
+ * second). Async transfers are cancelled by the loop instead.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    struct fetch_item *it = arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return it->task && it->task->run->mode != RUN_ASYNC &&
+           run_check(it->task) == -ESHUTDOWN;
 }
 
 static int setup(struct fetch_item *it, const struct config *cfg)
@@ -101,26 +114,50 @@ static int setup(struct fetch_item *it, const struct config *cfg)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)it->allow);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "conlab/" CONLAB_VERSION);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, it);
     return 0;
+}
+
+void fetch_outcome_finish(struct fetch_outcome *o, CURLcode rc, long status,
+                          curl_off_t total_us, const char *errbuf,
+                          uint64_t max_bytes)
+{
+    o->status = status;
+    o->ms = (double)total_us / 1000.0;
+    if (o->too_big) {
+        o->has_error = true;
+        snprintf(o->error, sizeof(o->error),
+                 "body larger than %llu bytes (--fetch-max-bytes)",
+                 (unsigned long long)max_bytes);
+    } else if (rc != CURLE_OK) {
+        o->has_error = true;
+        snprintf(o->error, sizeof(o->error), "%.150s",
+                 errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    }
+}
+
+void fetch_outcome_tally(const struct fetch_outcome *const outcomes[], size_t n,
+                         uint64_t *ok, uint64_t *bytes)
+{
+    *ok = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct fetch_outcome *o = outcomes[i];
+        *ok += !o->has_error && o->status >= 200 && o->status < 400;
+        *bytes += o->bytes;
+    }
 }
 
 /* Records the outcome of a finished transfer and frees its handle. */
 static void collect(struct fetch_item *it, CURLcode rc)
 {
     curl_off_t us = 0;
-    curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &it->status);
+    long status = 0;
+    curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME_T, &us);
-    it->ms = (double)us / 1000.0;
-    if (it->too_big) {
-        it->has_error = true;
-        snprintf(it->error, sizeof(it->error),
-                 "body larger than %llu bytes (--fetch-max-bytes)",
-                 (unsigned long long)it->max_bytes);
-    } else if (rc != CURLE_OK) {
-        it->has_error = true;
-        snprintf(it->error, sizeof(it->error), "%.150s",
-                 it->errbuf[0] ? it->errbuf : curl_easy_strerror(rc));
-    }
+    fetch_outcome_finish(&it->out, rc, status, us, it->errbuf, it->max_bytes);
     curl_easy_cleanup(it->easy);
     it->easy = NULL;
 }
@@ -142,7 +179,7 @@ static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
 static void on_done(struct loop_fetch *lf, CURLcode rc)
 {
     struct fetch_item *it = (struct fetch_item *)lf;
-    bool cancelled = rc == CURLE_ABORTED_BY_CALLBACK && !it->too_big;
+    bool cancelled = rc == CURLE_ABORTED_BY_CALLBACK && !it->out.too_big;
     collect(it, rc);
     if (cancelled)
         snprintf(it->task->error, sizeof(it->task->error),
@@ -171,22 +208,25 @@ static void task_json(struct run *run, struct run_task *task, json_t *obj)
     struct fetch_state *st = run->state;
     const struct fetch_item *it = &st->items[task->id];
     json_object_set_new(obj, "url", json_string(it->url));
-    json_object_set_new(obj, "status", json_integer(it->status));
-    json_object_set_new(obj, "bytes", json_integer((json_int_t)it->bytes));
-    json_object_set_new(obj, "ms", json_real(it->ms));
+    const struct fetch_outcome *o = &it->out;
+    json_object_set_new(obj, "status", json_integer(o->status));
+    json_object_set_new(obj, "bytes", json_integer((json_int_t)o->bytes));
+    json_object_set_new(obj, "ms", json_real(o->ms));
     json_object_set_new(obj, "error",
-                        it->has_error ? json_string(it->error) : json_null());
+                        o->has_error ? json_string(o->error) : json_null());
 }
 
 static json_t *result_json(struct run *run)
 {
     struct fetch_state *st = run->state;
     uint64_t ok = 0, bytes = 0;
-    for (size_t i = 0; i < st->n; i++) {
-        const struct fetch_item *it = &st->items[i];
-        ok += !it->has_error && it->status >= 200 && it->status < 400;
-        bytes += it->bytes;
-    }
+    const struct fetch_outcome **all = malloc(st->n * sizeof(*all));
+    if (!all)
+        return NULL;
+    for (size_t i = 0; i < st->n; i++)
+        all[i] = &st->items[i].out;
+    fetch_outcome_tally(all, st->n, &ok, &bytes);
+    free(all);
     return json_pack("{s:I, s:I, s:I}", "ok", (json_int_t)ok, "failed",
                      (json_int_t)(st->n - ok), "bytes", (json_int_t)bytes);
 }

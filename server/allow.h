@@ -9,9 +9,10 @@
  * CURLOPT_OPENSOCKETFUNCTION), so that a name that resolves somewhere else
  * than at start-up, or a redirect, cannot reach an address outside the set.
  *
- * The address check ignores ports: a redirect to another port of an allowed
- * address passes it. The caller follows redirects itself and passes each
- * Location through allow_check_url(), or turns redirects off.
+ * The address check holds ports too: a redirect to another port of an
+ * allowed address is refused as well. A redirect to a host name that is not
+ * allowed is refused at connect time, after libcurl has resolved the name
+ * (the name is looked up, the host never contacted).
  *
  * struct allow_list is a plain value owned by the caller: allow_init() fills
  * it once at start-up, and afterwards it is read-only, so any thread may

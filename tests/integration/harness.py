@@ -22,6 +22,7 @@ import threading
 import time
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"  # a server may bind it instead (--bind ::1 in its args)
 
 STARTUP_TIMEOUT_S = 20.0  # listening line + first 200 from /health
 SOCKET_TIMEOUT_S = 15.0   # any single socket operation
@@ -31,7 +32,11 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 # latency...); set by run.py for sanitizer builds, which are slower.
 TIME_SCALE = 1.0
 
-LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+LISTEN_RES = {
+    LOOPBACK: re.compile(r"listening on http://127\.0\.0\.1:(\d+)"),
+    LOOPBACK6: re.compile(r"listening on http://\[::1\]:(\d+)"),
+}
+LISTEN_RE = LISTEN_RES[LOOPBACK]
 
 # A sanitizer report anywhere in a server's stderr fails the run.
 SANITIZER_RES = [
@@ -48,6 +53,11 @@ class CheckFailed(Exception):
     """A test expectation that did not hold; the message is the reason."""
 
 
+class Skipped(Exception):
+    """A case that cannot run here (e.g. no IPv6 loopback); the message is
+    the reason. Counted as skipped, neither passed nor failed."""
+
+
 def check(condition, reason):
     if not condition:
         raise CheckFailed(reason)
@@ -58,6 +68,7 @@ def check(condition, reason):
 
 _registry_lock = threading.Lock()
 _registry = []  # subprocess.Popen objects not yet reaped
+_cleanups = []  # callables: test fixtures (sockets, helper servers) to close
 
 
 def _register(proc):
@@ -91,13 +102,29 @@ def reap(proc, sig=signal.SIGTERM, timeout=5.0):
     return proc.returncode
 
 
+def add_cleanup(fn):
+    """Registers fn() to be called once by cleanup_all(), after the
+    processes are reaped (sockets, helper HTTP servers of the tests)."""
+    with _registry_lock:
+        _cleanups.append(fn)
+
+
 def cleanup_all():
-    """Stops and reaps every process still in the registry."""
+    """Stops and reaps every process still in the registry, then runs the
+    registered cleanups."""
     with _registry_lock:
         procs = list(_registry)
     for proc in procs:
         try:
             reap(proc, signal.SIGTERM, timeout=5.0)
+        except Exception:  # keep cleaning the others
+            pass
+    with _registry_lock:
+        fns = list(_cleanups)
+        del _cleanups[:]
+    for fn in reversed(fns):
+        try:
+            fn()
         except Exception:  # keep cleaning the others
             pass
 
@@ -178,11 +205,22 @@ def pid_alive(pid):
 
 class Server:
     """One conlab process on 127.0.0.1 with a free port. Its stderr goes to
-    a file (never a pipe), read back by log()."""
+    a file (never a pipe), read back by log(). args may say "--bind ::1"
+    (the IPv6 loopback; no other address is accepted): self.host is then
+    "::1"."""
 
     def __init__(self, binary, args=(), env_extra=None, name="server"):
         self.binary = binary
         self.args = list(args)
+        self.host = LOOPBACK
+        if "--bind" in self.args:
+            at = self.args.index("--bind")
+            host = self.args[at + 1] if at + 1 < len(self.args) else None
+            if host not in LISTEN_RES:
+                raise ValueError("--bind %r: only %s" % (host,
+                                                         sorted(LISTEN_RES)))
+            self.host = host
+            del self.args[at:at + 2]
         self.env = make_env(env_extra)
         self.name = name
         self.proc = None
@@ -195,12 +233,12 @@ class Server:
     def start(self):
         """Starts the process, reads the port from the log and waits for
         GET /health to answer 200. Raises CheckFailed with the log tail."""
-        argv = [self.binary, "--port", "0", "--bind", LOOPBACK] + self.args
+        argv = [self.binary, "--port", "0", "--bind", self.host] + self.args
         self._log_file = open(self.log_path, "wb")
         self.proc = _popen(argv, self.env, subprocess.DEVNULL, self._log_file)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while self.port is None:
-            match = LISTEN_RE.search(self.log())
+            match = LISTEN_RES[self.host].search(self.log())
             if match:
                 self.port = int(match.group(1))
                 break
@@ -215,7 +253,8 @@ class Server:
         last = "no answer"
         while True:
             try:
-                status, _, _ = http_get(self.port, "/health", timeout=2.0)
+                status, _, _ = http_get(self.port, "/health", timeout=2.0,
+                                        host=self.host)
                 if status == 200:
                     return self
                 last = "status %d" % status
@@ -387,10 +426,11 @@ class Response:
                                            len(self.body))
 
 
-def http_get(port, target, headers=None, timeout=SOCKET_TIMEOUT_S):
+def http_get(port, target, headers=None, timeout=SOCKET_TIMEOUT_S,
+             host=LOOPBACK):
     """One GET with http.client on a fresh connection: (status, headers
     message, body)."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", target, headers=headers or {})
         resp = conn.getresponse()
@@ -399,8 +439,8 @@ def http_get(port, target, headers=None, timeout=SOCKET_TIMEOUT_S):
         conn.close()
 
 
-def health(port, timeout=SOCKET_TIMEOUT_S):
-    status, _, body = http_get(port, "/health", timeout=timeout)
+def health(port, timeout=SOCKET_TIMEOUT_S, host=LOOPBACK):
+    status, _, body = http_get(port, "/health", timeout=timeout, host=host)
     check(status == 200, "GET /health answered %d" % status)
     return json.loads(body)
 

@@ -11,9 +11,12 @@ load) is written as small functions. Each case prints one line, ok or
 FAIL with the reason; the last line is "N passed, M failed"; the exit
 status is 1 when anything failed.
 
-Every server is started with --port 0 --bind 127.0.0.1, found through its
-"listening on" log line and stopped by PID and reaped in a finally block
-(see harness.py). Only the Python standard library is used.
+Every server is started with --port 0 --bind 127.0.0.1 (one group binds
+::1 instead), found through its "listening on" log line and stopped by PID
+and reaped in a finally block (see harness.py); the groups' own sockets
+and helper servers are closed by harness.cleanup_all(). Only the Python
+standard library is used. The groups of cpu.py (CPU demos) and loop.py
+(event loop: /delay, /run/sleep, /run/fetch) are added by server_groups().
 """
 
 import argparse
@@ -33,6 +36,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpu  # noqa: E402
 import harness  # noqa: E402
+import loop  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
@@ -68,6 +72,10 @@ class Results:
             reason = reason[:400] + "..."
         print("FAIL %s: %s" % (name, reason), flush=True)
 
+    def skip(self, name, reason):
+        self.skipped += 1
+        print("skip %s (%s)" % (name, reason), flush=True)
+
     def run(self, name, fn, *args):
         """Runs one case: it passes unless it raises; a returned string is
         printed as a note."""
@@ -75,6 +83,8 @@ class Results:
             note = fn(*args)
         except CheckFailed as e:
             self.fail(name, e)
+        except harness.Skipped as e:
+            self.skip(name, e)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # a broken case is a failed case
@@ -800,7 +810,7 @@ def server_groups(web_root):
         ("load", common + ["--threads", "2"], None,
          [("shutdown: SIGTERM under keep-alive load",
            case_shutdown_under_load)]),
-    ] + cpu.server_groups(web_root)
+    ] + cpu.server_groups(web_root) + loop.server_groups(web_root)
 
 
 def main():
