@@ -753,3 +753,51 @@ def expect_error_shape(resp):
     expect_value("error.message", err.get("message", _MISSING),
                  NonEmptyStr())
     return err
+
+
+class Background:
+    """One GET on its own connection in a thread; the result is a
+    harness.Response (status None when the connection closed first or
+    timed out: see .error and .closed) and the seconds it took."""
+
+    def __init__(self, port, target, timeout, host=LOOPBACK):
+        self.port, self.target, self.timeout = port, target, timeout
+        self.host = host
+        self.resp = None
+        self.exc = None
+        self.elapsed = None
+        self.started = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def _run(self):
+        try:
+            self.resp = raw_exchange(self.port,
+                                     build_request("GET", self.target),
+                                     timeout=self.timeout, host=self.host)
+        except OSError as e:  # refused, reset while connecting...
+            self.exc = e
+        finally:
+            self.elapsed = time.monotonic() - self.started
+
+    def join(self, timeout):
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def done(self):
+        return not self._thread.is_alive()
+
+    def describe(self):
+        if self.exc is not None:
+            return "error %r" % self.exc
+        if self.resp is None:
+            return "still waiting"
+        if self.resp.status is None:
+            return "no response (%s%s)" % (
+                self.resp.error or "", ", closed" if self.resp.closed else "")
+        return "%d %r" % (self.resp.status, self.resp.body[:160])

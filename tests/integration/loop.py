@@ -41,7 +41,7 @@ import uuid
 
 import harness
 from harness import (
-    CheckFailed, Contains, NonEmptyStr, build_request, check,
+    Background, CheckFailed, Contains, NonEmptyStr, build_request, check,
     expect_error_shape, expect_value, json_path, raw_exchange,
     stop_and_check)
 
@@ -369,50 +369,6 @@ def url_query(urls, extra=""):
     if extra:
         parts.append(extra)
     return "&".join(parts)
-
-
-class Background:
-    """One GET on its own connection in a thread."""
-
-    def __init__(self, srv, target, timeout):
-        self.srv, self.target, self.timeout = srv, target, timeout
-        self.resp = self.exc = self.elapsed = None
-        self.started = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self.started = time.monotonic()
-        self._thread.start()
-        return self
-
-    def _run(self):
-        try:
-            self.resp = raw_exchange(self.srv.port,
-                                     build_request("GET", self.target),
-                                     timeout=self.timeout,
-                                     host=self.srv.host)
-        except OSError as e:
-            self.exc = e
-        finally:
-            self.elapsed = time.monotonic() - self.started
-
-    def join(self, timeout):
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def done(self):
-        return not self._thread.is_alive()
-
-    def describe(self):
-        if self.exc is not None:
-            return "error %r" % self.exc
-        if self.resp is None:
-            return "still waiting"
-        if self.resp.status is None:
-            return "no response (%s%s)" % (
-                self.resp.error or "", ", closed" if self.resp.closed else "")
-        return "%d %r" % (self.resp.status, self.resp.body[:160])
 
 
 # --------------------------------------------------------------------------
@@ -1236,7 +1192,8 @@ def case_shutdown_loop(srv, ctx):
     3 s; every client gets 503 or a closed connection."""
     targets = ["/run/sleep?tasks=100&ms=10000", "/delay?ms=10000",
                "/run/fetch?count=5&ms=10000"]
-    jobs = [Background(srv, t, scaled(30.0)).start() for t in targets]
+    jobs = [Background(srv.port, t, scaled(30.0), host=srv.host).start()
+            for t in targets]
     try:
         wait_health(srv, lambda b: loop_stats(b)["timers"] >= 106 and
                     loop_stats(b)["transfers"] == 5, scaled(5.0),
