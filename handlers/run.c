@@ -115,8 +115,10 @@ enum handler_result run_start(struct run *run)
 
     if (rc == -EAGAIN)
         fail_all(run, -EAGAIN, "the job queue is full; retry shortly");
-    else if (rc < 0)
+    else if (rc == -ESHUTDOWN)
         fail_all(run, rc, "the service is shutting down");
+    else if (rc < 0)
+        fail_all(run, rc, strerror(-rc));
     return HANDLER_ASYNC;
 }
 

@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     static struct config cfg;
     static struct app app;
     static struct allow_list allow;
-    char err[512];
+    char err[512] = "";
 
     /* A worker process: this binary re-executed by the pool. */
     if (argc == 3 && strcmp(argv[1], WORKER_FLAG) == 0)
