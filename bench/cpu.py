@@ -306,6 +306,33 @@ def table(head, rows, aligns=None):
     return text, md
 
 
+def write_report(title, md_title, meta, out, md_path):
+    """Prints the report and writes it as markdown to md_path. out is a
+    list of (kind, item): "h" heading, "p" markdown-only paragraph, "n"
+    note, "t" (text lines, markdown lines) table, "l" list of lines."""
+    text = ["", title] + ["  " + m.replace("`", "") for m in meta]
+    md = [f"# {md_title}", ""]
+    md += [f"- {m}" for m in meta]
+    for kind, item in out:
+        if kind == "h":
+            text += ["", item]
+            md += ["", f"## {item}"]
+        elif kind == "p":
+            md += ["", item]
+        elif kind == "n":
+            text += ["", item]
+            md += ["", item]
+        elif kind == "t":
+            text += [""] + item[0]
+            md += [""] + item[1]
+        elif kind == "l":
+            text += [""] + [f"  {x}" for x in item]
+            md += [""] + [f"- {x}" for x in item]
+    print("\n".join(text))
+    with open(md_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
 def cmd_report(args):
     env = os.environ
     raw = args.dir
@@ -563,27 +590,9 @@ def cmd_report(args):
         f"server: `{conlab_cmd}`, access log to a file ({lines} lines, "
         f"{env['BENCH_LOG_BYTES']} bytes); clients on the same machine",
     ]
-    text = ["", "CPU benchmark"] + ["  " + m.replace("`", "") for m in meta]
-    md = ["# Benchmark: CPU jobs, pool round trip, responsiveness", ""]
-    md += [f"- {m}" for m in meta]
-    for kind, item in out:
-        if kind == "h":
-            text += ["", item]
-            md += ["", f"## {item}"]
-        elif kind == "p":
-            md += ["", item]
-        elif kind == "n":
-            text += ["", item]
-            md += ["", item]
-        elif kind == "t":
-            text += [""] + item[0]
-            md += [""] + item[1]
-        elif kind == "l":
-            text += [""] + [f"  {x}" for x in item]
-            md += [""] + [f"- {x}" for x in item]
-    print("\n".join(text))
-    with open(args.md, "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_report("CPU benchmark",
+                 "Benchmark: CPU jobs, pool round trip, responsiveness", meta,
+                 out, args.md)
     if wrk_errors:
         print(f"bench: wrk reported {wrk_errors} errors", file=sys.stderr)
     if bad:

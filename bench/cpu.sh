@@ -43,6 +43,9 @@
 # BENCH_CONLAB_ARGS (extra conlab options).
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 if [ $# -ne 1 ]; then
     echo "usage: $0 BUILD_DIR" >&2
     exit 2
@@ -76,24 +79,13 @@ if [ ! -x "$conlab_bin" ]; then
     echo "bench: $conlab_bin is missing (make all)" >&2
     exit 1
 fi
-for tool in wrk curl python3; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "bench: $tool is not installed (scripts/deps.sh bench test)" >&2
-        exit 1
-    fi
-done
+require_tools wrk curl python3
 
-# Only the options given here: a CONLAB_* variable in the caller's
-# environment would silently change what is measured.
-while read -r var; do
-    unset "$var"
-done < <(env | sed -n 's/^\(CONLAB_[A-Z_]*\)=.*/\1/p')
+clear_conlab_env
 
 mkdir -p "$raw"
 rm -f "$raw"/* "$out/cpu.md"
 
-# shellcheck source=bench/lib.sh
-. "$(dirname "$0")/lib.sh"
 
 conlab_pid=""
 

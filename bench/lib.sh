@@ -85,3 +85,23 @@ wait_listening() {
     return 1
 }
 
+# require_tools TOOL...: exits 1, naming the first one missing.
+require_tools() {
+    local tool
+    for tool in "$@"; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "bench: $tool is not installed (scripts/deps.sh bench test)" >&2
+            exit 1
+        fi
+    done
+}
+
+# clear_conlab_env: only the options a script gives count; a CONLAB_*
+# variable in the caller's environment would silently change what is
+# measured.
+clear_conlab_env() {
+    local var
+    while read -r var; do
+        unset "$var"
+    done < <(env | sed -n 's/^\(CONLAB_[A-Z_]*\)=.*/\1/p')
+}

@@ -40,7 +40,8 @@ import threading
 import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in bench/
-from cpu import DISTURBED, get, snapshot, table, usage  # noqa: E402
+from cpu import (  # noqa: E402
+    DISTURBED, get, snapshot, table, usage, write_report)
 
 SAMPLE_MS = 5  # VmRSS sampling period while a request is in flight
 HEALTH_MS = 50  # /health loop-stats period while a request is in flight
@@ -694,29 +695,9 @@ def cmd_report(args):
         "aiohttp target, 4), access log to a file; clients on the same "
         "machine",
     ]
-    text = ["", "Event-loop benchmark"] + ["  " + m.replace("`", "")
-                                           for m in meta]
-    md = ["# Benchmark: the event loop (sleeps, fetches) vs Python asyncio",
-          ""]
-    md += [f"- {m}" for m in meta]
-    for kind, item in out:
-        if kind == "h":
-            text += ["", item]
-            md += ["", f"## {item}"]
-        elif kind == "p":
-            md += ["", item]
-        elif kind == "n":
-            text += ["", item]
-            md += ["", item]
-        elif kind == "t":
-            text += [""] + item[0]
-            md += [""] + item[1]
-        elif kind == "l":
-            text += [""] + [f"  {x}" for x in item]
-            md += [""] + [f"- {x}" for x in item]
-    print("\n".join(text))
-    with open(args.md, "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_report("Event-loop benchmark",
+                 "Benchmark: the event loop (sleeps, fetches) vs Python "
+                 "asyncio", meta, out, args.md)
     if failures:
         print(f"bench: {len(failures)} runs had wrong answers",
               file=sys.stderr)

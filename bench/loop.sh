@@ -40,6 +40,9 @@
 # python3-aiohttp), BENCH_CONLAB_ARGS (extra conlab options).
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 if [ $# -ne 1 ]; then
     echo "usage: $0 BUILD_DIR" >&2
     exit 2
@@ -70,12 +73,7 @@ if [ ! -x "$conlab_bin" ]; then
     echo "bench: $conlab_bin is missing (make all)" >&2
     exit 1
 fi
-for tool in curl python3; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "bench: $tool is not installed (scripts/deps.sh bench test)" >&2
-        exit 1
-    fi
-done
+require_tools curl python3
 if ! "$PYTHON_ASYNC" -c 'import aiohttp' 2>/dev/null; then
     echo "bench: $PYTHON_ASYNC cannot import aiohttp (scripts/deps.sh" \
         "bench installs python3-aiohttp for /usr/bin/python3)" >&2
@@ -87,17 +85,11 @@ fi
 python=$(python3 -c 'import sys; print(sys.executable)')
 PYTHON_ASYNC=$("$PYTHON_ASYNC" -c 'import sys; print(sys.executable)')
 
-# Only the options given here: a CONLAB_* variable in the caller's
-# environment would silently change what is measured.
-while read -r var; do
-    unset "$var"
-done < <(env | sed -n 's/^\(CONLAB_[A-Z_]*\)=.*/\1/p')
+clear_conlab_env
 
 mkdir -p "$raw"
 rm -f "$raw"/* "$out/loop.md"
 
-# shellcheck source=bench/lib.sh
-. "$(dirname "$0")/lib.sh"
 
 conlab_pid=""
 helper_pid=""

@@ -24,6 +24,9 @@
 # "--log-level warn" to measure without the access log).
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 if [ $# -ne 1 ]; then
     echo "usage: $0 BUILD_DIR" >&2
     exit 2
@@ -52,25 +55,14 @@ for bin in "$conlab_bin" "$minimal_bin"; do
         exit 1
     fi
 done
-for tool in wrk curl python3; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "bench: $tool is not installed (scripts/deps.sh bench test)" >&2
-        exit 1
-    fi
-done
+require_tools wrk curl python3
 
-# Only the options given here: a CONLAB_* variable in the caller's
-# environment would silently change what is measured.
-while read -r var; do
-    unset "$var"
-done < <(env | sed -n 's/^\(CONLAB_[A-Z_]*\)=.*/\1/p')
+clear_conlab_env
 
 mkdir -p "$out"
 rm -f "$out"/wrk-*.txt "$out"/cpu-*.txt "$out"/health.md \
     "$out"/conlab.log "$out"/minimal.log
 
-# shellcheck source=bench/lib.sh
-. "$(dirname "$0")/lib.sh"
 
 conlab_pid=""
 minimal_pid=""
