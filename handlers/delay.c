@@ -50,9 +50,7 @@ enum handler_result delay_handle(struct request *req, struct response *resp,
     if (params_parse(&p, req->query) < 0 ||
         params_int(&p, "ms", 0, DELAY_MS_MAX, 0, &ms) < 0 ||
         params_finish(&p) < 0) {
-        response_error(resp, 400, "%s", params_error(&p));
-        params_cleanup(&p);
-        return HANDLER_DONE;
+        return handlers_reject_params(&p, resp);
     }
     params_cleanup(&p);
 

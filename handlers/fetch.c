@@ -274,7 +274,6 @@ enum handler_result fetch_handle(struct request *req, struct response *resp,
     size_t n_urls = 0;
     int64_t count, ms;
     int mode;
-    enum handler_result result = HANDLER_DONE;
 
     if (params_parse(&p, req->query) < 0 ||
         params_strings(&p, "url", URLS_MAX, urls, &n_urls) < 0 ||
@@ -282,8 +281,7 @@ enum handler_result fetch_handle(struct request *req, struct response *resp,
         params_int(&p, "ms", 0, DELAY_MS_MAX, 100, &ms) < 0 ||
         params_enum(&p, "mode", fetch_modes, 3, 2, &mode) < 0 ||
         params_finish(&p) < 0) {
-        response_error(resp, 400, "%s", params_error(&p));
-        goto out_params;
+        return handlers_reject_params(&p, resp);
     }
     if (n_urls && (params_has(&p, "count") || params_has(&p, "ms"))) {
         response_error(resp, 400,
@@ -350,15 +348,11 @@ enum handler_result fetch_handle(struct request *req, struct response *resp,
 
     struct run *run = run_new(app, req, "fetch", fetch_mode_map[mode], echo,
                               &fetch_ops, st, n);
-    if (!run) {
-        response_error(resp, 500, "out of memory");
-        return HANDLER_DONE;
-    }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; run && i < n; i++)
         items[i].task = &run->tasks[i];
-    return run_start(run);
+    return run_start(run, resp);
 
 out_params:
     params_cleanup(&p);
-    return result;
+    return HANDLER_DONE;
 }

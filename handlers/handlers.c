@@ -4,6 +4,8 @@
  */
 #include "handlers.h"
 
+#include "../server/params.h"
+
 int handlers_register(struct router *router, struct app *app)
 {
     int rc = router_add(router, HTTP_GET, "/health", health_handle, app);
@@ -20,4 +22,12 @@ int handlers_register(struct router *router, struct app *app)
     if (rc == 0)
         rc = router_add(router, HTTP_GET, "/*", static_handle, app);
     return rc;
+}
+
+enum handler_result handlers_reject_params(struct params *p,
+                                           struct response *resp)
+{
+    response_error(resp, 400, "%s", params_error(p));
+    params_cleanup(p);
+    return HANDLER_DONE;
 }

@@ -12,6 +12,15 @@
 #include "../server/request.h"
 #include "../server/router.h"
 
+struct params;
+
+/*
+ * Answers the 400 the query parser asked for (its message names the
+ * parameter and what is accepted) and frees p. Returns HANDLER_DONE.
+ */
+enum handler_result handlers_reject_params(struct params *p,
+                                           struct response *resp);
+
 /*
  * Adds every endpoint to router. Start-up thread. Returns 0 or the first
  * router_add() error.

@@ -37,9 +37,7 @@ enum handler_result health_handle(struct request *req, struct response *resp,
         /* No parameters: the parser words the refusal. */
         params_parse(&params, req->query);
         params_finish(&params);
-        response_error(resp, 400, "%s", params_error(&params));
-        params_cleanup(&params);
-        return HANDLER_DONE;
+        return handlers_reject_params(&params, resp);
     }
 
     struct http_stats hs = {0};

@@ -104,9 +104,7 @@ enum handler_result prime_handle(struct request *req, struct response *resp,
         params_enum(&p, "mode", run_mode_names, RUN_GIL + 1, RUN_PROCESSES,
                     &mode) < 0 ||
         params_finish(&p) < 0) {
-        response_error(resp, 400, "%s", params_error(&p));
-        params_cleanup(&p);
-        return HANDLER_DONE;
+        return handlers_reject_params(&p, resp);
     }
     params_cleanup(&p);
 
@@ -124,9 +122,5 @@ enum handler_result prime_handle(struct request *req, struct response *resp,
 
     struct run *run = run_new(app, req, "prime", (enum run_mode)mode, echo,
                               &prime_ops, st, (size_t)tasks);
-    if (!run) {
-        response_error(resp, 500, "out of memory");
-        return HANDLER_DONE;
-    }
-    return run_start(run);
+    return run_start(run, resp);
 }

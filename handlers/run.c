@@ -60,9 +60,13 @@ struct run *run_new(struct app *app, struct request *req, const char *demo,
     return run;
 }
 
-enum handler_result run_start(struct run *run)
+enum handler_result run_start(struct run *run, struct response *resp)
 {
     int rc;
+    if (!run) {
+        response_error(resp, 500, "out of memory");
+        return HANDLER_DONE;
+    }
     size_t n = run->n_tasks;
 
     http_suspend(run->req);

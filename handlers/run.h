@@ -110,9 +110,10 @@ struct run *run_new(struct app *app, struct request *req, const char *demo,
  * Suspends the request and starts the tasks; from then on the run owns
  * itself and frees itself when it answers. Returns HANDLER_ASYNC. If the
  * work cannot start (a full queue: 503 with Retry-After), the request is
- * answered at once all the same.
+ * answered at once all the same. run may be run_new()'s NULL: then resp
+ * gets a 500 and HANDLER_DONE is returned.
  */
-enum handler_result run_start(struct run *run);
+enum handler_result run_start(struct run *run, struct response *resp);
 
 /*
  * Async mode: a task ended (status 0 or a negative errno; error text in

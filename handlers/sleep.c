@@ -165,9 +165,7 @@ enum handler_result sleep_handle(struct request *req, struct response *resp,
                    &tasks) < 0 ||
         params_int(&p, "ms", 0, MS_MAX, 2000, &ms) < 0 ||
         params_finish(&p) < 0) {
-        response_error(resp, 400, "%s", params_error(&p));
-        params_cleanup(&p);
-        return HANDLER_DONE;
+        return handlers_reject_params(&p, resp);
     }
     params_cleanup(&p);
 
@@ -187,9 +185,5 @@ enum handler_result sleep_handle(struct request *req, struct response *resp,
 
     struct run *run = run_new(app, req, "sleep", (enum run_mode)mode, echo,
                               &sleep_ops, st, (size_t)tasks);
-    if (!run) {
-        response_error(resp, 500, "out of memory");
-        return HANDLER_DONE;
-    }
-    return run_start(run);
+    return run_start(run, resp);
 }
