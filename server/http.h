@@ -71,10 +71,11 @@ int http_port(const struct http_server *srv);
 void http_stats(const struct http_server *srv, struct http_stats *out);
 
 /*
- * Stops accepting connections and closes the listening socket; requests
- * that arrive on open connections from now on are answered 503 with
- * "Connection: close", and every response closes its connection. Requests
- * in flight go on. Main thread.
+ * Starts draining: every request that arrives from now on, on an open or a
+ * new connection, is answered 503 with "Connection: close", and every
+ * response closes its connection. Requests in flight go on. The listening
+ * socket is closed by http_stop() (see http.c for why not earlier). Main
+ * thread.
  */
 void http_quiesce(struct http_server *srv);
 

@@ -804,7 +804,8 @@ def server_groups(web_root):
                    "--threads", "2"], None,
          [("drain: keep-alive request after SIGTERM is 503, Retry-After, "
            "close", case_drain_503),
-          ("drain: new connections refused", case_drain_refuses),
+          ("drain: a new connection is answered 503 or refused",
+           case_drain_refuses),
           ("drain: stalled upload cut after the grace period, exit 0",
            case_drain_exit)]),
         ("load", common + ["--threads", "2"], None,
