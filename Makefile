@@ -11,7 +11,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -fno-common -Werror
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN) \
              $(shell pkg-config --cflags $(PKGS)) -MMD -MP
-LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lpthread
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 TEST_LIBS = $(shell pkg-config --libs cmocka)
 
 LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c))
@@ -43,7 +43,7 @@ $(BUILD)/conlab: $(BUILD)/obj/server/main.o $(BUILD)/libconlab.a
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libconlab.a
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS_ALL) -lm
+	$(CC) $(SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/bench/minimal: $(BUILD)/obj/bench/minimal.o
 	@mkdir -p $(@D)

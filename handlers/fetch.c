@@ -48,11 +48,8 @@ struct fetch_item {
 struct fetch_state {
     size_t n;
     struct fetch_item *items;
+    uint64_t delay_ms; /* the /delay targets' wait; 0 for given URLs */
 };
-
-static const char *const fetch_modes[] = {"sequential", "threads", "async"};
-static const enum run_mode fetch_mode_map[] = {RUN_SEQUENTIAL, RUN_THREADS,
-                                               RUN_ASYNC};
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -265,30 +262,25 @@ static void self_url(const struct app *app, int64_t ms, char *out,
              bind, http_port(app->http), (long long)ms);
 }
 
-enum handler_result fetch_handle(struct request *req, struct response *resp,
-                                 void *ctx)
+static struct run *prepare(struct app *app, struct request *req,
+                           struct params *p, enum run_mode mode,
+                           struct response *resp)
 {
-    struct app *app = ctx;
-    struct params p;
     const char *urls[URLS_MAX];
     size_t n_urls = 0;
     int64_t count, ms;
-    int mode;
 
-    if (params_parse(&p, req->query) < 0 ||
-        params_strings(&p, "url", URLS_MAX, urls, &n_urls) < 0 ||
-        params_int(&p, "count", 1, COUNT_MAX, 10, &count) < 0 ||
-        params_int(&p, "ms", 0, DELAY_MS_MAX, 100, &ms) < 0 ||
-        params_enum(&p, "mode", fetch_modes, 3, 2, &mode) < 0 ||
-        params_finish(&p) < 0) {
-        return handlers_reject_params(&p, resp);
-    }
-    if (n_urls && (params_has(&p, "count") || params_has(&p, "ms"))) {
+    if (params_strings(p, "url", URLS_MAX, urls, &n_urls) < 0 ||
+        params_int(p, "count", 1, COUNT_MAX, 10, &count) < 0 ||
+        params_int(p, "ms", 0, DELAY_MS_MAX, 100, &ms) < 0 ||
+        params_finish(p) < 0)
+        return NULL;
+    if (n_urls && (params_has(p, "count") || params_has(p, "ms"))) {
         response_error(resp, 400,
                        "give either 'url' (repeatable, up to %d) or "
                        "'count' and 'ms', not both",
                        URLS_MAX);
-        goto out_params;
+        return NULL;
     }
 
     size_t n = n_urls ? n_urls : (size_t)count;
@@ -300,10 +292,11 @@ enum handler_result fetch_handle(struct request *req, struct response *resp,
         free(items);
         json_decref(echo);
         response_error(resp, 500, "out of memory");
-        goto out_params;
+        return NULL;
     }
     st->items = items;
     st->n = n;
+    st->delay_ms = n_urls ? 0 : (uint64_t)ms;
     for (size_t i = 0; i < n; i++) {
         struct fetch_item *it = &items[i];
         it->allow = app->allow;
@@ -326,13 +319,13 @@ enum handler_result fetch_handle(struct request *req, struct response *resp,
             response_error(resp, status, "parameter 'url': %s", why);
             free_state(st);
             json_decref(echo);
-            goto out_params;
+            return NULL;
         }
         if (setup(it, app->cfg) < 0) {
             response_error(resp, 500, "out of memory");
             free_state(st);
             json_decref(echo);
-            goto out_params;
+            return NULL;
         }
     }
     if (n_urls) {
@@ -344,15 +337,45 @@ enum handler_result fetch_handle(struct request *req, struct response *resp,
         json_object_set_new(echo, "count", json_integer(count));
         json_object_set_new(echo, "ms", json_integer(ms));
     }
-    params_cleanup(&p);
 
-    struct run *run = run_new(app, req, "fetch", fetch_mode_map[mode], echo,
-                              &fetch_ops, st, n);
-    for (size_t i = 0; run && i < n; i++)
+    struct run *run = run_new(app, req, "fetch", mode, echo, &fetch_ops, st, n);
+    if (!run) {
+        response_error(resp, 500, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
         items[i].task = &run->tasks[i];
-    return run_start(run, resp);
+    return run;
+}
 
-out_params:
-    params_cleanup(&p);
-    return HANDLER_DONE;
+/* The /delay targets wait in waves of the mode's lanes; given URLs: 0. */
+static double estimate_ms(const struct run *run)
+{
+    const struct fetch_state *st = run->state;
+    size_t lanes = run->n_tasks;
+    if (run->mode == RUN_SEQUENTIAL)
+        lanes = 1;
+    else if (run->mode == RUN_THREADS)
+        lanes = (size_t)run->app->cfg->demo_threads;
+    return (double)((st->n + lanes - 1) / lanes * st->delay_ms);
+}
+
+static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS, RUN_ASYNC};
+static const char *const outcome[] = {"ok", "failed", NULL};
+
+const struct demo demo_fetch = {
+    .name = "fetch",
+    .modes = modes,
+    .n_modes = sizeof(modes) / sizeof(modes[0]),
+    .default_mode = RUN_ASYNC,
+    .outcome = outcome,
+    .shrink = "count or ms",
+    .prepare = prepare,
+    .estimate_ms = estimate_ms,
+};
+
+enum handler_result fetch_handle(struct request *req, struct response *resp,
+                                 void *ctx)
+{
+    return run_handle(&demo_fetch, ctx, req, resp);
 }

@@ -16,6 +16,8 @@ int handlers_register(struct router *router, struct app *app)
     if (rc == 0)
         rc = router_add(router, HTTP_GET, "/run/sleep", sleep_handle, app);
     if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/run/compare", compare_handle, app);
+    if (rc == 0)
         rc = router_add(router, HTTP_GET, "/delay", delay_handle, app);
     if (rc == 0)
         rc = router_add(router, HTTP_GET, "/run/fetch", fetch_handle, app);

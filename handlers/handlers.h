@@ -43,6 +43,10 @@ enum handler_result square_handle(struct request *req, struct response *resp,
 enum handler_result sleep_handle(struct request *req, struct response *resp,
                                  void *app);
 
+/* GET /run/compare: one demo in each of its modes, as one table. */
+enum handler_result compare_handle(struct request *req, struct response *resp,
+                                   void *app);
+
 /* GET /delay: answers after ms milliseconds, holding no thread. */
 enum handler_result delay_handle(struct request *req, struct response *resp,
                                  void *app);

@@ -50,6 +50,8 @@ enum handler_result health_handle(struct request *req, struct response *resp,
     text_str(&t, "{\"status\":\"ok\",\"version\":\"" CONLAB_VERSION
                  "\",\"uptime_s\":");
     text_milli(&t, (clock_now_ns() - app->started_ns) / 1000000u);
+    text_str(&t, ",\"cores\":");
+    text_u64(&t, (uint64_t)app->cores);
     text_str(&t, ",\"pools\":{\"http\":{");
     field(&t, "configured", (uint64_t)app->cfg->threads);
     field(&t, "alive", (uint64_t)app->cfg->threads);

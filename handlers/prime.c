@@ -4,6 +4,7 @@
  * that every task costs about the same, in any of the run modes.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@
 
 struct prime_state {
     size_t n;
+    uint64_t limit;
     struct prime_span spans[TASKS_MAX];
     struct job_prime_result counts[TASKS_MAX];
 };
@@ -89,24 +91,17 @@ static const struct run_ops prime_ops = {
     .free_state = free,
 };
 
-enum handler_result prime_handle(struct request *req, struct response *resp,
-                                 void *ctx)
+static struct run *prepare(struct app *app, struct request *req,
+                           struct params *p, enum run_mode mode,
+                           struct response *resp)
 {
-    struct app *app = ctx;
-    struct params p;
     int64_t limit, tasks;
-    int mode;
 
-    if (params_parse(&p, req->query) < 0 ||
-        params_int(&p, "limit", LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT, &limit) <
+    if (params_int(p, "limit", LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT, &limit) <
             0 ||
-        params_int(&p, "tasks", 1, TASKS_MAX, app->cfg->workers, &tasks) < 0 ||
-        params_enum(&p, "mode", run_mode_names, RUN_GIL + 1, RUN_PROCESSES,
-                    &mode) < 0 ||
-        params_finish(&p) < 0) {
-        return handlers_reject_params(&p, resp);
-    }
-    params_cleanup(&p);
+        params_int(p, "tasks", 1, TASKS_MAX, app->cfg->workers, &tasks) < 0 ||
+        params_finish(p) < 0)
+        return NULL;
 
     struct prime_state *st = calloc(1, sizeof(*st));
     json_t *echo = json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "tasks",
@@ -115,12 +110,61 @@ enum handler_result prime_handle(struct request *req, struct response *resp,
         free(st);
         json_decref(echo);
         response_error(resp, 500, "out of memory");
-        return HANDLER_DONE;
+        return NULL;
     }
     st->n = (size_t)tasks;
+    st->limit = (uint64_t)limit;
     prime_split((uint64_t)limit, (unsigned)tasks, st->spans);
 
-    struct run *run = run_new(app, req, "prime", (enum run_mode)mode, echo,
-                              &prime_ops, st, (size_t)tasks);
-    return run_start(run, resp);
+    struct run *run =
+        run_new(app, req, "prime", mode, echo, &prime_ops, st, (size_t)tasks);
+    if (!run)
+        response_error(resp, 500, "out of memory");
+    return run;
+}
+
+/*
+ * Trial division of every n below limit costs about limit^1.5 divisions
+ * (primes dominate): REF_MS on one core of the development VM for REF_LIMIT.
+ * Threads and processes divide it by the lanes that can run at once.
+ */
+#define REF_LIMIT 1e7
+#define REF_MS    1600.0
+
+static double estimate_ms(const struct run *run)
+{
+    const struct prime_state *st = run->state;
+    const struct app *app = run->app;
+    double ms = REF_MS * pow((double)st->limit / REF_LIMIT, 1.5);
+    size_t lanes = 1;
+    if (run->mode == RUN_THREADS)
+        lanes = (size_t)app->cfg->demo_threads;
+    else if (run->mode == RUN_PROCESSES)
+        lanes = (size_t)app->cfg->workers;
+    if (lanes > st->n)
+        lanes = st->n;
+    if (lanes > (size_t)app->cores)
+        lanes = (size_t)app->cores;
+    return ms / (double)(lanes ? lanes : 1);
+}
+
+static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS,
+                                      RUN_PROCESSES, RUN_GIL};
+static const char *const outcome[] = {"checked", "primes", NULL};
+
+const struct demo demo_prime = {
+    .name = "prime",
+    .modes = modes,
+    .n_modes = sizeof(modes) / sizeof(modes[0]),
+    .default_mode = RUN_PROCESSES,
+    .outcome = outcome,
+    .shrink = "limit",
+    .prepare = prepare,
+    .estimate_ms = estimate_ms,
+};
+
+enum handler_result prime_handle(struct request *req, struct response *resp,
+                                 void *ctx)
+{
+    return run_handle(&demo_prime, ctx, req, resp);
 }

@@ -16,6 +16,7 @@
 #include "../server/gil.h"
 #include "../server/http.h"
 #include "../server/log.h"
+#include "handlers.h"
 
 const char *const run_mode_names[RUN_MODES] = {"sequential", "threads",
                                                "processes", "gil", "async"};
@@ -47,6 +48,7 @@ struct run *run_new(struct app *app, struct request *req, const char *demo,
     }
     run->app = app;
     run->req = req;
+    run->origin_ns = req->accepted_ns;
     run->demo = demo;
     run->mode = mode;
     run->params = params;
@@ -60,21 +62,50 @@ struct run *run_new(struct app *app, struct request *req, const char *demo,
     return run;
 }
 
+enum handler_result run_handle(const struct demo *demo, struct app *app,
+                               struct request *req, struct response *resp)
+{
+    const char *names[RUN_MODES];
+    int def = 0, choice;
+    struct params p;
+
+    for (size_t i = 0; i < demo->n_modes; i++) {
+        names[i] = run_mode_names[demo->modes[i]];
+        if (demo->modes[i] == demo->default_mode)
+            def = (int)i;
+    }
+    if (params_parse(&p, req->query) < 0 ||
+        params_enum(&p, "mode", names, demo->n_modes, def, &choice) < 0)
+        return handlers_reject_params(&p, resp);
+
+    struct run *run = demo->prepare(app, req, &p, demo->modes[choice], resp);
+    if (!run && p.failed)
+        return handlers_reject_params(&p, resp);
+    params_cleanup(&p);
+    return run ? run_start(run, resp) : HANDLER_DONE;
+}
+
 enum handler_result run_start(struct run *run, struct response *resp)
 {
-    int rc;
     if (!run) {
         response_error(resp, 500, "out of memory");
         return HANDLER_DONE;
     }
+    http_suspend(run->req);
+    run_launch(run);
+    return HANDLER_ASYNC;
+}
+
+void run_launch(struct run *run)
+{
+    int rc;
     size_t n = run->n_tasks;
 
-    http_suspend(run->req);
     if (run->mode == RUN_PROCESSES) {
         struct pool_job **jobs = malloc(n * sizeof(*jobs));
         if (!jobs) {
             fail_all(run, -ENOMEM, "out of memory");
-            return HANDLER_ASYNC;
+            return;
         }
         for (size_t i = 0; i < n; i++) {
             struct run_task *t = &run->tasks[i];
@@ -106,7 +137,7 @@ enum handler_result run_start(struct run *run, struct response *resp)
         struct tpool_task **tasks = malloc(n * sizeof(*tasks));
         if (!tasks) {
             fail_all(run, -ENOMEM, "out of memory");
-            return HANDLER_ASYNC;
+            return;
         }
         for (size_t i = 0; i < n; i++) {
             run->tasks[i].ttask.run = on_thread_task;
@@ -123,7 +154,16 @@ enum handler_result run_start(struct run *run, struct response *resp)
         fail_all(run, rc, "the service is shutting down");
     else if (rc < 0)
         fail_all(run, rc, strerror(-rc));
-    return HANDLER_ASYNC;
+}
+
+void run_discard(struct run *run)
+{
+    for (size_t i = 0; i < run->n_tasks; i++)
+        free(run->tasks[i].slices);
+    json_decref(run->params);
+    if (run->state)
+        run->ops->free_state(run->state);
+    free(run);
 }
 
 /* Nothing started: answer the suspended request with one error. */
@@ -319,9 +359,9 @@ static void slice_close(struct run_task *t, uint64_t at)
 
 static double offset_ms(const struct run *run, uint64_t ns)
 {
-    if (ns == 0 || ns < run->req->accepted_ns)
+    if (ns == 0 || ns < run->origin_ns)
         return 0.0;
-    return clock_ms_between(run->req->accepted_ns, ns);
+    return clock_ms_between(run->origin_ns, ns);
 }
 
 static int http_status_of(int status)
@@ -342,11 +382,38 @@ static int http_status_of(int status)
     }
 }
 
+/* The run's success body: the API's run shape (new reference). */
+static json_t *run_body(struct run *run, uint64_t now)
+{
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < run->n_tasks; i++) {
+        struct run_task *t = &run->tasks[i];
+        json_t *obj = json_pack(
+            "{s:i, s:{s:s, s:I}, s:f, s:f}", "id", t->id, "worker", "kind",
+            t->worker_kind ? t->worker_kind : "main", "id",
+            (json_int_t)t->worker_id, "start_ms", offset_ms(run, t->start_ns),
+            "end_ms", offset_ms(run, t->end_ns));
+        if (obj && t->n_slices) {
+            json_t *slices = json_array();
+            for (size_t s = 0; s < t->n_slices; s++)
+                json_array_append_new(
+                    slices, json_pack("[f,f]", offset_ms(run, t->slices[s][0]),
+                                      offset_ms(run, t->slices[s][1])));
+            json_object_set_new(obj, "slices", slices);
+        }
+        if (obj)
+            run->ops->task_json(run, t, obj);
+        json_array_append_new(tasks, obj);
+    }
+    return json_pack("{s:s, s:s, s:O, s:o, s:f, s:o}", "demo", run->demo,
+                     "mode", run_mode_names[run->mode], "params", run->params,
+                     "result", run->ops->result_json(run), "wall_ms",
+                     offset_ms(run, now), "tasks", tasks);
+}
+
 static void finish(struct run *run)
 {
-    struct response resp;
     uint64_t now = clock_now_ns();
-    response_init(&resp);
 
     /* The worst failure decides: deadline, dead worker, overload, other. */
     const struct run_task *failed = NULL;
@@ -361,46 +428,30 @@ static void finish(struct run *run)
         }
     }
 
-    if (failed) {
-        response_error(&resp, http_status_of(failed->status), "%s: %s",
-                       run->demo, failed->error);
-    } else {
-        json_t *tasks = json_array();
-        for (size_t i = 0; i < run->n_tasks; i++) {
-            struct run_task *t = &run->tasks[i];
-            json_t *obj = json_pack("{s:i, s:{s:s, s:I}, s:f, s:f}", "id",
-                                    t->id, "worker", "kind",
-                                    t->worker_kind ? t->worker_kind : "main",
-                                    "id", (json_int_t)t->worker_id, "start_ms",
-                                    offset_ms(run, t->start_ns), "end_ms",
-                                    offset_ms(run, t->end_ns));
-            if (obj && t->n_slices) {
-                json_t *slices = json_array();
-                for (size_t s = 0; s < t->n_slices; s++)
-                    json_array_append_new(
-                        slices,
-                        json_pack("[f,f]", offset_ms(run, t->slices[s][0]),
-                                  offset_ms(run, t->slices[s][1])));
-                json_object_set_new(obj, "slices", slices);
-            }
-            if (obj)
-                run->ops->task_json(run, t, obj);
-            json_array_append_new(tasks, obj);
-        }
-        json_t *body =
-            json_pack("{s:s, s:s, s:O, s:o, s:f, s:o}", "demo", run->demo,
-                      "mode", run_mode_names[run->mode], "params", run->params,
-                      "result", run->ops->result_json(run), "wall_ms",
-                      offset_ms(run, now), "tasks", tasks);
-        response_json(&resp, 200, body);
+    int status = failed ? http_status_of(failed->status) : 200;
+    json_t *body = failed ? NULL : run_body(run, now);
+    char message[POOL_ERROR_MAX + 64] = "";
+    if (failed)
+        snprintf(message, sizeof(message), "%s: %s", run->demo, failed->error);
+    else if (!body) {
+        status = 500;
+        snprintf(message, sizeof(message), "out of memory");
     }
+
+    if (run->done) {
+        run_done_fn *done = run->done;
+        void *arg = run->done_arg;
+        run_discard(run);
+        done(status, message, body, arg);
+        return;
+    }
+    struct response resp;
+    response_init(&resp);
+    if (body)
+        response_json(&resp, 200, body);
+    else
+        response_error(&resp, status, "%s", message);
     response_header(&resp, "Cache-Control", "no-store");
     http_resume(run->req, &resp);
-
-    for (size_t i = 0; i < run->n_tasks; i++)
-        free(run->tasks[i].slices);
-    json_decref(run->params);
-    if (run->state)
-        run->ops->free_state(run->state);
-    free(run);
+    run_discard(run);
 }

@@ -12,7 +12,9 @@
  * The last task to finish, on whatever thread it finished, builds the
  * response (the API's run shape, or the error of the worst failure:
  * 504 deadline, 502 worker died, 503 shutting down) and resumes the
- * request. Timings are CLOCK_MONOTONIC offsets from the request's arrival.
+ * request, or hands the outcome to run->done (what /run/compare does to
+ * chain runs). Timings are CLOCK_MONOTONIC offsets from the request's
+ * arrival, or from run->origin_ns when the caller moves it.
  */
 #ifndef CONLAB_RUN_H
 #define CONLAB_RUN_H
@@ -24,6 +26,7 @@
 #include <stdint.h>
 
 #include "../server/app.h"
+#include "../server/params.h"
 #include "../server/pool.h"
 #include "../server/prime.h"
 #include "../server/request.h"
@@ -83,9 +86,21 @@ struct run_task {
     struct tpool_task ttask;
 };
 
+/*
+ * Instead of answering: called once when the run ends, on the thread that
+ * finished it, with status 200 and the run's JSON body (a new reference),
+ * or an error status and its message (body NULL). The run is already
+ * freed, so nothing it shared with the body is released after the call.
+ */
+typedef void run_done_fn(int status, const char *message, json_t *body,
+                         void *arg);
+
 struct run {
     struct app *app;
     struct request *req;
+    uint64_t origin_ns; /* timings are offsets from this: default accepted */
+    run_done_fn *done;  /* NULL: answer the request */
+    void *done_arg;
     const char *demo;
     enum run_mode mode;
     json_t *params;
@@ -96,6 +111,40 @@ struct run {
     size_t n_tasks;
     struct run_task tasks[];
 };
+
+/*
+ * A demo as /run/<demo> and /run/compare see it: its modes and how to
+ * build one run of it from the query.
+ */
+struct demo {
+    const char *name;
+    const enum run_mode *modes; /* the modes it runs in, in run_mode order */
+    size_t n_modes;
+    enum run_mode default_mode;
+    /* Result fields that must not depend on the mode (NULL-terminated). */
+    const char *const *outcome;
+    /* The parameters to lower when a comparison is over budget. */
+    const char *shrink;
+    /*
+     * Takes the demo's own parameters (all but mode) from p, ends the
+     * checks with params_finish() and builds the run in mode. NULL when
+     * refused: a 400 left in p (params_error()), or else resp answered.
+     */
+    struct run *(*prepare)(struct app *app, struct request *req,
+                           struct params *p, enum run_mode mode,
+                           struct response *resp);
+    /* The wall time the run should take here, in ms (a rough model). */
+    double (*estimate_ms)(const struct run *run);
+};
+
+extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch;
+
+/*
+ * The handler of GET /run/<demo>: reads mode and the demo's parameters,
+ * answers a refusal or starts the run.
+ */
+enum handler_result run_handle(const struct demo *demo, struct app *app,
+                               struct request *req, struct response *resp);
 
 /*
  * A new run of n_tasks tasks. Takes params (the effective parameters) and
@@ -114,6 +163,15 @@ struct run *run_new(struct app *app, struct request *req, const char *demo,
  * gets a 500 and HANDLER_DONE is returned.
  */
 enum handler_result run_start(struct run *run, struct response *resp);
+
+/*
+ * Starts the tasks of a run whose request is already suspended (what
+ * run_start() does after suspending); the run owns itself from then on.
+ */
+void run_launch(struct run *run);
+
+/* Frees a run that was never started. */
+void run_discard(struct run *run);
 
 /*
  * Async mode: a task ended (status 0 or a negative errno; error text in

@@ -112,31 +112,39 @@ static void task_json(struct run *run, struct run_task *task, json_t *obj)
     (void)obj;
 }
 
+/* How many tasks wait at once in the run's mode: the size of its pool. */
+static uint64_t lanes_of(const struct run *run)
+{
+    const struct config *cfg = run->app->cfg;
+    switch (run->mode) {
+    case RUN_SEQUENTIAL:
+        return 1;
+    case RUN_THREADS:
+    case RUN_GIL:
+        return (uint64_t)cfg->demo_threads;
+    case RUN_PROCESSES:
+        return (uint64_t)cfg->workers;
+    default:
+        return run->n_tasks;
+    }
+}
+
 /* The wall time the mode's model predicts: waves of pool-size tasks. */
 static json_t *result_json(struct run *run)
 {
     struct sleep_state *st = run->state;
-    const struct config *cfg = run->app->cfg;
-    uint64_t n = run->n_tasks, lanes;
-    switch (run->mode) {
-    case RUN_SEQUENTIAL:
-        lanes = 1;
-        break;
-    case RUN_THREADS:
-    case RUN_GIL:
-        lanes = (uint64_t)cfg->demo_threads;
-        break;
-    case RUN_PROCESSES:
-        lanes = (uint64_t)cfg->workers;
-        break;
-    default:
-        lanes = n;
-        break;
-    }
-    uint64_t waves = (n + lanes - 1) / lanes;
+    uint64_t lanes = lanes_of(run);
+    uint64_t waves = (run->n_tasks + lanes - 1) / lanes;
     return json_pack("{s:I, s:I, s:I, s:I}", "slept_ms", (json_int_t)st->job.ms,
                      "lanes", (json_int_t)lanes, "waves", (json_int_t)waves,
                      "model_ms", (json_int_t)(waves * st->job.ms));
+}
+
+static double estimate_ms(const struct run *run)
+{
+    const struct sleep_state *st = run->state;
+    uint64_t lanes = lanes_of(run);
+    return (double)((run->n_tasks + lanes - 1) / lanes * st->job.ms);
 }
 
 static const struct run_ops sleep_ops = {
@@ -149,25 +157,17 @@ static const struct run_ops sleep_ops = {
     .free_state = free_state,
 };
 
-enum handler_result sleep_handle(struct request *req, struct response *resp,
-                                 void *ctx)
+static struct run *prepare(struct app *app, struct request *req,
+                           struct params *p, enum run_mode mode,
+                           struct response *resp)
 {
-    struct app *app = ctx;
-    struct params p;
     int64_t tasks, ms;
-    int mode;
 
-    if (params_parse(&p, req->query) < 0 ||
-        params_enum(&p, "mode", run_mode_names, RUN_MODES, RUN_ASYNC, &mode) <
-            0 ||
-        params_int(&p, "tasks", 1,
+    if (params_int(p, "tasks", 1,
                    mode == RUN_ASYNC ? TASKS_MAX_ASYNC : TASKS_MAX, 3,
                    &tasks) < 0 ||
-        params_int(&p, "ms", 0, MS_MAX, 2000, &ms) < 0 ||
-        params_finish(&p) < 0) {
-        return handlers_reject_params(&p, resp);
-    }
-    params_cleanup(&p);
+        params_int(p, "ms", 0, MS_MAX, 2000, &ms) < 0 || params_finish(p) < 0)
+        return NULL;
 
     struct sleep_state *st = calloc(1, sizeof(*st));
     if (st && mode == RUN_ASYNC)
@@ -179,11 +179,34 @@ enum handler_result sleep_handle(struct request *req, struct response *resp,
             free_state(st);
         json_decref(echo);
         response_error(resp, 500, "out of memory");
-        return HANDLER_DONE;
+        return NULL;
     }
     st->job.ms = (uint64_t)ms;
 
-    struct run *run = run_new(app, req, "sleep", (enum run_mode)mode, echo,
-                              &sleep_ops, st, (size_t)tasks);
-    return run_start(run, resp);
+    struct run *run =
+        run_new(app, req, "sleep", mode, echo, &sleep_ops, st, (size_t)tasks);
+    if (!run)
+        response_error(resp, 500, "out of memory");
+    return run;
+}
+
+static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS,
+                                      RUN_PROCESSES, RUN_GIL, RUN_ASYNC};
+static const char *const outcome[] = {"slept_ms", NULL};
+
+const struct demo demo_sleep = {
+    .name = "sleep",
+    .modes = modes,
+    .n_modes = sizeof(modes) / sizeof(modes[0]),
+    .default_mode = RUN_ASYNC,
+    .outcome = outcome,
+    .shrink = "tasks or ms",
+    .prepare = prepare,
+    .estimate_ms = estimate_ms,
+};
+
+enum handler_result sleep_handle(struct request *req, struct response *resp,
+                                 void *ctx)
+{
+    return run_handle(&demo_sleep, ctx, req, resp);
 }

@@ -95,31 +95,24 @@ static const struct run_ops square_ops = {
     .free_state = free_state,
 };
 
-enum handler_result square_handle(struct request *req, struct response *resp,
-                                  void *ctx)
+static struct run *prepare(struct app *app, struct request *req,
+                           struct params *p, enum run_mode mode,
+                           struct response *resp)
 {
-    struct app *app = ctx;
-    struct params p;
     int64_t *numbers = NULL;
     size_t count = 0;
     int64_t tasks;
-    int mode;
 
-    /* Modes in run_mode order; square has no gil mode. */
-    if (params_parse(&p, req->query) < 0 ||
-        params_int_list(&p, "numbers", -NUMBER_MAX, NUMBER_MAX, JOB_SQUARE_MAX,
+    if (params_int_list(p, "numbers", -NUMBER_MAX, NUMBER_MAX, JOB_SQUARE_MAX,
                         "1,2,3,4", &numbers, &count) < 0 ||
         params_int(
-            &p, "tasks", 1, count < TASKS_MAX ? (int64_t)count : TASKS_MAX,
+            p, "tasks", 1, count < TASKS_MAX ? (int64_t)count : TASKS_MAX,
             app->cfg->workers < (int)count ? app->cfg->workers : (int64_t)count,
             &tasks) < 0 ||
-        params_enum(&p, "mode", run_mode_names, RUN_PROCESSES + 1,
-                    RUN_PROCESSES, &mode) < 0 ||
-        params_finish(&p) < 0) {
+        params_finish(p) < 0) {
         free(numbers);
-        return handlers_reject_params(&p, resp);
+        return NULL;
     }
-    params_cleanup(&p);
 
     struct square_state *st = calloc(1, sizeof(*st));
     int64_t *squares = calloc(count, sizeof(int64_t));
@@ -135,7 +128,7 @@ enum handler_result square_handle(struct request *req, struct response *resp,
         free(numbers);
         json_decref(echo);
         response_error(resp, 500, "out of memory");
-        return HANDLER_DONE;
+        return NULL;
     }
     st->count = count;
     st->numbers = numbers;
@@ -145,7 +138,37 @@ enum handler_result square_handle(struct request *req, struct response *resp,
         st->to[i] = count * (i + 1) / (size_t)tasks;
     }
 
-    struct run *run = run_new(app, req, "square", (enum run_mode)mode, echo,
-                              &square_ops, st, (size_t)tasks);
-    return run_start(run, resp);
+    struct run *run =
+        run_new(app, req, "square", mode, echo, &square_ops, st, (size_t)tasks);
+    if (!run)
+        response_error(resp, 500, "out of memory");
+    return run;
+}
+
+/* A multiplication per number: nothing worth budgeting. */
+static double estimate_ms(const struct run *run)
+{
+    (void)run;
+    return 0.0;
+}
+
+static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS,
+                                      RUN_PROCESSES};
+static const char *const outcome[] = {"squares", NULL};
+
+const struct demo demo_square = {
+    .name = "square",
+    .modes = modes,
+    .n_modes = sizeof(modes) / sizeof(modes[0]),
+    .default_mode = RUN_PROCESSES,
+    .outcome = outcome,
+    .shrink = "the numbers",
+    .prepare = prepare,
+    .estimate_ms = estimate_ms,
+};
+
+enum handler_result square_handle(struct request *req, struct response *resp,
+                                  void *ctx)
+{
+    return run_handle(&demo_square, ctx, req, resp);
 }

@@ -23,6 +23,7 @@ struct allow_list;
 struct app {
     const struct config *cfg;
     uint64_t started_ns;      /* CLOCK_MONOTONIC at start-up */
+    int cores;                /* online CPUs at start-up */
     char web_root[PATH_MAX];  /* realpath() of cfg->web_root */
     struct http_server *http; /* set before the daemon runs */
     struct pool *pool;        /* worker processes */

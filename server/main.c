@@ -80,6 +80,8 @@ int main(int argc, char **argv)
 
     app.cfg = &cfg;
     app.started_ns = clock_now_ns();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    app.cores = cores > 0 ? (int)cores : 1;
     if (!realpath(cfg.web_root, app.web_root)) {
         fprintf(stderr, "conlab: --web-root %s: %s\n", cfg.web_root,
                 strerror(errno));

@@ -15,8 +15,9 @@ Every server is started with --port 0 --bind 127.0.0.1 (one group binds
 ::1 instead), found through its "listening on" log line and stopped by PID
 and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
-standard library is used. The groups of cpu.py (CPU demos) and loop.py
-(event loop: /delay, /run/sleep, /run/fetch) are added by server_groups().
+standard library is used. The groups of cpu.py (CPU demos), loop.py
+(event loop: /delay, /run/sleep, /run/fetch) and compare.py (/run/compare)
+are added by server_groups().
 """
 
 import argparse
@@ -34,6 +35,7 @@ import uuid
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402
 import cpu  # noqa: E402
 import harness  # noqa: E402
 import loop  # noqa: E402
@@ -811,7 +813,8 @@ def server_groups(web_root):
         ("load", common + ["--threads", "2"], None,
          [("shutdown: SIGTERM under keep-alive load",
            case_shutdown_under_load)]),
-    ] + cpu.server_groups(web_root) + loop.server_groups(web_root)
+    ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
+         compare.server_groups(web_root))
 
 
 def main():

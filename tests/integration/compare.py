@@ -1,0 +1,291 @@
+"""Integration tests of /run/compare: one demo in each of its modes.
+
+Used by run.py (server_groups() below adds its groups to the run). The
+tables: COMPARE_CASES (a query, the modes it must run, the result every
+mode must agree on) and BAD_COMPARES (a query and a piece of the 400 or 403
+message it must get). The sequences (a mode that misses its deadline, a
+client that leaves between modes, SIGTERM mid-comparison) are functions,
+each against its own server.
+"""
+
+import os
+import signal
+import socket
+import time
+
+import cpu
+import harness
+from harness import (
+    Background, CheckFailed, build_request, check, expect_error_shape,
+    expect_value, json_path, stop_and_check)
+
+WORKERS = 2
+DEMO_THREADS = 32
+EPS_MS = 0.01
+TABLE_KEYS = {"demo", "params", "cores", "modes", "wall_ms", "estimate_ms",
+              "budget_ms", "results_agree", "differing_modes", "runs"}
+RUN_KEYS = cpu.SHAPE_KEYS | {"speedup", "same_result"}
+KIND_OF_MODE = dict(cpu.KIND_OF_MODE, **{"async": "loop"})
+MODES = {
+    "prime": ["sequential", "threads", "processes", "gil"],
+    "square": ["sequential", "threads", "processes"],
+    "sleep": ["sequential", "threads", "processes", "gil", "async"],
+    "fetch": ["sequential", "threads", "async"],
+}
+
+
+class Compare:
+    def __init__(self, name, query, demo, params, tasks, outcome):
+        self.name, self.query, self.demo = name, query, demo
+        self.params, self.tasks, self.outcome = params, tasks, outcome
+
+
+COMPARE_CASES = [
+    Compare("prime: 4 modes agree on 9592 primes below 100000",
+            "demo=prime&limit=100000&tasks=2", "prime",
+            {"limit": 100000, "tasks": 2}, 2,
+            {"checked": 99999, "primes": 9592}),
+    Compare("square: 3 modes agree on the squares, input order",
+            "demo=square&numbers=3,-1,7,2,5&tasks=2", "square",
+            {"numbers": [3, -1, 7, 2, 5], "tasks": 2}, 2,
+            {"squares": [9, 1, 49, 4, 25]}),
+    Compare("sleep: 5 modes, 4 tasks of 50 ms", "demo=sleep&tasks=4&ms=50",
+            "sleep", {"tasks": 4, "ms": 50}, 4, {"slept_ms": 50}),
+    Compare("fetch: 3 modes, 3 self /delay targets of 30 ms",
+            "demo=fetch&count=3&ms=30", "fetch", {"count": 3, "ms": 30}, 3,
+            {"ok": 3, "failed": 0}),
+]
+
+# (name, query, status, words the message must contain)
+BAD_COMPARES = [
+    ("no demo", "", 400, ["'demo' is required", "prime, square"]),
+    ("unknown demo", "demo=tetris", 400, ["'demo'", "tetris"]),
+    ("mode is not a compare parameter", "demo=prime&mode=threads", 400,
+     ["unknown parameter 'mode'"]),
+    ("a demo's parameter out of range", "demo=prime&limit=1", 400,
+     ["'limit'", "[2, 50000000]"]),
+    ("another demo's parameter", "demo=sleep&limit=10", 400,
+     ["unknown parameter 'limit'"]),
+    ("sleep tasks over the non-async bound", "demo=sleep&tasks=2000&ms=1",
+     400, ["'tasks'", "[1, 1000]"]),
+    ("prime over the budget", "demo=prime&limit=50000000", 400,
+     ["budget is 30000 ms", "lower limit"]),
+    ("sleep over the budget", "demo=sleep&tasks=10&ms=10000", 400,
+     ["budget", "lower tasks or ms"]),
+    ("fetch over the budget", "demo=fetch&count=1000&ms=100", 400,
+     ["budget", "lower count or ms"]),
+    ("fetch of a refused target", "demo=fetch&url=http://192.0.2.1/", 403,
+     ["not an allowed fetch target"]),
+    ("fetch url with count", "demo=fetch&url=http://127.0.0.1:1/&count=2",
+     400, ["not both"]),
+]
+
+
+def _short(value, limit=160):
+    return cpu._short(value, limit)
+
+
+def check_table(case, body, pids, cores):
+    check(isinstance(body, dict) and set(body) == TABLE_KEYS,
+          "keys %s, expected %s" % (sorted(body) if isinstance(body, dict)
+                                    else _short(body), sorted(TABLE_KEYS)))
+    modes = MODES[case.demo]
+    expect_value("demo", body["demo"], case.demo)
+    expect_value("modes", body["modes"], modes)
+    expect_value("params", body["params"], case.params)
+    expect_value("cores", body["cores"], cores)
+    expect_value("results_agree", body["results_agree"], True)
+    expect_value("differing_modes", body["differing_modes"], [])
+    expect_value("budget_ms", body["budget_ms"], 30000)
+    runs = body["runs"]
+    check(isinstance(runs, list) and len(runs) == len(modes),
+          "%d runs, expected %d" % (len(runs), len(modes)))
+    total = 0.0
+    for mode, run in zip(modes, runs):
+        what = "runs[%s]" % mode
+        check(set(run) == RUN_KEYS, "%s keys %s" % (what, sorted(run)))
+        expect_value(what + ".mode", run["mode"], mode)
+        expect_value(what + ".demo", run["demo"], case.demo)
+        expect_value(what + ".params", run["params"], case.params)
+        for key, want in case.outcome.items():
+            expect_value("%s.result.%s" % (what, key), run["result"].get(key),
+                         want)
+        expect_value(what + ".same_result", run["same_result"], True)
+        wall = run["wall_ms"]
+        total += wall
+        speedup = runs[0]["wall_ms"] / wall if wall > 0 else 0
+        check(abs(run["speedup"] - speedup) <= 0.01 * speedup + 1e-6,
+              "%s.speedup %s, but sequential %s / %s = %.3f"
+              % (what, run["speedup"], runs[0]["wall_ms"], wall, speedup))
+        tasks = run["tasks"]
+        check(len(tasks) == case.tasks, "%s: %d tasks, expected %d"
+              % (what, len(tasks), case.tasks))
+        kind = KIND_OF_MODE[mode]
+        lanes = set()
+        for t in tasks:
+            expect_value(what + " worker.kind", json_path(t, "worker.kind"),
+                         kind)
+            wid = json_path(t, "worker.id")
+            lanes.add(wid)
+            if kind == "process":
+                check(wid in pids, "%s: worker %r is not a pool pid %s"
+                      % (what, wid, pids))
+            # Each run's times are offsets from its own start.
+            check(0 <= t["start_ms"] <= t["end_ms"] + EPS_MS <=
+                  wall + 2 * EPS_MS, "%s: task %s..%s outside 0..%s"
+                  % (what, t["start_ms"], t["end_ms"], wall))
+        if kind in ("main", "loop"):
+            expect_value(what + " lanes", len(lanes), 1)
+    expect_value("runs[sequential].speedup", runs[0]["speedup"], 1.0)
+    check(body["wall_ms"] + EPS_MS >= total, "wall_ms %s is less than the "
+          "runs' sum %.3f" % (body["wall_ms"], total))
+    return runs
+
+
+def compare_case(case):
+    def run(srv, ctx):
+        pids = cpu.wait_ready(srv, WORKERS)["pools"]["process"]["pids"]
+        resp, body = cpu.get_json(srv.port, "/run/compare?" + case.query,
+                                  timeout=cpu.scaled(20.0))
+        check(resp.status == 200, "status %d: %s" % (resp.status,
+                                                     _short(body)))
+        runs = check_table(case, body, pids, os.cpu_count())
+        return ", ".join("%s %.1f ms" % (r["mode"], r["wall_ms"])
+                         for r in runs)
+    return run
+
+
+def bad_case(query, status, words):
+    def run(srv, ctx):
+        resp, body = cpu.get_json(srv.port, "/run/compare?" + query)
+        check(resp.status == status, "status %d, expected %d: %s"
+              % (resp.status, status, _short(body)))
+        expect_error_shape(resp)
+        message = body["error"]["message"]
+        for word in words:
+            check(word in message, "message %r lacks %r" % (message, word))
+        return message
+    return run
+
+
+def case_sleep_shape(srv, ctx):
+    """The sleep comparison shows the waiting models: sequential is tasks x
+    ms, threads and async overlap every task, processes come in waves of
+    the pool size."""
+    resp, body = cpu.get_json(srv.port, "/run/compare?demo=sleep&tasks=4"
+                              "&ms=100", timeout=cpu.scaled(20.0))
+    check(resp.status == 200, "status %d: %s" % (resp.status, _short(body)))
+    walls = {r["mode"]: r["wall_ms"] for r in body["runs"]}
+    models = {r["mode"]: r["result"]["model_ms"] for r in body["runs"]}
+    expect_value("model_ms", models, {"sequential": 400, "threads": 100,
+                                      "processes": 200, "gil": 100,
+                                      "async": 100})
+    for mode, model in models.items():
+        check(model <= walls[mode] < model + 150 * harness.TIME_SCALE,
+              "%s took %.1f ms, model %d ms" % (mode, walls[mode], model))
+    expect_value("estimate_ms", body["estimate_ms"], 900)
+    return ", ".join("%s %.0f" % kv for kv in walls.items())
+
+
+def case_deadline(srv, ctx):
+    """A mode that misses the job deadline stops the comparison with its
+    504, named; nothing is left running."""
+    started = time.monotonic()
+    resp, body = cpu.get_json(
+        srv.port, "/run/compare?demo=prime&limit=%d&tasks=1"
+        % int(20000000 / harness.TIME_SCALE), timeout=cpu.scaled(10.0))
+    took = time.monotonic() - started
+    check(resp.status == 504, "status %d: %s" % (resp.status, _short(body)))
+    expect_error_shape(resp)
+    message = body["error"]["message"]
+    check(message.startswith("compare stopped at mode sequential: prime: "),
+          "message %r" % message)
+    check("deadline" in message, "message %r" % message)
+    cpu.wait_health(srv.port, lambda b: json_path(b, "pools.threads.busy") ==
+                    0, cpu.scaled(5.0), "no demo thread busy")
+    return "504 in %.0f ms: %s" % (took * 1000, message)
+
+
+def case_client_gone(srv, ctx):
+    """A client that leaves during the first mode: the modes after it never
+    start (the process pool completes no job)."""
+    before = cpu.wait_ready(srv, WORKERS)
+    done_before = json_path(before, "pools.process.completed")
+    sock = socket.create_connection((harness.LOOPBACK, srv.port),
+                                    timeout=harness.SOCKET_TIMEOUT_S)
+    try:
+        sock.sendall(build_request("GET", "/run/compare?demo=sleep&tasks=2"
+                                   "&ms=300"))
+        time.sleep(0.1)
+    finally:
+        sock.close()
+    # Sequential takes 600 ms; the comparison must end with it.
+    body = cpu.wait_health(
+        srv.port, lambda b: json_path(b, "pools.http.in_flight") == 1 and
+        json_path(b, "pools.threads.busy") == 0, cpu.scaled(5.0),
+        "the comparison ended")
+    time.sleep(0.5)  # threads mode would be running now if it had started
+    body = harness.health(srv.port)
+    expect_value("process jobs completed",
+                 json_path(body, "pools.process.completed"), done_before)
+    expect_value("threads busy", json_path(body, "pools.threads.busy"), 0)
+    expect_value("loop timers", json_path(body, "pools.loop.timers"), 0)
+    resp, after = cpu.get_json(srv.port, "/run/compare?demo=square")
+    check(resp.status == 200, "a comparison afterwards: %d %s"
+          % (resp.status, _short(after)))
+    return "stopped after sequential"
+
+
+def case_shutdown(srv, ctx):
+    """SIGTERM during a comparison: the request gets an answer (the table
+    if it finishes in the grace period, else 503) and the server exits 0
+    with no worker left."""
+    pids = cpu.wait_ready(srv, WORKERS)["pools"]["process"]["pids"]
+    job = Background(srv.port, "/run/compare?demo=sleep&tasks=2&ms=400",
+                     cpu.scaled(20.0))
+    job.start()
+    try:
+        time.sleep(0.3)
+        note = stop_and_check(srv, signal.SIGTERM, cpu.scaled(6.0), pids,
+                              ("received SIGTERM", "stopped"))
+    finally:
+        job.join(cpu.scaled(10.0))
+    check(job.done, "the comparison is unanswered after the exit")
+    if job.resp is not None and job.resp.status is not None:
+        check(job.resp.status == 503, "in-flight comparison: %s"
+              % job.describe())
+        expect_error_shape(job.resp)
+        return "503; " + note
+    check(job.exc is not None or job.resp.closed,
+          "in-flight comparison: %s" % job.describe())
+    return "closed; " + note
+
+
+def server_groups(web_root):
+    """(title, extra args, environment, cases) for run.py's server_group."""
+    base = ["--web-root", web_root, "--threads", "2", "--workers",
+            str(WORKERS), "--grace-ms", "1000"]
+    return [
+        ("compare", base, None,
+         [("compare: " + case.name, compare_case(case))
+          for case in COMPARE_CASES]
+         + [("compare: %s is %d" % (name, status),
+             bad_case(query, status, words))
+            for name, query, status, words in BAD_COMPARES]
+         + [("compare: sleep shows each mode's waiting model",
+             case_sleep_shape),
+            ("compare: client leaves in the first mode; the rest never "
+             "start", case_client_gone)]),
+        ("compare-deadline", base[:-2] + ["--job-timeout-ms", "300",
+                                          "--grace-ms", "1000"], None,
+         [("compare: a mode past its deadline stops it with 504",
+           case_deadline)]),
+        ("compare-shutdown", base[:-2] + ["--grace-ms", "300"], None,
+         [("compare: SIGTERM mid-comparison, answered, exit 0",
+           case_shutdown)]),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit("run through run.py: python3 tests/integration/run.py "
+                     "--binary build/conlab --group compare")
