@@ -15,7 +15,7 @@ LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 TEST_LIBS = $(shell pkg-config --libs cmocka)
 
 LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/handlers/openapi_data.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_SRC = $(wildcard server/*.[ch] handlers/*.[ch] tests/unit/*.[ch] \
@@ -33,6 +33,11 @@ all: $(BUILD)/conlab
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The OpenAPI document, built into the binary (see handlers/openapi.c).
+$(BUILD)/obj/handlers/openapi_data.o: handlers/openapi_data.S api/openapi.json
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -c $< -o $@
 
 $(BUILD)/libconlab.a: $(LIB_OBJ)
 	@rm -f $@

@@ -23,11 +23,6 @@
 
 #define BUDGET_MS 30000.0
 
-static const struct demo *const demos[] = {&demo_prime, &demo_square,
-                                           &demo_sleep, &demo_fetch};
-static const char *const demo_names[] = {"prime", "square", "sleep", "fetch"};
-#define N_DEMOS (sizeof(demos) / sizeof(demos[0]))
-
 struct compare {
     struct app *app;
     struct request *req;
@@ -167,8 +162,11 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     struct params p;
     int which;
 
+    const char *names[RUN_DEMOS];
+    for (size_t i = 0; i < RUN_DEMOS; i++)
+        names[i] = run_demos[i]->name;
     if (params_parse(&p, req->query) < 0 ||
-        params_enum(&p, "demo", demo_names, N_DEMOS, -1, &which) < 0)
+        params_enum(&p, "demo", names, RUN_DEMOS, -1, &which) < 0)
         return handlers_reject_params(&p, resp);
     if (which < 0) {
         params_cleanup(&p);
@@ -187,7 +185,7 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     }
     c->app = app;
     c->req = req;
-    c->demo = demos[which];
+    c->demo = run_demos[which];
     for (size_t i = 0; i < c->demo->n_modes; i++) {
         struct run *run =
             c->demo->prepare(app, req, &p, c->demo->modes[i], resp);

@@ -14,6 +14,7 @@
  * counted in the write callback (--fetch-max-bytes).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,31 @@ void fetch_outcome_finish(struct fetch_outcome *o, CURLcode rc, long status,
     }
 }
 
+enum fetch_kind fetch_outcome_kind(const struct fetch_outcome *o)
+{
+    if (o->too_big)
+        return FETCH_TOO_LARGE;
+    if (o->has_error)
+        return FETCH_ERROR;
+    return o->status >= 200 && o->status < 400 ? FETCH_OK : FETCH_HTTP_ERROR;
+}
+
+static _Atomic uint64_t fetches_total[FETCH_KINDS];
+
+void fetch_write_metrics(FILE *out)
+{
+    static const char *const names[FETCH_KINDS] = {"ok", "http_error",
+                                                   "too_large", "error"};
+    fputs("# HELP conlab_fetches_total Outbound fetches of /run/fetch, by "
+          "outcome.\n"
+          "# TYPE conlab_fetches_total counter\n",
+          out);
+    for (size_t k = 0; k < FETCH_KINDS; k++)
+        fprintf(out, "conlab_fetches_total{outcome=\"%s\"} %llu\n", names[k],
+                (unsigned long long)atomic_load_explicit(&fetches_total[k],
+                                                         memory_order_relaxed));
+}
+
 void fetch_outcome_tally(const struct fetch_outcome *const outcomes[], size_t n,
                          uint64_t *ok, uint64_t *bytes)
 {
@@ -155,6 +181,8 @@ static void collect(struct fetch_item *it, CURLcode rc)
     curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME_T, &us);
     fetch_outcome_finish(&it->out, rc, status, us, it->errbuf, it->max_bytes);
+    atomic_fetch_add_explicit(&fetches_total[fetch_outcome_kind(&it->out)], 1,
+                              memory_order_relaxed);
     curl_easy_cleanup(it->easy);
     it->easy = NULL;
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define FETCH_ERROR_MAX 160
 
@@ -32,6 +33,20 @@ struct fetch_outcome {
 void fetch_outcome_finish(struct fetch_outcome *o, CURLcode rc, long status,
                           curl_off_t total_us, const char *errbuf,
                           uint64_t max_bytes);
+
+/* What a finished outcome was, as /metrics counts fetches. */
+enum fetch_kind {
+    FETCH_OK,         /* a 2xx or 3xx status */
+    FETCH_HTTP_ERROR, /* any other status */
+    FETCH_TOO_LARGE,  /* the body passed --fetch-max-bytes */
+    FETCH_ERROR,      /* no response: refused, timed out, ... */
+    FETCH_KINDS
+};
+
+enum fetch_kind fetch_outcome_kind(const struct fetch_outcome *o);
+
+/* Writes conlab_fetches_total{outcome} (every fetch since start). */
+void fetch_write_metrics(FILE *out);
 
 /*
  * Counts the outcomes that succeeded (no error and a 2xx or 3xx status)

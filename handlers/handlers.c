@@ -22,6 +22,10 @@ int handlers_register(struct router *router, struct app *app)
     if (rc == 0)
         rc = router_add(router, HTTP_GET, "/run/fetch", fetch_handle, app);
     if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/metrics", metrics_handle, app);
+    if (rc == 0)
+        rc = router_add(router, HTTP_GET, "/openapi.json", openapi_handle, app);
+    if (rc == 0)
         rc = router_add(router, HTTP_GET, "/*", static_handle, app);
     return rc;
 }

@@ -55,6 +55,14 @@ enum handler_result delay_handle(struct request *req, struct response *resp,
 enum handler_result fetch_handle(struct request *req, struct response *resp,
                                  void *app);
 
+/* GET /metrics: the Prometheus text exposition. */
+enum handler_result metrics_handle(struct request *req, struct response *resp,
+                                   void *app);
+
+/* GET /openapi.json: the OpenAPI 3 document of this API. */
+enum handler_result openapi_handle(struct request *req, struct response *resp,
+                                   void *app);
+
 /* GET of any other path: a file under the web root. */
 enum handler_result static_handle(struct request *req, struct response *resp,
                                   void *app);

@@ -21,6 +21,12 @@
 const char *const run_mode_names[RUN_MODES] = {"sequential", "threads",
                                                "processes", "gil", "async"};
 
+const struct demo *const run_demos[RUN_DEMOS] = {&demo_prime, &demo_square,
+                                                 &demo_sleep, &demo_fetch};
+
+/* Runs ended, by demo, mode and outcome (0 ok, 1 error). */
+static _Atomic uint64_t runs_total[RUN_DEMOS][RUN_MODES][2];
+
 static void unit_done(struct run *run);
 static void finish(struct run *run);
 static void on_job_done(struct pool_job *job);
@@ -382,6 +388,38 @@ static int http_status_of(int status)
     }
 }
 
+static void count_run(const struct run *run, bool failed)
+{
+    for (size_t d = 0; d < RUN_DEMOS; d++) {
+        if (strcmp(run_demos[d]->name, run->demo) == 0)
+            atomic_fetch_add_explicit(&runs_total[d][run->mode][failed], 1,
+                                      memory_order_relaxed);
+    }
+}
+
+void run_write_metrics(FILE *out)
+{
+    static const char *const outcomes[2] = {"ok", "error"};
+    fputs("# HELP conlab_demo_runs_total Demo runs ended, by demo, mode and "
+          "outcome.\n"
+          "# TYPE conlab_demo_runs_total counter\n",
+          out);
+    for (size_t d = 0; d < RUN_DEMOS; d++) {
+        const struct demo *demo = run_demos[d];
+        for (size_t m = 0; m < demo->n_modes; m++) {
+            for (size_t o = 0; o < 2; o++) {
+                enum run_mode mode = demo->modes[m];
+                fprintf(out,
+                        "conlab_demo_runs_total{demo=\"%s\",mode=\"%s\","
+                        "outcome=\"%s\"} %llu\n",
+                        demo->name, run_mode_names[mode], outcomes[o],
+                        (unsigned long long)atomic_load_explicit(
+                            &runs_total[d][mode][o], memory_order_relaxed));
+            }
+        }
+    }
+}
+
 /* The run's success body: the API's run shape (new reference). */
 static json_t *run_body(struct run *run, uint64_t now)
 {
@@ -430,6 +468,7 @@ static void finish(struct run *run)
 
     int status = failed ? http_status_of(failed->status) : 200;
     json_t *body = failed ? NULL : run_body(run, now);
+    count_run(run, failed != NULL);
     char message[POOL_ERROR_MAX + 64] = "";
     if (failed)
         snprintf(message, sizeof(message), "%s: %s", run->demo, failed->error);

@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../server/app.h"
 #include "../server/params.h"
@@ -138,6 +139,12 @@ struct demo {
 };
 
 extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch;
+
+#define RUN_DEMOS 4
+extern const struct demo *const run_demos[RUN_DEMOS]; /* the four above */
+
+/* Writes conlab_demo_runs_total{demo,mode,outcome} (ok or error). */
+void run_write_metrics(FILE *out);
 
 /*
  * The handler of GET /run/<demo>: reads mode and the demo's parameters,

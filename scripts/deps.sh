@@ -1,10 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, and nothing when all of
-# them are present. usage: scripts/deps.sh GROUP...  (build test bench browser)
+# them are present. usage: scripts/deps.sh GROUP...  (build test bench lint)
 set -eu
 
 pkgs_build="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev"
-pkgs_test="libcmocka-dev python3 curl procps"
+pkgs_test="libcmocka-dev python3 curl procps prometheus nginx chromium"
 pkgs_bench="wrk python3-aiohttp"
 pkgs_lint="clang-format"
 
@@ -19,6 +19,13 @@ for p in $want; do
         missing="$missing $p"
     fi
 done
+# The browser tests need node and npm; any install of them will do.
+case " $* " in
+*" test "*)
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+    ;;
+esac
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing$missing"

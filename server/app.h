@@ -14,6 +14,7 @@
 #include "config.h"
 
 struct http_server;
+struct router;
 struct pool;
 struct tpool;
 struct gil;
@@ -22,15 +23,16 @@ struct allow_list;
 
 struct app {
     const struct config *cfg;
-    uint64_t started_ns;      /* CLOCK_MONOTONIC at start-up */
-    int cores;                /* online CPUs at start-up */
-    char web_root[PATH_MAX];  /* realpath() of cfg->web_root */
-    struct http_server *http; /* set before the daemon runs */
-    struct pool *pool;        /* worker processes */
-    struct tpool *tpool;      /* demo threads */
-    struct gil *gil;          /* the simulated interpreter lock */
-    struct loop *loop;        /* the event loop: timers and fetches */
-    struct allow_list *allow; /* fetch targets allowed */
+    uint64_t started_ns;         /* CLOCK_MONOTONIC at start-up */
+    int cores;                   /* online CPUs at start-up */
+    char web_root[PATH_MAX];     /* realpath() of cfg->web_root */
+    const struct router *router; /* every route, for /metrics' labels */
+    struct http_server *http;    /* set before the daemon runs */
+    struct pool *pool;           /* worker processes */
+    struct tpool *tpool;         /* demo threads */
+    struct gil *gil;             /* the simulated interpreter lock */
+    struct loop *loop;           /* the event loop: timers and fetches */
+    struct allow_list *allow;    /* fetch targets allowed */
 };
 
 #endif

@@ -19,7 +19,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_INT, OPT_BIND, OPT_PATH, OPT_LEVEL, OPT_HOSTS, OPT_FLAG };
+enum opt_kind {
+    OPT_INT,
+    OPT_BIND,
+    OPT_PATH,
+    OPT_LEVEL,
+    OPT_FORMAT,
+    OPT_HOSTS,
+    OPT_FLAG
+};
 
 struct opt_def {
     const char *name; /* flag without the leading "--" */
@@ -65,6 +73,8 @@ static const struct opt_def opts[] = {
      "directory of the dashboard's files (default web)"},
     {"log-level", OPT_LEVEL, OFF(log_level), 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
+    {"log-format", OPT_FORMAT, OFF(log_format), 0, 0, "FORMAT",
+     "text, or json for JSON Lines (default text)"},
     {"help", OPT_FLAG, CONFIG_HELP, 0, 0, NULL, "print this help and exit"},
     {"version", OPT_FLAG, CONFIG_VERSION, 0, 0, NULL,
      "print the version and exit"},
@@ -103,6 +113,7 @@ void config_defaults(struct config *cfg)
     cfg->grace_ms = 5000;
     strcpy(cfg->web_root, "web");
     cfg->log_level = LOG_INFO;
+    cfg->log_format = LOG_TEXT;
 }
 
 int config_load(struct config *cfg, int argc, char *const argv[],
@@ -271,6 +282,13 @@ static int apply(struct config *cfg, const struct opt_def *o, const char *value,
             snprintf(err, err_len,
                      "%s: '%s' is not a log level (error, warn, info, "
                      "debug)",
+                     origin, value);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_FORMAT:
+        if (log_format_parse(value, &cfg->log_format) < 0) {
+            snprintf(err, err_len, "%s: '%s' is not a log format (text, json)",
                      origin, value);
             return -EINVAL;
         }

@@ -42,6 +42,7 @@ struct config {
     char allow_hosts[CONFIG_ALLOW_HOSTS_MAX][CONFIG_HOST_MAX];
     char web_root[PATH_MAX];
     enum log_level log_level;
+    enum log_format log_format;
 };
 
 /*

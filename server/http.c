@@ -29,12 +29,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "uri.h"
 
 #define LISTEN_BACKLOG 4096
@@ -55,7 +57,8 @@ struct exchange {
     struct exchange *prev, *next; /* on srv->suspended while suspended */
     struct request req;
     struct response resp;
-    int status;     /* queued status, for the access log */
+    char id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, "" until known */
+    int status;                       /* queued status, for the access log */
     uint64_t bytes; /* queued body bytes, for the access log */
     size_t uri_len;
     char *uri;  /* raw request target, as received */
@@ -74,6 +77,8 @@ struct http_server {
     _Atomic uint64_t n_suspended;
     _Atomic uint64_t completed;
     _Atomic unsigned connections;
+    uint32_t id_prefix; /* random per process: ids differ across replicas */
+    _Atomic uint64_t id_next;
     pthread_mutex_t suspended_lock; /* guards the suspended list only */
     struct exchange suspended;      /* list head */
 };
@@ -109,6 +114,9 @@ struct http_server *http_new(const struct config *cfg,
         return NULL;
     }
     srv->router = router;
+    if (getrandom(&srv->id_prefix, sizeof(srv->id_prefix), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(srv->id_prefix))
+        srv->id_prefix = (uint32_t)clock_now_ns() ^ (uint32_t)getpid();
     srv->suspended.next = srv->suspended.prev = &srv->suspended;
     pthread_mutex_init(&srv->suspended_lock, NULL);
 
@@ -263,6 +271,33 @@ bool http_client_gone(const struct request *req)
            (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* The client's X-Request-Id when it is a sane token, else a new one. */
+static void set_request_id(struct exchange *ex)
+{
+    const char *given =
+        MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t len = given ? strlen(given) : 0;
+    bool ok = len > 0 && len <= HTTP_REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = given[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    }
+    if (ok) {
+        memcpy(ex->id, given, len + 1);
+        return;
+    }
+    /* 8 hex digits of the process's prefix, 12 of a counter. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t n =
+        atomic_fetch_add_explicit(&ex->srv->id_next, 1, memory_order_relaxed);
+    for (int i = 0; i < 8; i++)
+        ex->id[i] = hex[(ex->srv->id_prefix >> (28 - 4 * i)) & 15];
+    for (int i = 0; i < 12; i++)
+        ex->id[8 + i] = hex[(n >> (44 - 4 * i)) & 15];
+    ex->id[20] = '\0';
+}
+
 /* First sight of a request: allocate its exchange (becomes *con_cls). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -285,6 +320,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     ex->req.path = ex->path;
     ex->req.query = "";
     ex->req.accepted_ns = clock_now_ns();
+    ex->req.route = -1;
+    ex->req.id = ex->id;
     ex->req.header = lookup_header;
     ex->req.conn = ex;
     atomic_fetch_add(&srv->in_flight, 1);
@@ -310,6 +347,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         if (ex->req.method == 0) {
             /* First call: record only (see the file comment). */
             ex->req.method = http_method_parse(method);
+            set_request_id(ex);
             const char *length = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (length && strtoull(length, NULL, 10) > HTTP_BODY_MAX) {
@@ -434,6 +472,8 @@ static enum MHD_Result queue(struct exchange *ex)
                                 r->content_type);
     for (size_t i = 0; i < r->n_headers; i++)
         MHD_add_response_header(mr, r->headers[i].name, r->headers[i].value);
+    if (ex->id[0])
+        MHD_add_response_header(mr, "X-Request-Id", ex->id);
     if (atomic_load(&ex->srv->draining))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 
@@ -456,11 +496,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
 
+    uint64_t ns = clock_now_ns() - ex->req.accepted_ns;
+    /* Never answered: the client left first (nginx's 499). */
+    metrics_request(ex->req.route, ex->req.method,
+                    ex->status ? ex->status : 499, ns);
     if (log_enabled(LOG_INFO)) {
         const char *m = ex->req.method ? http_method_name(ex->req.method) : "-";
-        uint64_t us = (clock_now_ns() - ex->req.accepted_ns) / 1000u;
-        log_access(m, ex->uri, ex->status, ex->bytes, us,
-                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 0 : (int)toe);
+        log_access(m, ex->uri, ex->status, ex->bytes, ns / 1000u,
+                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 0 : (int)toe,
+                   ex->id[0] ? ex->id : "-");
     }
 
     response_cleanup(&ex->resp);

@@ -30,6 +30,7 @@
 #include "router.h"
 
 #define HTTP_URI_MAX          32768 /* bytes of path and query */
+#define HTTP_REQUEST_ID_MAX   64    /* bytes of an X-Request-Id kept */
 #define HTTP_HEADERS_MAX      16384 /* bytes of request header fields */
 #define HTTP_BODY_MAX         65536 /* bytes of request body, discarded */
 #define HTTP_BODY_DISCARD_MAX (16 * HTTP_BODY_MAX) /* then the link is cut */

@@ -31,6 +31,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 static _Atomic int current_level = LOG_INFO;
+static enum log_format current_format = LOG_TEXT;
 static struct log_buffer buffers[LOG_BUFFERS_MAX];
 static _Atomic int buffers_claimed;
 static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
@@ -38,6 +39,7 @@ static _Thread_local struct log_buffer *my_buffer;
 static _Thread_local bool my_buffer_tried;
 
 static size_t format_prefix(char *line, enum log_level level);
+static void json_str(struct text *t, const char *s);
 static size_t format_line(char *line, enum log_level level, const char *fmt,
                           va_list ap);
 
@@ -67,6 +69,22 @@ int log_level_parse(const char *text, enum log_level *out)
     return -EINVAL;
 }
 
+void log_set_format(enum log_format format)
+{
+    current_format = format;
+}
+
+int log_format_parse(const char *text, enum log_format *out)
+{
+    if (strcmp(text, "text") == 0)
+        *out = LOG_TEXT;
+    else if (strcmp(text, "json") == 0)
+        *out = LOG_JSON;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 const char *log_level_name(enum log_level level)
 {
     if ((int)level < 0 || (int)level > LOG_DEBUG)
@@ -87,7 +105,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 }
 
 void log_access(const char *method, const char *target, int status,
-                uint64_t bytes, uint64_t us, int ended)
+                uint64_t bytes, uint64_t us, int ended, const char *id)
 {
     if (!log_enabled(LOG_INFO))
         return;
@@ -97,20 +115,42 @@ void log_access(const char *method, const char *target, int status,
 
     text_init(&t, line, sizeof(line) - 1); /* room for the newline */
     t.len = format_prefix(line, LOG_INFO);
-    text_str(&t, method);
-    text_char(&t, ' ');
-    text_str(&t, uri_quote(quoted, sizeof(quoted), target));
-    text_char(&t, ' ');
-    text_u64(&t, status < 0 ? 0 : (uint64_t)status);
-    text_char(&t, ' ');
-    text_u64(&t, bytes);
-    text_str(&t, "B ");
-    text_u64(&t, us);
-    text_str(&t, "us");
-    if (ended) {
-        text_str(&t, " (connection ended: ");
-        text_u64(&t, (uint64_t)ended);
-        text_char(&t, ')');
+    uri_quote(quoted, sizeof(quoted), target);
+    if (current_format == LOG_JSON) {
+        text_str(&t, ",\"request_id\":");
+        json_str(&t, id);
+        text_str(&t, ",\"method\":");
+        json_str(&t, method);
+        text_str(&t, ",\"target\":");
+        json_str(&t, quoted);
+        text_str(&t, ",\"status\":");
+        text_u64(&t, status < 0 ? 0 : (uint64_t)status);
+        text_str(&t, ",\"bytes\":");
+        text_u64(&t, bytes);
+        text_str(&t, ",\"us\":");
+        text_u64(&t, us);
+        if (ended) {
+            text_str(&t, ",\"ended\":");
+            text_u64(&t, (uint64_t)ended);
+        }
+        text_char(&t, '}');
+    } else {
+        text_str(&t, method);
+        text_char(&t, ' ');
+        text_str(&t, quoted);
+        text_char(&t, ' ');
+        text_u64(&t, status < 0 ? 0 : (uint64_t)status);
+        text_char(&t, ' ');
+        text_u64(&t, bytes);
+        text_str(&t, "B ");
+        text_u64(&t, us);
+        text_str(&t, "us id=");
+        text_str(&t, id);
+        if (ended) {
+            text_str(&t, " (connection ended: ");
+            text_u64(&t, (uint64_t)ended);
+            text_char(&t, ')');
+        }
     }
     size_t len = t.len;
     line[len++] = '\n';
@@ -146,7 +186,11 @@ void log_flush(void)
     }
 }
 
-/* "<UTC time> <LEVEL> " into line (at most 40 bytes); returns its length. */
+/*
+ * "<UTC time> <LEVEL> " into line (at most 40 bytes), or in JSON
+ * {"time":"<UTC time>","level":"<level>" without the closing brace;
+ * returns its length.
+ */
 static size_t format_prefix(char *line, enum log_level level)
 {
     static _Thread_local time_t cached_sec = -1;
@@ -163,6 +207,8 @@ static size_t format_prefix(char *line, enum log_level level)
         cached_sec = now.tv_sec;
     }
     text_init(&t, line, LOG_LINE_MAX);
+    if (current_format == LOG_JSON)
+        text_str(&t, "{\"time\":\"");
     text_str(&t, cached_prefix);
     unsigned ms = (unsigned)(now.tv_nsec / 1000000L);
     char frac[7] = {'.',
@@ -172,15 +218,64 @@ static size_t format_prefix(char *line, enum log_level level)
                     'Z',
                     ' ',
                     '\0'};
-    text_str(&t, frac);
-    text_str(&t, level_tags[level]);
-    text_char(&t, ' ');
+    if (current_format == LOG_JSON) {
+        frac[5] = '\0';
+        text_str(&t, frac);
+        text_str(&t, "\",\"level\":\"");
+        text_str(&t, level_names[level]);
+        text_char(&t, '"');
+    } else {
+        text_str(&t, frac);
+        text_str(&t, level_tags[level]);
+        text_char(&t, ' ');
+    }
     return t.len;
+}
+
+/*
+ * s as a JSON string: quote, backslash and every byte outside printable
+ * ASCII escaped as \u00XX (so the line stays valid JSON whatever s holds),
+ * cut with "..." where the line would overflow.
+ */
+static void json_str(struct text *t, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    text_char(t, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (t->cap - t->len < 16) { /* keep room to close the line */
+            text_str(t, "...");
+            break;
+        }
+        if (*p == '"' || *p == '\\') {
+            text_char(t, '\\');
+            text_char(t, (char)*p);
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            char esc[7] = {'\\',         'u',          '0', '0',
+                           hex[*p >> 4], hex[*p & 15], '\0'};
+            text_str(t, esc);
+        } else {
+            text_char(t, (char)*p);
+        }
+    }
+    text_char(t, '"');
 }
 
 static size_t format_line(char *line, enum log_level level, const char *fmt,
                           va_list ap)
 {
+    if (current_format == LOG_JSON) {
+        char msg[LOG_LINE_MAX];
+        struct text t;
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        text_init(&t, line, LOG_LINE_MAX - 1); /* room for the newline */
+        t.len = format_prefix(line, level);
+        text_str(&t, ",\"msg\":");
+        json_str(&t, msg);
+        text_char(&t, '}');
+        size_t len = t.len;
+        line[len++] = '\n';
+        return len;
+    }
     size_t len = format_prefix(line, level);
     int n = vsnprintf(line + len, LOG_LINE_MAX - len, fmt, ap);
     if (n < 0)

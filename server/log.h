@@ -20,6 +20,9 @@
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+/* Lines as text, or as one JSON object each (JSON Lines). */
+enum log_format { LOG_TEXT = 0, LOG_JSON };
+
 /* Longest line written; longer messages are cut and end with "...". */
 #define LOG_LINE_MAX    1024
 #define LOG_BUFFER_SIZE 16384 /* per-thread access-line buffer */
@@ -42,22 +45,31 @@ int log_level_parse(const char *text, enum log_level *out);
 /* Name of a level, as log_level_parse() accepts it. */
 const char *log_level_name(enum log_level level);
 
+/* Sets the line format. Start-up, before other threads log. */
+void log_set_format(enum log_format format);
+
+/* Parses "text" or "json" into *out. Returns 0 or -EINVAL. */
+int log_format_parse(const char *text, enum log_format *out);
+
 /*
- * Writes one line "<UTC time> <LEVEL> <message>\n" when the level is
- * enabled. Any thread; never blocks on a lock.
+ * Writes one line "<UTC time> <LEVEL> <message>\n", or in JSON
+ * {"time", "level", "msg"}, when the level is enabled. Any thread; never
+ * blocks on a lock.
  */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
  * Writes the access line of one request, "<time> INFO <method> <target>
- * <status> <bytes>B <us>us", plus "(connection ended: <code>)" when ended
- * is non-zero, into the calling thread's buffer (see above). The target is
+ * <status> <bytes>B <us>us id=<request id>", plus "(connection ended:
+ * <code>)" when ended is non-zero, into the calling thread's buffer (see
+ * above); in JSON the same fields as {"time", "level", "request_id",
+ * "method", "target", "status", "bytes", "us"[, "ended"]}. The target is
  * quoted with uri_quote(). Formatted by hand, not by printf: it runs once
  * per request. Any thread.
  */
 void log_access(const char *method, const char *target, int status,
-                uint64_t bytes, uint64_t us, int ended);
+                uint64_t bytes, uint64_t us, int ended, const char *id);
 
 /* Writes out every thread's buffered lines. Any thread. */
 void log_flush(void);

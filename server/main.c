@@ -63,6 +63,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
 
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -94,6 +95,7 @@ int main(int argc, char **argv)
         log_error("cannot build the route table");
         goto out_router;
     }
+    app.router = router;
 
     struct pool_config pool_cfg = {
         .workers = cfg.workers,

@@ -193,6 +193,7 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
         return -ESHUTDOWN;
     }
     if ((size_t)pool->queued + n > (size_t)pool->cfg.queue) {
+        pool->stats.jobs.rejected += n;
         pthread_mutex_unlock(&pool->lock);
         return -EAGAIN;
     }
@@ -627,6 +628,14 @@ static void finish(struct pool *p, struct pool_job *job, int status,
     }
     pthread_mutex_lock(&p->lock);
     p->stats.completed++;
+    if (status == 0)
+        p->stats.jobs.ok++;
+    else if (status == -ETIMEDOUT)
+        p->stats.jobs.timeout++;
+    else if (status == -ECANCELED || status == -ESHUTDOWN)
+        p->stats.jobs.cancelled++;
+    else
+        p->stats.jobs.failed++;
     pthread_mutex_unlock(&p->lock);
     job->done(job);
 }

@@ -82,6 +82,15 @@ struct pool_restarts {
     uint64_t crash, timeout, recycle;
 };
 
+/* Jobs by outcome, since start. */
+struct pool_outcomes {
+    uint64_t ok;
+    uint64_t failed;    /* the worker died or answered nonsense */
+    uint64_t timeout;   /* past the deadline: the worker was killed */
+    uint64_t cancelled; /* abandoned by the client, or shutdown */
+    uint64_t rejected;  /* refused by a full queue (never queued) */
+};
+
 struct pool_stats {
     int configured;
     int alive; /* started and greeted */
@@ -89,6 +98,7 @@ struct pool_stats {
     int queued;
     struct pool_restarts restarts;
     uint64_t completed; /* jobs finished, any outcome */
+    struct pool_outcomes jobs;
     pid_t pids[POOL_WORKERS_MAX];
 };
 

@@ -29,6 +29,8 @@ struct request {
     const char *path;     /* percent-decoded, starts with '/', NUL-free */
     const char *query;    /* raw text after '?', "" when none */
     uint64_t accepted_ns; /* CLOCK_MONOTONIC when the request line arrived */
+    int route;            /* the router's id of the matched route, or -1 */
+    const char *id;       /* the X-Request-Id answered ("" before dispatch) */
     /* Looks a request header up (case-insensitive); NULL when absent. */
     const char *(*header)(const struct request *req, const char *name);
     void *conn; /* the http module's; opaque to handlers */

@@ -52,6 +52,16 @@ int response_json(struct response *r, int status, json_t *take_json)
     return 0;
 }
 
+void response_body(struct response *r, int status, const char *content_type,
+                   char *body, size_t len)
+{
+    free(r->body);
+    r->status = status;
+    r->content_type = content_type;
+    r->body = body;
+    r->body_len = len;
+}
+
 void response_error(struct response *r, int status, const char *fmt, ...)
 {
     char message[ERROR_MESSAGE_MAX];

@@ -48,6 +48,13 @@ void response_cleanup(struct response *r);
 int response_json(struct response *r, int status, json_t *take_json);
 
 /*
+ * Sets status and a body of len bytes of content_type (a static string),
+ * taking body (a malloc()ed buffer, freed with the response).
+ */
+void response_body(struct response *r, int status, const char *content_type,
+                   char *body, size_t len);
+
+/*
  * Sets the API's error shape {"error": {"status", "message"}} with the
  * formatted message (at most 512 bytes, which must be valid UTF-8). A 503
  * also gets "Retry-After: 1". Never fails: without memory it falls back to

@@ -14,7 +14,8 @@
 #include "uri.h"
 
 struct route {
-    char path[ROUTER_PATH_MAX]; /* for a prefix route, without the '*' */
+    char pattern[ROUTER_PATH_MAX]; /* as added */
+    char path[ROUTER_PATH_MAX];    /* for a prefix route, without the '*' */
     size_t path_len;
     bool prefix;
     unsigned methods;
@@ -94,6 +95,7 @@ int router_add(struct router *router, unsigned methods, const char *path,
     }
 
     struct route *r = &router->routes[router->n++];
+    memcpy(r->pattern, path, strlen(path) + 1);
     memcpy(r->path, path, len);
     r->path[len] = '\0';
     r->path_len = len;
@@ -109,6 +111,7 @@ enum handler_result router_dispatch(const struct router *router,
 {
     const struct route *r = match(router, req->path);
     char q[96];
+    req->route = r ? (int)(r - router->routes) : -1;
     if (!r) {
         response_error(resp, 404, "no route for %s",
                        uri_quote(q, sizeof(q), req->path));
@@ -123,6 +126,13 @@ enum handler_result router_dispatch(const struct router *router,
         return HANDLER_DONE;
     }
     return r->handler(req, resp, r->ctx);
+}
+
+const char *router_route_path(const struct router *router, int id)
+{
+    if (id < 0 || (size_t)id >= router->n)
+        return NULL;
+    return router->routes[id].pattern;
 }
 
 char *router_allow_text(unsigned methods, char *out, size_t out_len)

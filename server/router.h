@@ -37,11 +37,18 @@ int router_add(struct router *router, unsigned methods, const char *path,
                handler_fn handler, void *ctx);
 
 /*
- * Runs the handler for req, or fills resp with 404/405. Returns what the
+ * Sets req->route to the matched route's id (-1 when none matches) and runs
+ * its handler, or fills resp with 404/405. Returns what the
  * handler returned (HANDLER_DONE for the router's own errors).
  */
 enum handler_result router_dispatch(const struct router *router,
                                     struct request *req, struct response *resp);
+
+/*
+ * The path route id was added with ("/run/prime", "/" plus "*"), or NULL
+ * past the last route. Route ids count from 0 in the order of router_add().
+ */
+const char *router_route_path(const struct router *router, int id);
 
 /*
  * Writes the Allow header value for a method mask ("GET, HEAD, POST") into
