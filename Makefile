@@ -25,7 +25,7 @@ SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
 SAN_TSAN := -fsanitize=thread
 
-.PHONY: all run test check unit integration asan tsan bench deps \
+.PHONY: all run test check unit integration browser asan tsan bench deps \
         format format-check clean
 
 all: $(BUILD)/conlab
@@ -63,11 +63,13 @@ run:
 	@$(MAKE) --no-print-directory all
 	exec $(BUILD)/conlab --web-root web
 
-# Every test layer: unit tests, integration tests against the real binary.
+# Every test layer: unit tests, integration tests against the real binary,
+# the dashboard in a real browser.
 test:
 	@scripts/deps.sh build test
-	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory check browser
 
+# What the sanitizer builds run too.
 check: unit integration
 
 # The pool's tests start real workers: the service binary in worker mode.
@@ -76,6 +78,13 @@ unit: $(UNIT_BIN) $(BUILD)/conlab
 
 integration: $(BUILD)/conlab
 	$(PYTHON) tests/integration/run.py --binary $(BUILD)/conlab
+
+# The dashboard in Debian's headless Chromium, driven by playwright-core
+# (which downloads no browser). Screenshots go to tests/browser/artifacts/.
+browser: $(BUILD)/conlab
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	node tests/browser/dashboard.test.mjs --binary $(BUILD)/conlab \
+	    --web-root web
 
 asan:
 	@scripts/deps.sh build test

@@ -1,8 +1,396 @@
-// Shows the service's live state from /health on the placeholder page.
-(function () {
-  const out = document.getElementById('health');
-  fetch('/health')
-    .then((r) => r.json())
-    .then((body) => { out.textContent = JSON.stringify(body, null, 2); })
-    .catch((e) => { out.textContent = 'cannot reach /health: ' + e; });
-})();
+// The dashboard: one form per demo, a Run (one mode) or Compare (every mode)
+// request, the timelines of what came back, the raw JSON and its curl line,
+// and the service's live state from /health.
+//
+// Nothing here keeps state on the server; the page only issues GETs to the
+// API it documents. The last successful body is kept so the drawings can be
+// redone at a new width. A new request aborts the one in flight.
+
+import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
+
+const HEALTH_EVERY_MS = 1500;
+const JSON_SHOW_MAX = 200000;
+const CELLS_MAX = 64;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+
+const state = {
+  last: null,        // { kind: 'run'|'compare', body }
+  jsonText: '',
+  curlText: '',
+  inFlight: null,    // AbortController
+  tick: null,
+  width: 0,
+};
+
+// ---- Building the request --------------------------------------------------
+
+// encodeURIComponent leaves ' ( ) ! * alone; the curl line is single-quoted,
+// so those are encoded too. , : / stay readable (they are legal in a query).
+function enc(v) {
+  return encodeURIComponent(v)
+    .replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+    .replace(/%2C/g, ',').replace(/%3A/g, ':').replace(/%2F/g, '/');
+}
+
+function fieldValue(el) {
+  if (el.type === 'number' && el.value !== '' && Number.isFinite(el.valueAsNumber) &&
+      Number.isInteger(el.valueAsNumber)) {
+    return String(el.valueAsNumber);
+  }
+  return el.value.trim();
+}
+
+function buildPath(form, action) {
+  const demo = form.dataset.demo;
+  const pairs = [];
+  if (action === 'compare') pairs.push(['demo', demo]);
+  const urls = form.elements.url
+    ? form.elements.url.value.split(/\s+/).map((s) => s.trim()).filter(Boolean) : [];
+  for (const el of form.elements) {
+    if (!el.name || el.name === 'action' || el.disabled) continue;
+    if (el.name === 'mode' && action === 'compare') continue;
+    if (el.name === 'url') {
+      for (const u of urls) pairs.push(['url', u]);
+      continue;
+    }
+    if (urls.length && (el.name === 'count' || el.name === 'ms') && demo === 'fetch') continue;
+    const v = fieldValue(el);
+    if (v !== '') pairs.push([el.name, v]);
+  }
+  // mode last reads best: /run/prime?limit=..&tasks=..&mode=threads
+  pairs.sort((a, b) => (a[0] === 'mode') - (b[0] === 'mode'));
+  const query = pairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
+  const base = action === 'compare' ? '/run/compare' : `/run/${demo}`;
+  return query ? `${base}?${query}` : base;
+}
+
+function curlFor(path) {
+  return `curl '${location.origin}${path}'`;
+}
+
+// ---- Form behaviour ----------------------------------------------------------
+
+function showDemo(demo) {
+  for (const f of $$('.demo-form')) f.hidden = f.dataset.demo !== demo;
+}
+
+// Bounds that depend on other fields, as the API has them.
+function syncBounds() {
+  const sleepMode = $('#sleep-mode').value;
+  const sleepTasks = $('#sleep-tasks');
+  const sleepMax = sleepMode === 'async' ? 10000 : 1000;
+  sleepTasks.max = String(sleepMax);
+
+  const numbers = $('#square-numbers').value.split(',').filter((s) => s.trim() !== '').length;
+  const sqMax = Math.max(1, Math.min(256, numbers || 1));
+  $('#square-tasks').max = String(sqMax);
+  $('#square-tasks-hint').textContent = `1 – ${sqMax} (at most one per number)`;
+
+  const hasUrls = $('#fetch-url').value.trim() !== '';
+  for (const id of ['#fetch-count', '#fetch-ms']) {
+    $(id).closest('.field').classList.toggle('unused', hasUrls);
+    $(id).required = !hasUrls;
+  }
+}
+
+// ---- Running ----------------------------------------------------------------
+
+function setStatus(text) {
+  $('#status').textContent = text;
+}
+
+function showError(status, message) {
+  $('#error-status').textContent = status ? `Error ${status}:` : 'Error:';
+  $('#error-message').textContent = message;
+  $('#error').hidden = false;
+}
+
+function clearError() {
+  $('#error').hidden = true;
+  $('#error-status').textContent = '';
+  $('#error-message').textContent = '';
+}
+
+function showJson(body, rawText) {
+  const text = body !== undefined ? JSON.stringify(body, null, 2) : rawText;
+  state.jsonText = text;
+  const pre = $('#json');
+  if (text.length > JSON_SHOW_MAX) {
+    pre.textContent = text.slice(0, JSON_SHOW_MAX) +
+      `\n… (${(text.length - JSON_SHOW_MAX).toLocaleString('en-US')} more characters; Copy JSON copies all of it)`;
+  } else {
+    pre.textContent = text;
+  }
+}
+
+async function runRequest(path, action, label) {
+  if (state.inFlight) state.inFlight.abort();
+  const ctl = new AbortController();
+  state.inFlight = ctl;
+  clearError();
+  state.curlText = curlFor(path);
+  $('#curl').textContent = state.curlText;
+  $('#cancel').hidden = false;
+  document.body.classList.add('busy');
+  const t0 = performance.now();
+  const tickText = () => `Running ${label}… ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  setStatus(tickText());
+  clearInterval(state.tick);
+  state.tick = setInterval(() => { $('#status').textContent = tickText(); }, 250);
+
+  let res;
+  let text;
+  try {
+    res = await fetch(path, { signal: ctl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    text = await res.text();
+  } catch (e) {
+    if (state.inFlight === ctl) {
+      finishRequest();
+      if (e.name === 'AbortError') setStatus(`Cancelled ${label}.`);
+      else { setStatus(`${label}: no answer.`); showError(0, `could not reach the service: ${e.message}`); }
+    }
+    return;
+  }
+  if (state.inFlight !== ctl) return;
+  finishRequest();
+
+  let body;
+  try { body = JSON.parse(text); } catch { body = undefined; }
+  showJson(body, text);
+  const took = ((performance.now() - t0) / 1000).toFixed(2);
+  if (!res.ok || !body || body.error) {
+    const msg = body && body.error && body.error.message ? body.error.message : `HTTP ${res.status} ${res.statusText}`;
+    showError(res.status, msg);
+    setStatus(`${label} failed with status ${res.status}.`);
+    state.last = null;
+    renderResults();
+    $('#summary').textContent = 'No result: the last request failed (the error is above, its JSON below).';
+    return;
+  }
+  state.last = { kind: action, body };
+  renderResults();
+  setStatus(`Done: ${label} in ${took} s.`);
+}
+
+function finishRequest() {
+  clearInterval(state.tick);
+  state.inFlight = null;
+  $('#cancel').hidden = true;
+  document.body.classList.remove('busy');
+}
+
+// ---- Results ----------------------------------------------------------------
+
+function plotWidth() {
+  return $('#timelines').clientWidth || $('#results').clientWidth - 32;
+}
+
+function sentence(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) + '.' : '';
+}
+
+function resultText(demo, r, acrossModes) {
+  if (!r) return '';
+  switch (demo) {
+    case 'prime': return `${r.primes.toLocaleString('en-US')} primes among ${r.checked.toLocaleString('en-US')} numbers`;
+    case 'square': {
+      const sq = r.squares || [];
+      const head = sq.slice(0, 12).join(', ');
+      return `squares ${head}${sq.length > 12 ? `, … (${sq.length} in all)` : ''}`;
+    }
+    case 'sleep':
+      if (acrossModes) return `each task slept ${r.slept_ms} ms`;
+      return `each slept ${r.slept_ms} ms; model ${r.waves} wave${r.waves === 1 ? '' : 's'} of ` +
+        `${r.lanes} lane${r.lanes === 1 ? '' : 's'} = ${fmtMs(r.model_ms)} ms`;
+    case 'fetch': return `${r.ok} ok, ${r.failed} failed, ${r.bytes.toLocaleString('en-US')} bytes`;
+    default: return JSON.stringify(r);
+  }
+}
+
+function renderResults() {
+  const last = state.last;
+  const tl = $('#timelines');
+  const cmp = $('#compare');
+  tl.textContent = '';
+  cmp.textContent = '';
+  if (!last) return;
+  const width = plotWidth();
+  state.width = width;
+  const b = last.body;
+  const summary = $('#summary');
+  if (last.kind === 'compare') {
+    const runs = b.runs || [];
+    const xMax = niceMax(Math.max(...runs.map(runExtent), 0.001));
+    const agree = b.results_agree === false
+      ? ` Results differ in: ${(b.differing_modes || []).join(', ')}.` : ' Every mode gave the same result.';
+    summary.textContent = `${b.demo} in ${runs.length} modes, ${fmtMs(b.wall_ms)} ms in all on ` +
+      `${b.cores} core${b.cores === 1 ? '' : 's'}. ${runs.length ? sentence(resultText(b.demo, runs[0].result, true)) : ''}${agree}`;
+    renderCompareChart(cmp, b, { width });
+    const note = document.createElement('p');
+    note.className = 'small muted';
+    note.textContent = 'The dashed line marks the number of cores: computing cannot go faster than that many ' +
+      'times sequential, while waiting can. The timelines below share one time axis.';
+    cmp.querySelector('figure').appendChild(note);
+    for (const run of runs) renderTimeline(tl, run, { width, xMax });
+  } else {
+    summary.textContent = `${b.demo} in ${b.mode} mode: wall ${fmtMs(b.wall_ms)} ms, ` +
+      `${(b.tasks || []).length} tasks. ${sentence(resultText(b.demo, b.result))}`;
+    renderTimeline(tl, b, { width });
+  }
+}
+
+// ---- Copy buttons -----------------------------------------------------------
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const ta = document.createElement('textarea');
+    ta.value = text;
+    ta.setAttribute('readonly', '');
+    ta.style.position = 'fixed';
+    ta.style.opacity = '0';
+    document.body.appendChild(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand('copy'); } catch { ok = false; }
+    ta.remove();
+    return ok;
+  }
+}
+
+async function onCopy(e) {
+  const what = e.currentTarget.dataset.copy;
+  const text = what === 'curl' ? state.curlText : state.jsonText;
+  const out = $('#copy-status');
+  if (!text) { out.textContent = 'Nothing to copy yet.'; return; }
+  const ok = await copyText(text);
+  out.textContent = ok ? `Copied the ${what === 'curl' ? 'curl command' : 'JSON'}.`
+    : 'Copy failed: select the text and copy it by hand.';
+}
+
+// ---- Live state -------------------------------------------------------------
+
+// One poll at a time; the next is scheduled when it ends, and only while the
+// tab is visible (a hidden tab costs the service nothing).
+let healthTimer = null;
+let healthInFlight = false;
+
+function put(key, value) {
+  for (const el of $$(`[data-health="${key}"]`)) el.textContent = value;
+}
+
+function cells(name, busy, configured) {
+  const box = $(`[data-meter="${name}"]`);
+  if (!box) return;
+  const n = Math.min(configured, CELLS_MAX);
+  if (box.childElementCount !== n) {
+    box.textContent = '';
+    for (let i = 0; i < n; i++) box.appendChild(document.createElement('span'));
+  }
+  const lit = configured > CELLS_MAX ? Math.round((busy / configured) * n) : busy;
+  [...box.children].forEach((c, i) => c.classList.toggle('on', i < lit));
+}
+
+function renderHealth(h) {
+  const pill = $('#live-pill');
+  pill.dataset.state = h.status === 'ok' ? 'ok' : 'warn';
+  pill.textContent = h.status;
+  put('version', h.version);
+  put('uptime', h.uptime_s >= 120 ? `${(h.uptime_s / 60).toFixed(1)} min` : `${h.uptime_s.toFixed(1)} s`);
+  put('cores', h.cores !== undefined ? String(h.cores) : '–');
+  $('#live-cores').hidden = h.cores === undefined;
+  const p = h.pools || {};
+  for (const [pool, fields] of Object.entries({
+    process: ['configured', 'alive', 'busy', 'queued', 'completed'],
+    threads: ['configured', 'alive', 'busy', 'queued', 'completed'],
+    loop: ['timers', 'transfers', 'timers_fired', 'transfers_done'],
+    http: ['configured', 'alive', 'connections', 'in_flight', 'completed'],
+  })) {
+    for (const f of fields) {
+      if (p[pool] && p[pool][f] !== undefined) put(`${pool}.${f}`, Number(p[pool][f]).toLocaleString('en-US'));
+    }
+  }
+  if (p.process) {
+    const r = p.process.restarts || {};
+    const total = (r.crash || 0) + (r.timeout || 0) + (r.recycle || 0);
+    put('process.restarts', total ? `${total} (crash ${r.crash}, timeout ${r.timeout}, recycle ${r.recycle})` : '0');
+    put('process.pids', (p.process.pids || []).join(', ') || '–');
+    cells('process', p.process.busy, p.process.configured);
+  }
+  if (p.threads) cells('threads', p.threads.busy, p.threads.configured);
+}
+
+function scheduleHealth() {
+  clearTimeout(healthTimer);
+  healthTimer = document.hidden ? null : setTimeout(pollHealth, HEALTH_EVERY_MS);
+}
+
+async function pollHealth() {
+  if (healthInFlight) return;
+  healthInFlight = true;
+  clearTimeout(healthTimer);
+  healthTimer = null;
+  try {
+    const res = await fetch('/health', { cache: 'no-store' });
+    const h = await res.json();
+    if (!res.ok) throw new Error(h.error ? h.error.message : `status ${res.status}`);
+    renderHealth(h);
+    $('.live').classList.remove('stale');
+  } catch (e) {
+    const pill = $('#live-pill');
+    pill.dataset.state = 'down';
+    pill.textContent = 'unreachable';
+    $('.live').classList.add('stale');
+  } finally {
+    healthInFlight = false;
+  }
+  scheduleHealth();
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) {
+    clearTimeout(healthTimer);
+    healthTimer = null;
+  } else {
+    pollHealth();
+  }
+});
+
+// ---- Wiring -----------------------------------------------------------------
+
+for (const radio of $$('input[name="demo"]')) {
+  radio.addEventListener('change', () => { if (radio.checked) showDemo(radio.value); });
+}
+const checked = $('input[name="demo"]:checked');
+showDemo(checked ? checked.value : 'prime');
+
+for (const form of $$('.demo-form')) {
+  form.addEventListener('input', syncBounds);
+  form.addEventListener('change', syncBounds);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const action = e.submitter && e.submitter.value === 'compare' ? 'compare' : 'run';
+    const demo = form.dataset.demo;
+    const label = action === 'compare' ? `${demo} in every mode` : `${demo} (${form.elements.mode.value})`;
+    runRequest(buildPath(form, action), action, label);
+  });
+}
+syncBounds();
+
+$('#cancel').addEventListener('click', () => { if (state.inFlight) state.inFlight.abort(); });
+$('#copy-curl').addEventListener('click', onCopy);
+$('#copy-json').addEventListener('click', onCopy);
+
+let resizeTimer = null;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (state.last && Math.abs(plotWidth() - state.width) > 4) renderResults();
+  }, 150);
+});
+
+pollHealth();

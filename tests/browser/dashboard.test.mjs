@@ -1,0 +1,657 @@
+// Browser tests of the dashboard (web/).
+//
+// Starts the real conlab binary on a free loopback port (--port 0, two
+// workers), drives Debian's chromium through playwright-core (no browser is
+// ever downloaded), and checks that what the page draws matches the JSON the
+// page itself received: one lane per worker, one bar per task, the gil
+// slices, the comparison chart and its cores marker, the server's error
+// message shown verbatim with the inputs kept, the curl line, the live
+// /health panel, the phone width and the keyboard path.
+//
+//   cd tests/browser && npm ci          # once: playwright-core, pinned
+//   node tests/browser/dashboard.test.mjs --binary build/conlab --web-root web
+//
+// Options: --binary PATH (default build/conlab), --web-root DIR (default
+// web), --chromium PATH (default $CHROMIUM or /usr/bin/chromium), --only
+// TEXT (run the cases whose name contains TEXT). Screenshots go to
+// tests/browser/artifacts/. Prints one line per case and "N passed, M
+// failed"; exits 1 when a case fails. Only 127.0.0.1 is contacted; the
+// server and the browser are stopped by this script even when a case fails.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+// playwright-core comes from tests/browser/node_modules (npm ci there).
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  console.log(`FAIL setup: cannot load playwright-core (${e.message}); run \`npm ci\` in tests/browser`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..', '..');
+const ARTIFACTS = join(HERE, 'artifacts');
+const CASE_TIMEOUT_MS = 25000;
+const START_TIMEOUT_MS = 10000;
+const STOP_GRACE_MS = 5000;
+
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+// ---- Arguments ------------------------------------------------------------
+
+function parseArgs(argv) {
+  const opts = {
+    binary: join(ROOT, 'build', 'conlab'),
+    webRoot: join(ROOT, 'web'),
+    chromium: process.env.CHROMIUM || '/usr/bin/chromium',
+    only: '',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--binary') opts.binary = resolve(next());
+    else if (a === '--web-root') opts.webRoot = resolve(next());
+    else if (a === '--chromium') opts.chromium = resolve(next());
+    else if (a === '--only') opts.only = next();
+    else throw new Error(`unknown argument ${a} (accepted: --binary, --web-root, --chromium, --only)`);
+  }
+  return opts;
+}
+
+// ---- The server ----------------------------------------------------------
+
+let server = null;
+const serverLog = [];
+
+function startServer(binary, webRoot) {
+  return new Promise((resolveStart, rejectStart) => {
+    const child = spawn(binary, [
+      '--bind', '127.0.0.1', '--port', '0', '--workers', '2', '--web-root', webRoot,
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    server = child;
+    let buffered = '';
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (!settled) {
+        settled = true;
+        rejectStart(new Error(`no "listening on" line within ${START_TIMEOUT_MS} ms:\n${serverLog.join('\n')}`));
+      }
+    }, START_TIMEOUT_MS);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop();
+      for (const line of lines) {
+        serverLog.push(line);
+        if (serverLog.length > 400) serverLog.shift();
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+        if (m && !settled) {
+          settled = true;
+          clearTimeout(timer);
+          resolveStart(m[1]);
+        }
+      }
+    });
+    child.on('error', (e) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        rejectStart(e);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        rejectStart(new Error(`server exited before listening (code ${code}, signal ${signal}):\n${serverLog.join('\n')}`));
+      }
+    });
+  });
+}
+
+function running(child) {
+  return child && child.exitCode === null && child.signalCode === null;
+}
+
+// SIGTERM, then SIGKILL after the grace period; resolves once it has exited.
+async function stopServer() {
+  const child = server;
+  if (!running(child)) return null;
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  try { process.kill(child.pid, 'SIGTERM'); } catch { /* already gone */ }
+  const timer = setTimeout(() => {
+    try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }, STOP_GRACE_MS);
+  const how = await exited;
+  clearTimeout(timer);
+  return how;
+}
+
+function killServerNow() {
+  if (running(server)) {
+    try { process.kill(server.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
+// ---- Pages -------------------------------------------------------------------
+
+let browser = null;
+let origin = '';
+
+// A fresh context and page, recording everything that went wrong on it.
+async function openPage(width = 1280, height = 900) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  const log = { consoleErrors: [], pageErrors: [], failed: [], badStatus: [], foreign: [], healthRequests: 0 };
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log.consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => log.pageErrors.push(e.message));
+  page.on('requestfailed', (r) => log.failed.push(`${r.url()} ${r.failure() ? r.failure().errorText : ''}`));
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin + '/') && !u.startsWith('data:')) log.foreign.push(u);
+    if (u === `${origin}/health`) log.healthRequests += 1;
+  });
+  page.on('response', (r) => { if (r.status() >= 400) log.badStatus.push(`${r.status()} ${r.url()}`); });
+  page.setDefaultTimeout(10000);
+  await page.goto(`${origin}/`);
+  await page.waitForSelector('#live-pill[data-state="ok"]');
+  return { page, context, log };
+}
+
+// allow: statuses expected in this case (their console line is expected too).
+function assertClean(log, allow = []) {
+  assert.deepEqual(log.pageErrors, [], 'uncaught errors on the page');
+  assert.deepEqual(log.foreign, [], 'requests to anything but the server');
+  assert.deepEqual(log.failed, [], 'failed requests');
+  const bad = log.badStatus.filter((s) => !allow.some((code) => s.startsWith(`${code} `)));
+  assert.deepEqual(bad, [], 'responses with an error status');
+  const errors = log.consoleErrors.filter((t) =>
+    !(allow.length && /Failed to load resource: the server responded with a status of (\d+)/.test(t) &&
+      allow.includes(Number(/status of (\d+)/.exec(t)[1]))));
+  assert.deepEqual(errors, [], 'console errors or warnings');
+}
+
+async function pickDemo(page, demo) {
+  await page.click(`label[for="demo-${demo}"]`);
+  await page.waitForSelector(`#form-${demo}:not([hidden])`);
+}
+
+async function fillForm(page, demo, fields) {
+  for (const [name, value] of Object.entries(fields)) {
+    const sel = `#${demo}-${name}`;
+    if (name === 'mode') await page.selectOption(sel, value);
+    else await page.fill(sel, String(value));
+  }
+}
+
+// Clicks Run or Compare and returns the response the page got and its body,
+// once the page has finished drawing it.
+async function submit(page, demo, action = 'run') {
+  const path = action === 'compare' ? '/run/compare?' : `/run/${demo}`;
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url().startsWith(`${origin}${path}`)),
+    page.click(`#form-${demo} button[value="${action}"]`),
+  ]);
+  const body = await resp.json();
+  await page.waitForFunction(() => !document.body.classList.contains('busy'));
+  return { resp, body };
+}
+
+async function runDemo(page, demo, fields, action = 'run') {
+  await pickDemo(page, demo);
+  await fillForm(page, demo, fields);
+  const out = await submit(page, demo, action);
+  assert.equal(out.resp.status(), 200, `status of ${out.resp.url()}: ${JSON.stringify(out.body)}`);
+  return out;
+}
+
+// What a timeline figure drew, read back from the DOM.
+function readTimeline(page, figSel) {
+  return page.$eval(figSel, (fig) => ({
+    mode: fig.dataset.mode,
+    demo: fig.dataset.demo,
+    tasks: Number(fig.dataset.tasks),
+    lanes: Number(fig.dataset.lanes),
+    laneKeys: [...fig.querySelectorAll('g.lane')].map((g) => g.dataset.lane),
+    laneLabels: [...fig.querySelectorAll('g.lane .lane-label')].map((t) => t.textContent),
+    bars: [...fig.querySelectorAll('rect.bar')].map((r) => ({
+      task: Number(r.dataset.task), lane: r.dataset.lane, inLane: r.closest('g.lane').dataset.lane,
+      x: Number(r.getAttribute('x')), y: Number(r.getAttribute('y')), w: Number(r.getAttribute('width')),
+    })),
+    slices: fig.querySelectorAll('rect.slice').length,
+    raster: fig.querySelector('image.bars-raster') ? Number(fig.querySelector('image.bars-raster').dataset.bars) : null,
+  }));
+}
+
+const laneOf = (t) => `${t.worker.kind}:${t.worker.id}`;
+
+// The drawing matches the run: same lanes, one bar per task in its lane,
+// every gil slice drawn.
+function checkTimeline(dom, run) {
+  const lanes = [...new Set(run.tasks.map(laneOf))];
+  assert.equal(dom.mode, run.mode);
+  assert.equal(dom.tasks, run.tasks.length);
+  assert.equal(dom.laneKeys.length, lanes.length, 'one lane per worker');
+  assert.deepEqual([...dom.laneKeys].sort(), [...lanes].sort(), 'lanes are the workers of the JSON');
+  if (dom.raster !== null) {
+    assert.equal(dom.raster, run.tasks.length, 'raster image covers every task');
+    return;
+  }
+  assert.equal(dom.bars.length, run.tasks.length, 'one bar per task');
+  const byId = new Map(dom.bars.map((b) => [b.task, b]));
+  for (const t of run.tasks) {
+    const bar = byId.get(t.id);
+    assert.ok(bar, `a bar for task ${t.id}`);
+    assert.equal(bar.lane, laneOf(t), `task ${t.id} in its worker's lane`);
+    assert.equal(bar.inLane, laneOf(t), `task ${t.id} drawn inside its lane`);
+  }
+  const slices = run.tasks.reduce((n, t) => n + (t.slices ? t.slices.length : 0), 0);
+  assert.equal(dom.slices, slices, 'every gil slice drawn');
+}
+
+async function healthOf() {
+  const r = await fetch(`${origin}/health`);
+  return r.json();
+}
+
+async function noHorizontalScroll(page) {
+  const m = await page.evaluate(() => ({
+    doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, view: document.documentElement.clientWidth,
+  }));
+  assert.ok(m.doc <= m.view && m.body <= m.view, `page scrolls sideways: ${JSON.stringify(m)}`);
+}
+
+// ---- Cases -------------------------------------------------------------------
+
+const cases = [];
+const test = (name, fn) => cases.push({ name, fn });
+
+test('page loads with no console errors and no failed requests', async () => {
+  const { page, log } = await openPage();
+  await page.waitForTimeout(300);
+  assert.equal(await page.title(), 'Concurrency Lab');
+  for (const demo of ['prime', 'square', 'sleep', 'fetch']) {
+    assert.ok(await page.isVisible(`label[for="demo-${demo}"]`), `demo ${demo} offered`);
+  }
+  assertClean(log);
+});
+
+test('live /health state is shown and refreshed, and paused in a hidden tab', async () => {
+  const { page, log } = await openPage();
+  const h = await healthOf();
+  const text = async (key) => (await page.textContent(`[data-health="${key}"]`)).trim();
+  assert.equal(await text('process.configured'), String(h.pools.process.configured));
+  assert.equal(await text('threads.configured'), String(h.pools.threads.configured));
+  assert.equal(await text('version'), h.version);
+  assert.equal(await text('process.pids'), h.pools.process.pids.join(', '));
+  if (h.cores !== undefined) assert.equal(await text('cores'), String(h.cores));
+  const before = log.healthRequests;
+  await page.waitForTimeout(1800);
+  assert.ok(log.healthRequests >= before + 1, 'polled again within 1.8 s');
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await page.waitForTimeout(200);
+  const hidden = log.healthRequests;
+  await page.waitForTimeout(3100);
+  assert.equal(log.healthRequests, hidden, 'no polling while the tab is hidden');
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await page.waitForTimeout(300);
+  assert.ok(log.healthRequests >= hidden + 1, 'resumed polling when visible');
+  assertClean(log);
+});
+
+test('prime threads, tasks 2: 2 bars in 2 lanes', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'prime', { limit: 400000, tasks: 2, mode: 'threads' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="threads"]');
+  checkTimeline(dom, body);
+  assert.equal(dom.bars.length, 2);
+  assert.equal(dom.laneKeys.length, 2);
+  assert.ok(dom.laneKeys.every((k) => k.startsWith('thread:')));
+  assertClean(log);
+});
+
+test('prime sequential, tasks 3: 3 bars in 1 lane, as a staircase', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'prime', { limit: 300000, tasks: 3, mode: 'sequential' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="sequential"]');
+  checkTimeline(dom, body);
+  assert.deepEqual(dom.laneKeys, ['main:0']);
+  assert.equal(dom.bars.length, 3);
+  const bars = [...dom.bars].sort((a, b) => a.x - b.x);
+  for (let i = 1; i < bars.length; i++) {
+    assert.ok(bars[i].y > bars[i - 1].y, 'each task one row lower');
+    assert.ok(bars[i].x >= bars[i - 1].x + bars[i - 1].w - 1.5, 'each task starts after the previous one ends');
+  }
+  assertClean(log);
+});
+
+test('prime processes: lanes named by the workers\' pids', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'prime', { limit: 300000, tasks: 4, mode: 'processes' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="processes"]');
+  checkTimeline(dom, body);
+  const pids = (await healthOf()).pools.process.pids.map(String);
+  for (const key of dom.laneKeys) {
+    assert.match(key, /^process:\d+$/);
+    assert.ok(pids.includes(key.split(':')[1]), `${key} is a live worker (${pids})`);
+  }
+  for (const label of dom.laneLabels) assert.match(label, /^pid \d+$/);
+  assertClean(log);
+});
+
+test('prime gil: the lock slices are drawn', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'prime', { limit: 1500000, tasks: 2, mode: 'gil' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="gil"]');
+  checkTimeline(dom, body);
+  assert.ok(dom.slices >= 2, `slices drawn: ${dom.slices}`);
+  assert.equal(await page.locator('figure.timeline[data-mode="gil"] rect.bar.waiting').count(), 2);
+  assertClean(log);
+});
+
+test('square threads: one bar per batch, squares in the summary', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'square', { numbers: '1,2,3,4,5,6', tasks: 3, mode: 'threads' });
+  checkTimeline(await readTimeline(page, 'figure.timeline[data-mode="threads"]'), body);
+  assert.deepEqual(body.result.squares, [1, 4, 9, 16, 25, 36]);
+  assert.match(await page.textContent('#summary'), /Squares 1, 4, 9, 16, 25, 36/);
+  assertClean(log);
+});
+
+test('sleep async, 20 tasks of 50 ms: 20 bars in the one loop lane', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'sleep', { tasks: 20, ms: 50, mode: 'async' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="async"]');
+  checkTimeline(dom, body);
+  assert.deepEqual(dom.laneKeys, ['loop:0']);
+  assert.equal(dom.bars.length, 20);
+  assertClean(log);
+});
+
+test('sleep threads, 4 tasks: one bar per task in thread lanes', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'sleep', { tasks: 4, ms: 40, mode: 'threads' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="threads"]');
+  checkTimeline(dom, body);
+  assert.ok(dom.laneKeys.every((k) => k.startsWith('thread:')));
+  assertClean(log);
+});
+
+test('sleep async, 10,000 tasks: drawn as one image, quickly', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'sleep');
+  await fillForm(page, 'sleep', { tasks: 10000, ms: 20, mode: 'async' });
+  const t0 = Date.now();
+  const { resp, body } = await submit(page, 'sleep');
+  const took = Date.now() - t0;
+  assert.equal(resp.status(), 200);
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="async"]');
+  checkTimeline(dom, body);
+  assert.equal(dom.raster, 10000);
+  assert.ok(took < 5000, `request and drawing took ${took} ms`);
+  assertClean(log);
+});
+
+test('fetch async, count 3 of 50 ms: 3 bars', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'fetch', { count: 3, ms: 50, mode: 'async' });
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="async"]');
+  checkTimeline(dom, body);
+  assert.equal(dom.bars.length, 3);
+  assert.equal(body.result.ok, 3);
+  assert.match(await page.textContent('#summary'), /3 ok, 0 failed/);
+  assertClean(log);
+});
+
+test('fetch with a URL that fails: the failure is a result, drawn in red', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'fetch');
+  await page.fill('#fetch-url', `${origin}/delay?ms=20\n${origin}/no-such-file`);
+  const { resp, body } = await submit(page, 'fetch');
+  assert.equal(resp.status(), 200);
+  assert.deepEqual([body.result.ok, body.result.failed], [1, 1]);
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="async"]');
+  checkTimeline(dom, body);
+  const failedIds = await page.$$eval('rect.bar.failed', (rs) => rs.map((r) => Number(r.dataset.task)));
+  assert.deepEqual(failedIds, body.tasks.filter((t) => t.status >= 400 || t.error).map((t) => t.id));
+  assert.match(await page.textContent('figure.timeline figcaption'), /1 failed/);
+  assertClean(log);
+});
+
+test('compare prime: one timeline per mode, the chart and the cores marker', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'prime', { limit: 1500000, tasks: 2 }, 'compare');
+  assert.deepEqual(body.runs.map((r) => r.mode), ['sequential', 'threads', 'processes', 'gil']);
+  const figs = await page.$$eval('#timelines figure.timeline', (fs) => fs.map((f) => f.dataset.mode));
+  assert.deepEqual(figs, body.runs.map((r) => r.mode), 'one timeline per mode, in order');
+  for (const run of body.runs) {
+    checkTimeline(await readTimeline(page, `#timelines figure.timeline[data-mode="${run.mode}"]`), run);
+  }
+  const chart = await page.$eval('figure.compare-chart', (f) => ({
+    wall: [...f.querySelectorAll('rect.cmp-bar[data-metric="wall"]')].map((r) => [r.dataset.mode, Number(r.dataset.value)]),
+    speedup: [...f.querySelectorAll('rect.cmp-bar[data-metric="speedup"]')].map((r) => [r.dataset.mode, Number(r.dataset.value)]),
+    cores: f.querySelector('.cores-marker') ? Number(f.querySelector('.cores-marker').dataset.cores) : null,
+    coresLabel: f.querySelector('.cores-marker text') ? f.querySelector('.cores-marker text').textContent : '',
+  }));
+  assert.deepEqual(chart.wall, body.runs.map((r) => [r.mode, r.wall_ms]), 'a wall-time bar per mode');
+  assert.deepEqual(chart.speedup, body.runs.map((r) => [r.mode, r.speedup]), 'a speedup bar per mode');
+  assert.equal(chart.cores, body.cores, 'cores marker at the number of cores');
+  assert.match(chart.coresLabel, new RegExp(`^${body.cores} cores?$`));
+  assert.equal(await page.textContent('#curl'), `curl '${origin}/run/compare?demo=prime&limit=1500000&tasks=2'`);
+  await page.screenshot({ path: join(ARTIFACTS, 'compare-desktop.png'), fullPage: true });
+  assertClean(log);
+});
+
+test('compare over the budget: the server\'s message is shown', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'sleep');
+  await fillForm(page, 'sleep', { tasks: 1000, ms: 10000, mode: 'async' });
+  const { resp, body } = await submit(page, 'sleep', 'compare');
+  assert.equal(resp.status(), 400);
+  assert.equal((await page.textContent('#error-message')), body.error.message);
+  assert.equal(await page.inputValue('#sleep-tasks'), '1000');
+  assertClean(log, [400]);
+});
+
+test('a value the server refuses: its 400 message verbatim, inputs kept', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'prime');
+  // The input's max would stop the browser from sending it: remove it.
+  await page.evaluate(() => document.querySelector('#prime-limit').removeAttribute('max'));
+  await fillForm(page, 'prime', { limit: 60000000, tasks: 3, mode: 'threads' });
+  const { resp, body } = await submit(page, 'prime');
+  assert.equal(resp.status(), 400);
+  assert.match(body.error.message, /limit/);
+  assert.ok(await page.isVisible('#error'));
+  assert.equal(await page.textContent('#error-message'), body.error.message);
+  assert.equal(await page.getAttribute('#error', 'role'), 'alert');
+  assert.equal(await page.inputValue('#prime-limit'), '60000000');
+  assert.equal(await page.inputValue('#prime-tasks'), '3');
+  assert.equal(await page.inputValue('#prime-mode'), 'threads');
+  assert.equal(JSON.parse(await page.textContent('#json')).error.status, 400, 'the error body is shown');
+  assert.equal(await page.locator('figure.timeline').count(), 0, 'no stale timeline');
+  assertClean(log, [400]);
+});
+
+test('the curl command is the request made, and copy works', async () => {
+  const { page, log, context } = await openPage();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  const target = `${origin}/delay?ms=1`;
+  await pickDemo(page, 'fetch');
+  await page.fill('#fetch-url', target);
+  await page.selectOption('#fetch-mode', 'threads');
+  const { resp, body } = await submit(page, 'fetch');
+  assert.equal(resp.status(), 200);
+  const curl = await page.textContent('#curl');
+  assert.equal(curl, `curl '${resp.url()}'`);
+  assert.equal(new URL(resp.url()).searchParams.get('url'), target);
+  assert.equal(new URL(resp.url()).searchParams.get('count'), null, 'count not sent with URLs');
+  assert.deepEqual(body.params.url, [target]);
+  if (existsSync('/usr/bin/curl')) {
+    const out = execFileSync('sh', ['-c', `${curl} -s`], { encoding: 'utf8', timeout: 5000 });
+    const viaShell = JSON.parse(out);
+    assert.equal(viaShell.mode, 'threads');
+    assert.deepEqual(viaShell.params, body.params, 'the shell runs the same request');
+  }
+  await page.click('#copy-json');
+  await page.waitForFunction(() => /Copied|failed/.test(document.querySelector('#copy-status').textContent));
+  assert.match(await page.textContent('#copy-status'), /Copied the JSON/);
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.deepEqual(JSON.parse(copied), body);
+  await page.click('#copy-curl');
+  await page.waitForFunction(() => /curl command/.test(document.querySelector('#copy-status').textContent));
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), curl);
+  assertClean(log);
+});
+
+test('at 375 px wide the page does not scroll sideways', async () => {
+  const { page, log } = await openPage(375, 812);
+  await noHorizontalScroll(page);
+  const { body } = await runDemo(page, 'prime', { limit: 1500000, tasks: 2 }, 'compare');
+  assert.equal(await page.locator('#timelines figure.timeline').count(), body.runs.length);
+  await noHorizontalScroll(page);
+  const svgWidths = await page.$$eval('svg', (s) => s.map((e) => e.getBoundingClientRect().right));
+  assert.ok(svgWidths.every((r) => r <= 375), `an SVG overflows: ${svgWidths}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'phone.png'), fullPage: true });
+  // Turning the phone: the drawings are redone at the new width.
+  const svgWidth = () => page.$eval('#timelines svg', (e) => e.getBoundingClientRect().width);
+  const narrow = await svgWidth();
+  await page.setViewportSize({ width: 812, height: 375 });
+  await page.waitForFunction((w) => document.querySelector('#timelines svg').getBoundingClientRect().width > w + 100, narrow);
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.waitForFunction((w) => Math.abs(document.querySelector('#timelines svg').getBoundingClientRect().width - w) < 2, narrow);
+  await noHorizontalScroll(page);
+  assertClean(log);
+});
+
+test('keyboard: pick a demo with arrows, Tab to Run, Enter runs it', async () => {
+  const { page, log } = await openPage();
+  await page.focus('#demo-prime');
+  await page.keyboard.press('ArrowRight');
+  assert.ok(await page.isVisible('#form-square'), 'ArrowRight picks the next demo');
+  await page.keyboard.press('ArrowLeft');
+  assert.ok(await page.isVisible('#form-prime'));
+  await page.fill('#prime-limit', '100000');
+  await page.fill('#prime-tasks', '2');
+  await page.focus('#demo-prime');
+  let onRun = false;
+  for (let i = 0; i < 12 && !onRun; i++) {
+    await page.keyboard.press('Tab');
+    onRun = await page.evaluate(() =>
+      document.activeElement === document.querySelector('#form-prime button[value="run"]'));
+  }
+  assert.ok(onRun, 'Tab reaches the Run button');
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, 'none', 'focused button shows a focus ring');
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url().startsWith(`${origin}/run/prime`)),
+    page.keyboard.press('Enter'),
+  ]);
+  assert.equal(resp.status(), 200);
+  await page.waitForFunction(() => !document.body.classList.contains('busy'));
+  checkTimeline(await readTimeline(page, 'figure.timeline'), await resp.json());
+  assert.match(await page.textContent('#status'), /^Done/);
+  assertClean(log);
+});
+
+// ---- Runner ------------------------------------------------------------------
+
+function withTimeout(promise, ms, name) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${name}: timed out after ${ms} ms`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function cleanup() {
+  const b = browser;
+  browser = null;
+  if (b) {
+    try { await withTimeout(b.close(), 5000, 'closing the browser'); } catch { /* the launcher kills it at exit */ }
+  }
+  return stopServer();
+}
+
+let stopping = false;
+process.on('exit', killServerNow);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    stopping = true;
+    console.error(`received ${sig}, stopping`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  for (const [what, path] of [['binary', opts.binary], ['web root', opts.webRoot], ['chromium', opts.chromium]]) {
+    if (!existsSync(path)) throw new Error(`${what} not found: ${path}`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const selected = cases.filter((c) => c.name.includes(opts.only));
+  let passed = 0;
+  let failed = 0;
+  const started = Date.now();
+  try {
+    origin = await startServer(opts.binary, opts.webRoot);
+    browser = await chromium.launch({ executablePath: opts.chromium, args: CHROMIUM_ARGS });
+    for (const [i, c] of selected.entries()) {
+      if (stopping) break;
+      const t0 = Date.now();
+      const contextsBefore = new Set(browser.contexts());
+      try {
+        await withTimeout(c.fn(), CASE_TIMEOUT_MS, c.name);
+        passed += 1;
+        console.log(`ok   ${i + 1} ${c.name} (${Date.now() - t0} ms)`);
+      } catch (e) {
+        failed += 1;
+        console.log(`FAIL ${i + 1} ${c.name} (${Date.now() - t0} ms)\n     ${String(e && e.stack || e).split('\n').slice(0, 8).join('\n     ')}`);
+      } finally {
+        for (const ctx of browser ? browser.contexts() : []) {
+          if (!contextsBefore.has(ctx)) await ctx.close().catch(() => {});
+        }
+      }
+    }
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL setup: ${e && e.stack || e}`);
+  } finally {
+    const how = await cleanup();
+    if (how && how.code !== 0) {
+      console.log(`note: the server exited with code ${how.code}, signal ${how.signal}`);
+    }
+  }
+  if (failed) {
+    console.log('last server log lines:');
+    for (const line of serverLog.slice(-15)) console.log(`  ${line}`);
+  }
+  console.log(`took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${ARTIFACTS}`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+main().catch((e) => {
+  console.log(`FAIL ${e && e.stack || e}`);
+  console.log('0 passed, 1 failed');
+  cleanup().finally(() => { process.exitCode = 1; });
+});
