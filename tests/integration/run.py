@@ -16,9 +16,9 @@ Every server is started with --port 0 --bind 127.0.0.1 (one group binds
 and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
-(event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare)
-and openapi.py (the OpenAPI document against the service) are added by
-server_groups().
+(event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
+openapi.py (the OpenAPI document against the service) and nginx.py (two
+instances behind Debian's nginx) are added by server_groups().
 """
 
 import argparse
@@ -40,6 +40,7 @@ import compare  # noqa: E402
 import cpu  # noqa: E402
 import harness  # noqa: E402
 import loop  # noqa: E402
+import nginx  # noqa: E402
 import openapi  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
@@ -816,7 +817,8 @@ def server_groups(web_root):
          [("shutdown: SIGTERM under keep-alive load",
            case_shutdown_under_load)]),
     ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
-         compare.server_groups(web_root) + openapi.server_groups(web_root))
+         compare.server_groups(web_root) + openapi.server_groups(web_root) +
+         nginx.server_groups(web_root))
 
 
 def main():
@@ -864,7 +866,7 @@ def main():
                     continue
                 server_group(results, binary, title, args, env, cases, ctx)
     except KeyboardInterrupt as e:
-        results.fail("runner", "interrupted (%s)" % (e or "SIGINT"))
+        results.fail("runner", "interrupted (%s)" % (str(e) or "SIGINT"))
     finally:
         harness.cleanup_all()
 
