@@ -197,6 +197,13 @@ static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
     int rc = run_check(task);
     if (rc < 0)
         return rc;
+    /* No longer than what is left of the task's (or the run's) deadline;
+     * a transfer cut short is that URL's result. */
+    uint64_t now = clock_now_ns();
+    long left_ms = now < task->deadline_ns
+                       ? (long)((task->deadline_ns - now) / 1000000u) + 1
+                       : 1;
+    curl_easy_setopt(it->easy, CURLOPT_TIMEOUT_MS, left_ms);
     collect(it, curl_easy_perform(it->easy));
     return 0;
 }

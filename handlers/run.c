@@ -107,6 +107,8 @@ void run_launch(struct run *run)
     int rc;
     size_t n = run->n_tasks;
 
+    run->deadline_ns =
+        clock_now_ns() + (uint64_t)run->app->cfg->job_timeout_ms * 1000000u;
     if (run->mode == RUN_PROCESSES) {
         struct pool_job **jobs = malloc(n * sizeof(*jobs));
         if (!jobs) {
@@ -272,6 +274,9 @@ static int run_in_process(struct run_task *t)
 
     t->start_ns = clock_now_ns();
     t->deadline_ns = t->start_ns + (uint64_t)cfg->job_timeout_ms * 1000000u;
+    bool whole_run = run->deadline_ns < t->deadline_ns;
+    if (whole_run)
+        t->deadline_ns = run->deadline_ns;
     if (run->mode == RUN_GIL) {
         slice_open(t, gil_acquire(run->app->gil));
         rc = run->ops->compute(run, t, yield_gil, t);
@@ -280,7 +285,12 @@ static int run_in_process(struct run_task *t)
         rc = run->ops->compute(run, t, yield_plain, t);
     }
     t->end_ns = clock_now_ns();
-    if (rc == -ETIMEDOUT)
+    if (rc == -ETIMEDOUT && whole_run)
+        snprintf(t->error, sizeof(t->error),
+                 "the run exceeded its %d ms deadline (--job-timeout-ms) and "
+                 "was stopped at task %d",
+                 cfg->job_timeout_ms, t->id);
+    else if (rc == -ETIMEDOUT)
         snprintf(t->error, sizeof(t->error),
                  "task %d exceeded its %d ms deadline and was stopped", t->id,
                  cfg->job_timeout_ms);

@@ -102,6 +102,9 @@ struct run {
     uint64_t origin_ns; /* timings are offsets from this: default accepted */
     run_done_fn *done;  /* NULL: answer the request */
     void *done_arg;
+    /* Sequential, threads and gil tasks stop here too: the deadline of
+     * one job also bounds the whole run, however many waves it takes. */
+    uint64_t deadline_ns;
     const char *demo;
     enum run_mode mode;
     json_t *params;

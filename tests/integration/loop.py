@@ -1145,6 +1145,37 @@ CAP_RUNS = [
 # A client that leaves mid-fetch
 
 
+RUN_DEADLINE_MS = 600
+RUN_DEADLINE_TARGETS = [
+    # (target, what would take without the whole-run deadline)
+    ("/run/sleep?mode=sequential&tasks=6&ms=300", "1800 ms in a row"),
+    ("/run/sleep?mode=threads&tasks=40&ms=400", "two waves of 32: 800 ms"),
+    ("/run/sleep?mode=gil&tasks=40&ms=400", "two waves of 32: 800 ms"),
+    ("/run/fetch?mode=sequential&count=6&ms=300", "1800 ms in a row"),
+]
+
+
+def run_deadline_case(target, without):
+    """Every task is within --job-timeout-ms, but the run is not: it is
+    stopped at the deadline with a 504 naming it, not after every wave."""
+    def run(srv, ctx):
+        resp, body, took = get(srv, target, timeout=scaled(10.0))
+        took *= 1000
+        check(resp.status == 504, "status %d after %.0f ms (%s without the "
+              "deadline): %s" % (resp.status, took, without, _short(body)))
+        expect_error_shape(resp)
+        message = body["error"]["message"]
+        check("the run exceeded its %d ms deadline" % RUN_DEADLINE_MS
+              in message, "message %r" % message)
+        check(RUN_DEADLINE_MS * 0.9 <= took < RUN_DEADLINE_MS +
+              scaled(250), "504 after %.0f ms, deadline %d ms"
+              % (took, RUN_DEADLINE_MS))
+        wait_health(srv, lambda b: json_path(b, "pools.threads.busy") == 0,
+                    scaled(5.0), "no demo thread busy")
+        return "504 after %.0f ms" % took
+    return run
+
+
 def case_client_gone(srv, ctx):
     """A client asks /run/fetch?count=20&ms=2000 and leaves after 200 ms:
     within ~5 s the loop has no transfer left, only /health is in flight,
@@ -1272,6 +1303,11 @@ def server_groups(web_root):
         ("loop-cap", base + workers + allow_helper
          + ["--fetch-max-bytes", str(FETCH_MAX_BYTES)], None,
          [(c.name, fetch_case(c, fx)) for c in CAP_RUNS]),
+        ("loop-run-deadline", base + workers + [
+            "--job-timeout-ms", str(RUN_DEADLINE_MS)], None,
+         [("deadline: %s stops at the run's %d ms deadline"
+           % (target, RUN_DEADLINE_MS), run_deadline_case(target, without))
+          for target, without in RUN_DEADLINE_TARGETS]),
         ("loop-gone", base + workers, None,
          [("disconnect: client leaves mid-fetch; the loop settles",
            case_client_gone)]),
