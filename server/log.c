@@ -40,6 +40,7 @@ static _Thread_local bool my_buffer_tried;
 
 static size_t format_prefix(char *line, enum log_level level);
 static void json_str(struct text *t, const char *s);
+static size_t utf8_len(const unsigned char *p);
 static size_t format_line(char *line, enum log_level level, const char *fmt,
                           va_list ap);
 
@@ -233,9 +234,12 @@ static size_t format_prefix(char *line, enum log_level level)
 }
 
 /*
- * s as a JSON string: quote, backslash and every byte outside printable
- * ASCII escaped as \u00XX (so the line stays valid JSON whatever s holds),
- * cut with "..." where the line would overflow.
+ * s as a JSON string: quote and backslash escaped, well-formed UTF-8
+ * sequences kept as they are (a message naming /srv/josé reads back as
+ * written), every other byte (controls, DEL, bytes of broken or
+ * overlong sequences, C1 controls) escaped as \u00XX, so the line stays
+ * valid JSON whatever s holds; cut with "..." where the line would
+ * overflow.
  */
 static void json_str(struct text *t, const char *s)
 {
@@ -246,18 +250,63 @@ static void json_str(struct text *t, const char *s)
             text_str(t, "...");
             break;
         }
-        if (*p == '"' || *p == '\\') {
+        unsigned c = *p;
+        size_t seq = c >= 0x80 ? utf8_len(p) : 0;
+        if (seq == 2 && c == 0xc2 && p[1] < 0xa0) {
+            c = *++p; /* U+0080..U+009F, C1 controls: escaped below */
+            seq = 0;
+        }
+        if (seq > 0) {
+            for (size_t i = 0; i < seq; i++)
+                text_char(t, (char)p[i]);
+            p += seq - 1;
+        } else if (c == '"' || c == '\\') {
             text_char(t, '\\');
-            text_char(t, (char)*p);
-        } else if (*p < 0x20 || *p >= 0x7f) {
-            char esc[7] = {'\\',         'u',          '0', '0',
-                           hex[*p >> 4], hex[*p & 15], '\0'};
+            text_char(t, (char)c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], '\0'};
             text_str(t, esc);
         } else {
-            text_char(t, (char)*p);
+            text_char(t, (char)c);
         }
     }
     text_char(t, '"');
+}
+
+/*
+ * Bytes of the well-formed UTF-8 sequence (RFC 3629: no overlong forms,
+ * no surrogates, at most U+10FFFF) that p starts, or 0. Reads no further
+ * than the first byte that does not continue the sequence, so never past
+ * the NUL.
+ */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
+    size_t n;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        if (p[0] == 0xe0)
+            lo = 0xa0;
+        else if (p[0] == 0xed)
+            hi = 0x9f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        if (p[0] == 0xf0)
+            lo = 0x90;
+        else if (p[0] == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    }
+    return n;
 }
 
 static size_t format_line(char *line, enum log_level level, const char *fmt,

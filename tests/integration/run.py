@@ -17,8 +17,9 @@ and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
-openapi.py (the OpenAPI document against the service) and nginx.py (two
-instances behind Debian's nginx) are added by server_groups().
+openapi.py (the OpenAPI document against the service), nginx.py (two
+instances behind Debian's nginx) and ops.py (/metrics checked by promtool,
+request ids, JSON logs) are added by server_groups().
 """
 
 import argparse
@@ -41,6 +42,7 @@ import cpu  # noqa: E402
 import harness  # noqa: E402
 import loop  # noqa: E402
 import nginx  # noqa: E402
+import ops  # noqa: E402
 import openapi  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
@@ -818,7 +820,7 @@ def server_groups(web_root):
            case_shutdown_under_load)]),
     ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
-         nginx.server_groups(web_root))
+         nginx.server_groups(web_root) + ops.server_groups(web_root))
 
 
 def main():

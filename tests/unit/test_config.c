@@ -356,6 +356,86 @@ static void log_level_rejected(void **state)
                     "error, warn, info, debug");
 }
 
+/* ---- --log-format ---- */
+
+static void log_format_option(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(f->cfg.log_format, LOG_TEXT); /* the default */
+    assert_int_equal(load(f, ARGV("--log-format", "json"), NULL), 0);
+    assert_int_equal(f->cfg.log_format, LOG_JSON);
+    assert_int_equal(load(f, ARGV("--log-format=text"), NULL), 0);
+    assert_int_equal(f->cfg.log_format, LOG_TEXT);
+    assert_int_equal(load(f, ARGV("--log-format=json"), NULL), 0);
+    assert_int_equal(f->cfg.log_format, LOG_JSON);
+
+    config_defaults(&f->cfg);
+    assert_int_equal(load(f, NO_ARGS, ENVP("CONLAB_LOG_FORMAT=json")), 0);
+    assert_int_equal(f->cfg.log_format, LOG_JSON);
+    config_defaults(&f->cfg);
+    assert_int_equal(load(f, NO_ARGS, ENVP("CONLAB_LOG_FORMAT=text")), 0);
+    assert_int_equal(f->cfg.log_format, LOG_TEXT);
+
+    /* A flag wins over the variable, both ways. */
+    config_defaults(&f->cfg);
+    assert_int_equal(
+        load(f, ARGV("--log-format", "text"), ENVP("CONLAB_LOG_FORMAT=json")),
+        0);
+    assert_int_equal(f->cfg.log_format, LOG_TEXT);
+    config_defaults(&f->cfg);
+    assert_int_equal(
+        load(f, ARGV("--log-format", "json"), ENVP("CONLAB_LOG_FORMAT=text")),
+        0);
+    assert_int_equal(f->cfg.log_format, LOG_JSON);
+    /* Independent of the level. */
+    config_defaults(&f->cfg);
+    assert_int_equal(
+        load(f, ARGV("--log-format", "json", "--log-level", "debug"), NULL), 0);
+    assert_int_equal(f->cfg.log_format, LOG_JSON);
+    assert_int_equal(f->cfg.log_level, LOG_DEBUG);
+}
+
+static void log_format_rejected(void **state)
+{
+    static const char *const bad[] = {"xml",   "JSON",  "Text", "",
+                                      "json ", "jsonl", "1"};
+    struct fixture *f = *state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_rejected(ARGV("--log-format", (char *)bad[i]), NULL,
+                        "--log-format");
+    expect_rejected(ARGV("--log-format=xml"), NULL, "--log-format");
+    /* The message says what was given and what is accepted. */
+    expect_rejected(ARGV("--log-format", "xml"), NULL, "'xml'");
+    expect_rejected(ARGV("--log-format", "xml"), NULL, "text, json");
+    expect_rejected(ARGV("--log-format"), NULL, "needs a value");
+    expect_rejected(NO_ARGS, ENVP("CONLAB_LOG_FORMAT=xml"),
+                    "CONLAB_LOG_FORMAT");
+    /* A bad variable is an error even when the flag would override it. */
+    expect_rejected(ARGV("--log-format", "json"),
+                    ENVP("CONLAB_LOG_FORMAT=yaml"), "CONLAB_LOG_FORMAT");
+    /* A refused value leaves the format alone. */
+    assert_int_equal(load(f, ARGV("--log-format", "xml"), NULL), -EINVAL);
+    assert_int_equal(f->cfg.log_format, LOG_TEXT);
+}
+
+static void usage_lists_log_format(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    (void)state;
+    assert_non_null(out);
+    config_usage(out, "conlab");
+    fclose(out);
+    assert_non_null(strstr(text, "--log-format"));
+    assert_non_null(strstr(text, "CONLAB_LOG_FORMAT"));
+    assert_non_null(strstr(text, "json"));
+    free(text);
+}
+
 /* ---- --allow-host ---- */
 
 static void allow_host_repeatable(void **state)
@@ -634,6 +714,9 @@ int main(void)
         T(web_root_must_be_a_directory),
         T(log_level_option),
         T(log_level_rejected),
+        T(log_format_option),
+        T(log_format_rejected),
+        T(usage_lists_log_format),
         T(allow_host_repeatable),
         T(allow_host_env_comma_list),
         T(allow_host_flags_replace_env_list),

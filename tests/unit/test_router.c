@@ -43,6 +43,8 @@ static enum handler_result dispatch(struct fixture *f, enum http_method method,
 static void expect_error_body(const struct response *resp, int status,
                               const char *fragment);
 static const char *header_value(const struct response *resp, const char *name);
+static int routed_id(struct fixture *f, enum http_method method,
+                     const char *path);
 
 static int setup_router(void **state)
 {
@@ -469,6 +471,119 @@ static void add_rejects_past_the_cap(void **state)
     assert_int_equal(f->b.count, 0);
 }
 
+/* ---- route ids ---- */
+
+/* Dispatches method path; returns the route id the router set. */
+static int routed_id(struct fixture *f, enum http_method method,
+                     const char *path)
+{
+    struct request req = {
+        .method = method, .path = path, .query = "", .route = 12345};
+    response_cleanup(&f->resp);
+    router_dispatch(f->router, &req, &f->resp);
+    return req.route;
+}
+
+static void route_path_ids_in_add_order(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_null(router_route_path(f->router, 0));
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/health", fake_handler, &f->a), 0);
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/static/*", fake_handler, &f->b), 0);
+    /* Refused routes take no id. */
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/health", fake_handler, &f->c),
+        -EEXIST);
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "bad", fake_handler, &f->c), -EINVAL);
+    assert_int_equal(router_add(f->router, HTTP_GET, "/*", fake_handler, &f->c),
+                     0);
+
+    assert_string_equal(router_route_path(f->router, 0), "/health");
+    assert_string_equal(router_route_path(f->router, 1), "/static/*");
+    assert_string_equal(router_route_path(f->router, 2), "/*");
+    assert_null(router_route_path(f->router, 3));
+    assert_null(router_route_path(f->router, -1));
+    assert_null(router_route_path(f->router, ROUTER_ROUTES_MAX));
+    assert_null(router_route_path(f->router, -1000));
+}
+
+static void route_path_up_to_the_cap(void **state)
+{
+    struct fixture *f = *state;
+    char path[32];
+
+    for (int i = 0; i < ROUTER_ROUTES_MAX; i++) {
+        snprintf(path, sizeof(path), "/r%d", i);
+        assert_int_equal(
+            router_add(f->router, HTTP_GET, path, fake_handler, &f->a), 0);
+    }
+    for (int i = 0; i < ROUTER_ROUTES_MAX; i++) {
+        snprintf(path, sizeof(path), "/r%d", i);
+        assert_string_equal(router_route_path(f->router, i), path);
+        assert_int_equal(routed_id(f, HTTP_GET, path), i);
+    }
+    assert_null(router_route_path(f->router, ROUTER_ROUTES_MAX));
+}
+
+static void dispatch_sets_route(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(router_add(f->router, HTTP_GET, "/*", fake_handler, &f->a),
+                     0);
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/health", fake_handler, &f->b), 0);
+    assert_int_equal(
+        router_add(f->router, HTTP_POST, "/job", fake_handler, &f->c), 0);
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/api/*", fake_handler, &f->c), 0);
+
+    /* A match: the route's id, exact or prefix, the handler's status. */
+    assert_int_equal(routed_id(f, HTTP_GET, "/health"), 1);
+    assert_int_equal(f->resp.status, 200);
+    assert_int_equal(routed_id(f, HTTP_HEAD, "/health"), 1);
+    assert_int_equal(routed_id(f, HTTP_POST, "/job"), 2);
+    assert_int_equal(routed_id(f, HTTP_GET, "/api/x"), 3);
+    assert_int_equal(routed_id(f, HTTP_GET, "/index.html"), 0);
+    assert_int_equal(routed_id(f, HTTP_GET, "/"), 0);
+    assert_int_equal(f->resp.status, 200);
+
+    /* 405: the route that matched the path, not "none". */
+    assert_int_equal(routed_id(f, HTTP_POST, "/health"), 1);
+    assert_int_equal(f->resp.status, 405);
+    assert_int_equal(routed_id(f, HTTP_GET, "/job"), 2);
+    assert_int_equal(f->resp.status, 405);
+    assert_int_equal(routed_id(f, HTTP_OTHER, "/api/y"), 3);
+    assert_int_equal(f->resp.status, 405);
+    assert_int_equal(routed_id(f, HTTP_DELETE, "/x"), 0);
+    assert_int_equal(f->resp.status, 405);
+}
+
+static void dispatch_sets_route_minus_one_on_404(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(routed_id(f, HTTP_GET, "/"), -1); /* empty router */
+    assert_int_equal(f->resp.status, 404);
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/health", fake_handler, &f->a), 0);
+    assert_int_equal(
+        router_add(f->router, HTTP_GET, "/static/*", fake_handler, &f->b), 0);
+    assert_int_equal(routed_id(f, HTTP_GET, "/nothing"), -1);
+    assert_int_equal(f->resp.status, 404);
+    assert_int_equal(routed_id(f, HTTP_POST, "/healthz"), -1);
+    assert_int_equal(f->resp.status, 404);
+    assert_int_equal(routed_id(f, HTTP_GET, "/static"), -1);
+    assert_int_equal(f->resp.status, 404);
+    assert_int_equal(routed_id(f, HTTP_GET, "/\xff"), -1);
+    assert_int_equal(f->resp.status, 404);
+    assert_int_equal(f->a.count + f->b.count, 0);
+}
+
 /* ---- method helpers ---- */
 
 static void method_parse(void **state)
@@ -563,6 +678,10 @@ int main(void)
         T(add_rejects_bad_routes),
         T(add_rejects_duplicates),
         T(add_rejects_past_the_cap),
+        T(route_path_ids_in_add_order),
+        T(route_path_up_to_the_cap),
+        T(dispatch_sets_route),
+        T(dispatch_sets_route_minus_one_on_404),
         T(method_parse),
         T(allow_text),
         T(allow_text_small_buffer),
