@@ -48,8 +48,8 @@ static void write_pools(FILE *out, const struct app *app)
     metric(out, "conlab_pool_queue_depth", "gauge",
            "Jobs waiting for a worker process.", ps.queued);
     family(out, "conlab_pool_jobs_total", "counter",
-           "Process pool jobs, by outcome (rejected: refused by a full "
-           "queue).");
+           "Process pool jobs, by outcome (rejected: the queue was full or "
+           "too small).");
     const struct {
         const char *name;
         uint64_t n;

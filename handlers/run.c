@@ -156,12 +156,20 @@ void run_launch(struct run *run)
         free(tasks);
     }
 
-    if (rc == -EAGAIN)
+    if (rc == -EAGAIN) {
         fail_all(run, -EAGAIN, "the job queue is full; retry shortly");
-    else if (rc == -ESHUTDOWN)
+    } else if (rc == -E2BIG) {
+        char why[POOL_ERROR_MAX];
+        snprintf(why, sizeof(why),
+                 "%zu tasks are more than the job queue holds (--queue %d); "
+                 "ask for at most %d",
+                 n, run->app->cfg->queue, run->app->cfg->queue);
+        fail_all(run, -E2BIG, why);
+    } else if (rc == -ESHUTDOWN) {
         fail_all(run, rc, "the service is shutting down");
-    else if (rc < 0)
+    } else if (rc < 0) {
         fail_all(run, rc, strerror(-rc));
+    }
 }
 
 void run_discard(struct run *run)
@@ -391,6 +399,8 @@ static int http_status_of(int status)
     case -EAGAIN:
     case -ESHUTDOWN:
         return 503;
+    case -E2BIG:
+        return 400; /* never fits, so retrying is no use */
     case -ECANCELED:
         return 499; /* nginx's "client closed request": nobody reads it */
     default:
@@ -463,10 +473,12 @@ static void finish(struct run *run)
 {
     uint64_t now = clock_now_ns();
 
-    /* The worst failure decides: deadline, dead worker, overload, other. */
+    /* The worst failure decides: deadline, dead worker, overload, client
+     * gone, a run too big for the queue, other. Every status
+     * http_status_of() gives must be in order[]. */
     const struct run_task *failed = NULL;
-    static const int order[] = {504, 502, 503, 499, 500};
-    for (size_t k = 0; k < 5 && !failed; k++) {
+    static const int order[] = {504, 502, 503, 499, 400, 500};
+    for (size_t k = 0; k < sizeof(order) / sizeof(order[0]) && !failed; k++) {
         for (size_t i = 0; i < run->n_tasks; i++) {
             const struct run_task *t = &run->tasks[i];
             if (t->status != 0 && http_status_of(t->status) == order[k]) {

@@ -13,6 +13,7 @@
 #include "uri.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,6 +46,7 @@ static size_t format_line(char *line, enum log_level level, const char *fmt,
                           va_list ap);
 
 static void write_all(const char *p, size_t len);
+static void write_lines(const char *p, size_t len);
 static void init_buffers(void);
 static struct log_buffer *claim_buffer(void);
 
@@ -163,7 +165,7 @@ void log_access(const char *method, const char *target, int status,
     }
     pthread_mutex_lock(&b->lock);
     if (b->len + len > sizeof(b->data)) {
-        write_all(b->data, b->len);
+        write_lines(b->data, b->len);
         b->len = 0;
     }
     memcpy(b->data + b->len, line, len);
@@ -180,7 +182,7 @@ void log_flush(void)
         struct log_buffer *b = &buffers[i];
         pthread_mutex_lock(&b->lock);
         if (b->len) {
-            write_all(b->data, b->len);
+            write_lines(b->data, b->len);
             b->len = 0;
         }
         pthread_mutex_unlock(&b->lock);
@@ -350,6 +352,28 @@ static void write_all(const char *p, size_t len)
             break;
         p += w;
         len -= (size_t)w;
+    }
+}
+
+/*
+ * Writes whole lines in writes of at most PIPE_BUF bytes: on a pipe
+ * (journald, a container runtime) a write that size is atomic, so the
+ * buffers of two threads flushed at once never mix inside a line.
+ */
+static void write_lines(const char *p, size_t len)
+{
+    while (len > 0) {
+        size_t n = len;
+        if (n > PIPE_BUF) {
+            n = PIPE_BUF;
+            while (n > 0 && p[n - 1] != '\n')
+                n--;
+            if (n == 0) /* no line end within PIPE_BUF: cannot happen */
+                n = PIPE_BUF;
+        }
+        write_all(p, n);
+        p += n;
+        len -= n;
     }
 }
 

@@ -24,6 +24,7 @@
 #include "gil.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "pool.h"
 #include "router.h"
@@ -75,7 +76,7 @@ int main(int argc, char **argv)
     raise_fd_limit(&cfg);
     /* Before any thread: libcurl's global state is not thread-safe. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "conlab: curl_global_init failed\n");
+        log_error("curl_global_init failed");
         return 1;
     }
 
@@ -84,8 +85,7 @@ int main(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     app.cores = cores > 0 ? (int)cores : 1;
     if (!realpath(cfg.web_root, app.web_root)) {
-        fprintf(stderr, "conlab: --web-root %s: %s\n", cfg.web_root,
-                strerror(errno));
+        log_error("--web-root %s: %s", cfg.web_root, strerror(errno));
         return 2;
     }
 
@@ -93,6 +93,11 @@ int main(int argc, char **argv)
     struct router *router = router_new();
     if (!router || handlers_register(router, &app) < 0) {
         log_error("cannot build the route table");
+        goto out_router;
+    }
+    if (router_route_path(router, METRICS_ROUTES - 1)) {
+        log_error("more routes than /metrics counts (METRICS_ROUTES %d)",
+                  METRICS_ROUTES);
         goto out_router;
     }
     app.router = router;

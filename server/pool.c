@@ -195,7 +195,7 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     if ((size_t)pool->queued + n > (size_t)pool->cfg.queue) {
         pool->stats.jobs.rejected += n;
         pthread_mutex_unlock(&pool->lock);
-        return -EAGAIN;
+        return n > (size_t)pool->cfg.queue ? -E2BIG : -EAGAIN;
     }
     uint64_t now = clock_now_ns();
     for (size_t i = 0; i < n; i++) {

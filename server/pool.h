@@ -88,7 +88,7 @@ struct pool_outcomes {
     uint64_t failed;    /* the worker died or answered nonsense */
     uint64_t timeout;   /* past the deadline: the worker was killed */
     uint64_t cancelled; /* abandoned by the client, or shutdown */
-    uint64_t rejected;  /* refused by a full queue (never queued) */
+    uint64_t rejected;  /* refused: the queue was full or too small */
 };
 
 struct pool_stats {
@@ -112,8 +112,10 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
 
 /*
  * Queues n jobs. Returns 0; -EAGAIN when fewer than n queue slots are
- * free (nothing is queued); -ESHUTDOWN when the pool is stopping; -EINVAL
- * for a job whose parameters are too large. Any thread.
+ * free (nothing is queued); -E2BIG when n is more than the whole queue
+ * (it never fits); -ESHUTDOWN when the pool is stopping; -EINVAL for a
+ * job whose parameters are too large. Refused jobs count as rejected.
+ * Any thread.
  */
 int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n);
 

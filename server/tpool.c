@@ -69,7 +69,7 @@ int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[], size_t n)
     }
     if ((size_t)pool->queued + n > (size_t)pool->cap) {
         pthread_mutex_unlock(&pool->lock);
-        return -EAGAIN;
+        return n > (size_t)pool->cap ? -E2BIG : -EAGAIN;
     }
     for (size_t i = 0; i < n; i++) {
         tasks[i]->next = NULL;

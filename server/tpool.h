@@ -44,7 +44,8 @@ struct tpool *tpool_start(int threads, int queue, char *err, size_t err_len);
 
 /*
  * Queues n tasks. Returns 0, -EAGAIN when fewer than n slots are free
- * (nothing queued) or -ESHUTDOWN when stopping.
+ * (nothing queued), -E2BIG when n is more than the whole queue (it never
+ * fits) or -ESHUTDOWN when stopping.
  */
 int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[],
                  size_t n);

@@ -243,11 +243,17 @@ static void test_queue_full(void **state)
     sleep_job(&extra[1], 1);
     struct pool_job *two[2] = {&queued[0].job, &queued[1].job};
     struct pool_job *over[2] = {&extra[0].job, &extra[1].job};
+    /* More jobs than the whole queue never fit: nothing is queued. */
+    struct pool_job *three[3] = {&queued[0].job, &queued[1].job, &extra[0].job};
+    assert_int_equal(pool_submit(p, three, 3), -E2BIG);
+    pool_stats(p, &s);
+    assert_int_equal(s.queued, 0);
     assert_int_equal(pool_submit(p, two, 2), 0);
-    /* All or none: a pair does not fit, and nothing of it is queued. */
+    /* All or none: the queue is full, and nothing of it is queued. */
     assert_int_equal(pool_submit(p, over, 1), -EAGAIN);
     pool_stats(p, &s);
     assert_int_equal(s.queued, 2);
+    assert_int_equal(s.jobs.rejected, 4);
 
     assert_true(wait_done(&running));
     assert_true(wait_done(&queued[0]));

@@ -83,12 +83,15 @@ static void test_queue_all_or_none(void **state)
         q[i].task.run = run_task;
         three[i] = &q[i].task;
     }
-    assert_int_equal(tpool_submit(pool, three, 3), -EAGAIN);
+    /* More than the whole queue never fits; more than its free room
+     * does not fit now. Either way nothing is queued. */
+    assert_int_equal(tpool_submit(pool, three, 3), -E2BIG);
     struct tpool_stats s;
     tpool_stats(pool, &s);
     assert_int_equal(s.queued, 0);
     assert_int_equal(s.busy, 1);
     assert_int_equal(tpool_submit(pool, three, 2), 0);
+    assert_int_equal(tpool_submit(pool, &three[2], 1), -EAGAIN);
     wait_ran(&q[0]);
     wait_ran(&q[1]);
     assert_int_equal(atomic_load(&q[2].ran), 0);
