@@ -4,7 +4,7 @@
 set -eu
 
 pkgs_build="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev"
-pkgs_test="libcmocka-dev python3 curl procps prometheus nginx chromium"
+pkgs_test="libcmocka-dev python3 curl procps prometheus nginx chromium wrk"
 pkgs_bench="wrk python3-aiohttp"
 pkgs_lint="clang-format"
 

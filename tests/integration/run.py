@@ -18,8 +18,10 @@ and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
 openapi.py (the OpenAPI document against the service), nginx.py (two
-instances behind Debian's nginx) and ops.py (/metrics checked by promtool,
-request ids, JSON logs) are added by server_groups().
+instances behind Debian's nginx), ops.py (/metrics checked by promtool,
+request ids, JSON logs) and faults.py (kill -9 under wrk, slow clients,
+2,000 idle connections, oversized requests, SIGTERM mid-load) are added by
+server_groups().
 """
 
 import argparse
@@ -39,6 +41,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
 import cpu  # noqa: E402
+import faults  # noqa: E402
 import harness  # noqa: E402
 import loop  # noqa: E402
 import nginx  # noqa: E402
@@ -820,7 +823,8 @@ def server_groups(web_root):
            case_shutdown_under_load)]),
     ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
-         nginx.server_groups(web_root) + ops.server_groups(web_root))
+         nginx.server_groups(web_root) + ops.server_groups(web_root) +
+         faults.server_groups(web_root))
 
 
 def main():
