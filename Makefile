@@ -19,13 +19,14 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/handlers/openapi_data.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_SRC = $(wildcard server/*.[ch] handlers/*.[ch] tests/unit/*.[ch] \
-                        bench/*.[ch])
+                        tests/fuzz/*.[ch] bench/*.[ch])
+FUZZ_SECONDS ?= 60
 
 SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
 SAN_TSAN := -fsanitize=thread
 
-.PHONY: all run test check unit integration browser asan tsan bench deps \
+.PHONY: all run test check unit integration browser asan tsan fuzz bench deps \
         format format-check clean
 
 all: $(BUILD)/conlab
@@ -95,6 +96,12 @@ tsan:
 	@scripts/deps.sh build test
 	@$(MAKE) --no-print-directory BUILD=build/tsan OPT="-O1 -g" \
 	    SAN="$(SAN_TSAN)" check
+
+# Each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS, one after another,
+# on a copy of its seeds; crash inputs land in build/fuzz/artifacts/.
+fuzz:
+	@scripts/deps.sh build fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 bench:
 	@scripts/deps.sh build test bench

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, and nothing when all of
-# them are present. usage: scripts/deps.sh GROUP...  (build test bench lint)
+# them are present. usage: scripts/deps.sh GROUP...  (build test bench lint fuzz)
 set -eu
 
 pkgs_build="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev"
 pkgs_test="libcmocka-dev python3 curl procps prometheus nginx chromium wrk"
 pkgs_bench="wrk python3-aiohttp"
 pkgs_lint="clang-format"
+pkgs_fuzz="clang libclang-rt-14-dev"
 
 want=""
 for group in "$@"; do

@@ -25,8 +25,17 @@ void frame_reader_cleanup(struct frame_reader *r)
 
 int frame_reader_read(struct frame_reader *r, int fd)
 {
-    /* A complete frame was handed out last time: start the next one. */
-    if (r->header_got == FRAME_HEADER_SIZE && r->payload_got == r->len) {
+    /*
+     * An oversized header is final: the stream cannot be followed past
+     * it, and r->len is not the size of any buffer (reading on would
+     * write the bytes behind it into the last frame's payload).
+     */
+    if (r->header_got == FRAME_HEADER_SIZE && r->len > FRAME_PAYLOAD_MAX)
+        return -EMSGSIZE;
+    /* A complete frame was handed out last time: start the next one. A
+     * NULL payload after a whole header is an allocation still to make. */
+    if (r->header_got == FRAME_HEADER_SIZE && r->payload &&
+        r->payload_got == r->len) {
         r->header_got = 0;
         r->payload_got = 0;
     }
@@ -43,13 +52,17 @@ int frame_reader_read(struct frame_reader *r, int fd)
         if (r->header_got == FRAME_HEADER_SIZE) {
             memcpy(&r->len, r->header, 4);
             memcpy(&r->type, r->header + 4, 4);
+            free(r->payload);
+            r->payload = NULL;
             if (r->len > FRAME_PAYLOAD_MAX)
                 return -EMSGSIZE;
-            free(r->payload);
-            r->payload = malloc(r->len ? r->len : 1);
-            if (!r->payload)
-                return -ENOMEM;
         }
+    }
+    if (!r->payload) {
+        /* Here, not above, so that a call after -ENOMEM tries again. */
+        r->payload = malloc(r->len ? r->len : 1);
+        if (!r->payload)
+            return -ENOMEM;
     }
     while (r->payload_got < r->len) {
         ssize_t n =

@@ -46,8 +46,9 @@ void frame_reader_cleanup(struct frame_reader *r);
  * Reads from fd until a whole frame is in r (returns 0; r->type, r->len
  * and r->payload hold it until the next call) or the socket has no more
  * bytes (-EAGAIN; call again when readable). -EPIPE when the peer closed
- * (mid-frame or not), -EMSGSIZE for a payload over FRAME_PAYLOAD_MAX,
- * -ENOMEM, or another -errno from read(2).
+ * (mid-frame or not), -EMSGSIZE for a payload over FRAME_PAYLOAD_MAX
+ * (final: later calls return it again without reading), -ENOMEM, or
+ * another -errno from read(2).
  */
 int frame_reader_read(struct frame_reader *r, int fd);
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -181,6 +182,49 @@ static void test_oversized_refused(void **state)
     frame_reader_cleanup(&r);
 }
 
+/*
+ * Found by fuzz/fuzz_frame.c: after -EMSGSIZE the reader kept the oversized
+ * length and, called again, read the bytes behind the header into the
+ * previous frame's payload buffer (a heap overflow) or through a NULL
+ * pointer. The error is final: every later call answers -EMSGSIZE again and
+ * reads nothing.
+ */
+static void expect_oversized_is_final(struct pair *p, bool frame_before)
+{
+    struct frame_reader r;
+    uint8_t header[FRAME_HEADER_SIZE];
+    uint8_t tail[64];
+    uint32_t len = FRAME_PAYLOAD_MAX + 1, type = 1;
+
+    frame_reader_init(&r);
+    if (frame_before) {
+        assert_int_equal(frame_send(p->a, 7, "hi", 2), 0);
+        assert_int_equal(frame_reader_read(&r, p->b), 0);
+        assert_int_equal(r.len, 2);
+    }
+    memcpy(header, &len, 4);
+    memcpy(header + 4, &type, 4);
+    memset(tail, 'A', sizeof(tail));
+    assert_int_equal(write(p->a, header, sizeof(header)), sizeof(header));
+    assert_int_equal(write(p->a, tail, sizeof(tail)), sizeof(tail));
+    assert_int_equal(frame_reader_read(&r, p->b), -EMSGSIZE);
+    assert_int_equal(frame_reader_read(&r, p->b), -EMSGSIZE);
+    assert_int_equal(frame_reader_read(&r, p->b), -EMSGSIZE);
+    /* Nothing was consumed after the header. */
+    assert_int_equal(read(p->b, tail, sizeof(tail)), sizeof(tail));
+    frame_reader_cleanup(&r);
+}
+
+static void test_oversized_is_final(void **state)
+{
+    expect_oversized_is_final(*state, false);
+}
+
+static void test_oversized_after_a_frame_is_final(void **state)
+{
+    expect_oversized_is_final(*state, true);
+}
+
 static void test_recv_cap(void **state)
 {
     struct pair *p = *state;
@@ -223,6 +267,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_is_final, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_after_a_frame_is_final,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_recv_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_closed, setup, teardown),
     };
