@@ -30,6 +30,17 @@ int handlers_register(struct router *router, struct app *app)
     return rc;
 }
 
+bool handlers_refuse_query(const struct request *req, struct response *resp)
+{
+    struct params p;
+    if (req->query[0] == '\0')
+        return false;
+    params_parse(&p, req->query);
+    params_finish(&p);
+    handlers_reject_params(&p, resp);
+    return true;
+}
+
 enum handler_result handlers_reject_params(struct params *p,
                                            struct response *resp)
 {

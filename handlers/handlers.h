@@ -8,6 +8,8 @@
 #ifndef CONLAB_HANDLERS_H
 #define CONLAB_HANDLERS_H
 
+#include <stdbool.h>
+
 #include "../server/app.h"
 #include "../server/request.h"
 #include "../server/router.h"
@@ -20,6 +22,12 @@ struct params;
  */
 enum handler_result handlers_reject_params(struct params *p,
                                            struct response *resp);
+
+/*
+ * For endpoints that take no parameters: when the query is not empty,
+ * answers the parser's 400 ("unknown parameter ...") and returns true.
+ */
+bool handlers_refuse_query(const struct request *req, struct response *resp);
 
 /*
  * Adds every endpoint to router. Start-up thread. Returns 0 or the first

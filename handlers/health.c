@@ -14,7 +14,6 @@
 #include "../server/clock.h"
 #include "../server/http.h"
 #include "../server/loop.h"
-#include "../server/params.h"
 #include "../server/pool.h"
 #include "../server/text.h"
 #include "../server/tpool.h"
@@ -31,14 +30,9 @@ enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *ctx)
 {
     const struct app *app = ctx;
-    struct params params;
 
-    if (req->query[0] != '\0') {
-        /* No parameters: the parser words the refusal. */
-        params_parse(&params, req->query);
-        params_finish(&params);
-        return handlers_reject_params(&params, resp);
-    }
+    if (handlers_refuse_query(req, resp))
+        return HANDLER_DONE;
 
     struct http_stats hs = {0};
     if (app->http)

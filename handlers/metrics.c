@@ -13,7 +13,6 @@
 #include "../server/http.h"
 #include "../server/loop.h"
 #include "../server/metrics.h"
-#include "../server/params.h"
 #include "../server/pool.h"
 #include "../server/tpool.h"
 #include "fetch.h"
@@ -99,13 +98,9 @@ enum handler_result metrics_handle(struct request *req, struct response *resp,
                                    void *ctx)
 {
     const struct app *app = ctx;
-    struct params params;
 
-    if (req->query[0] != '\0') {
-        params_parse(&params, req->query);
-        params_finish(&params);
-        return handlers_reject_params(&params, resp);
-    }
+    if (handlers_refuse_query(req, resp))
+        return HANDLER_DONE;
 
     char *text = NULL;
     size_t len = 0;

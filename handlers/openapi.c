@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/params.h"
 #include "handlers.h"
 
 extern const char openapi_json[];
@@ -17,14 +16,10 @@ extern const char openapi_json_end[];
 enum handler_result openapi_handle(struct request *req, struct response *resp,
                                    void *ctx)
 {
-    struct params params;
     (void)ctx;
 
-    if (req->query[0] != '\0') {
-        params_parse(&params, req->query);
-        params_finish(&params);
-        return handlers_reject_params(&params, resp);
-    }
+    if (handlers_refuse_query(req, resp))
+        return HANDLER_DONE;
     size_t len = (size_t)(openapi_json_end - openapi_json);
     char *copy = malloc(len);
     if (!copy) {

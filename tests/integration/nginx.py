@@ -2,9 +2,9 @@
 """Integration test of the scale-out set-up: Debian's nginx running the
 shipped deploy/nginx/conlab.conf in front of two conlab instances.
 
-    python3 tests/integration/nginx.py --binary build/conlab
+    python3 tests/integration/run.py --binary build/conlab --group nginx
 
-Used by run.py too (server_groups() below adds its group: run.py starts
+(run.py adds the group of server_groups() below: it starts
 instance A, the group's first case starts instance B and nginx). The
 config nginx runs is the shipped file itself, with three lines replaced
 by loopback ones: the upstream's `server conlab:8080 PARAMS;` becomes one
@@ -48,7 +48,6 @@ nginx not installed is a failure, not a skip: `make test` installs it
 (Debian package "nginx", see scripts/deps.sh).
 """
 
-import argparse
 import http.client
 import json
 import os
@@ -831,42 +830,6 @@ def server_groups(web_root):
     ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--binary", required=True, help="path to conlab")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="multiply time limits (3 for sanitizer builds)")
-    opts = parser.parse_args()
-    binary = os.path.abspath(opts.binary)
-    if not os.access(binary, os.X_OK):
-        print("no executable at %s" % binary)
-        print("0 passed, 1 failed")
-        return 1
-    import run  # here, not at the top: run.py imports this module
-    harness.TIME_SCALE = opts.time_scale
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    results = run.Results()
-    started_at = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="conlab-web-") as base:
-            web_root = run.make_web_root(base)
-            for title, args, env, cases in server_groups(web_root):
-                run.server_group(results, binary, title, args, env, cases,
-                                 {})
-    except KeyboardInterrupt as e:
-        results.fail("runner", "interrupted (%s)" % (str(e) or "SIGINT"))
-    finally:
-        harness.cleanup_all()
-    print("# ran in %.1f s" % (time.monotonic() - started_at))
-    print("%d passed, %d failed" % (results.passed, results.failed),
-          flush=True)
-    return 1 if results.failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit("run through run.py: python3 tests/integration/run.py "
+                     "--binary build/conlab --group nginx")

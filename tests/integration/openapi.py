@@ -2,9 +2,9 @@
 """Integration tests of the OpenAPI document (api/openapi.json) against the
 live service: the document and the binary must agree.
 
-    python3 tests/integration/openapi.py --binary build/conlab
+    python3 tests/integration/run.py --binary build/conlab --group openapi
 
-Also used by run.py: server_groups() below adds the "openapi" group.
+(run.py adds the "openapi" group of server_groups() below.)
 
 The first case fetches GET /openapi.json from a server started with the
 default web root (the repository's web/, which holds no openapi.json, so
@@ -1556,41 +1556,6 @@ def server_groups(web_root):
     return [(GROUP, args, None, [(n, with_universal(f)) for n, f in cases])]
 
 
-def main():
-    import argparse
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--binary", required=True, help="path to conlab")
-    parser.add_argument("--time-scale", type=float, default=None,
-                        help="multiply time limits (default 1, 3 for a "
-                             "sanitizer build)")
-    opts = parser.parse_args()
-    import run  # the runner's Results and server_group; not at the top:
-    # run.py imports this module
-    binary = os.path.abspath(opts.binary)
-    if not os.access(binary, os.X_OK):
-        print("no executable at %s" % binary)
-        print("0 passed, 1 failed")
-        return 1
-    harness.TIME_SCALE = opts.time_scale or (
-        3.0 if run.detect_sanitizer(binary) else 1.0)
-    print("# binary %s, time scale %g" % (binary, harness.TIME_SCALE),
-          flush=True)
-    results = run.Results()
-    started = time.monotonic()
-    try:
-        for title, args, env, cases in server_groups(None):
-            run.server_group(results, binary, title, args, env, cases, {})
-    except KeyboardInterrupt as e:
-        results.fail("runner", "interrupted (%s)" % (e or "SIGINT"))
-    finally:
-        harness.cleanup_all()
-    print("# ran in %.1f s" % (time.monotonic() - started))
-    summary = "%d passed, %d failed" % (results.passed, results.failed)
-    if results.skipped:
-        summary += ", %d skipped" % results.skipped
-    print(summary, flush=True)
-    return 1 if results.failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit("run through run.py: python3 tests/integration/run.py "
+                     "--binary build/conlab --group openapi")

@@ -5,8 +5,8 @@ replaced, on every kind of answer) and --log-format json (every line of
 the server's stderr a JSON object; access lines carrying the id the client
 got).
 
-Used by run.py (server_groups() below adds its groups to the run), or
-alone: python3 tests/integration/ops.py --binary build/conlab
+Used by run.py (server_groups() below adds its groups to the run):
+python3 tests/integration/run.py --binary build/conlab --group ops
 
 Counting: a scrape is parsed into {(name, labels): value}; a case scrapes
 before and after sending an exact mix (MIX: request, route label, status),
@@ -29,7 +29,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -1020,49 +1019,6 @@ def server_groups(web_root):
     ]
 
 
-def main():
-    import argparse
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--binary", required=True, help="path to conlab")
-    parser.add_argument("--time-scale", type=float, default=None,
-                        help="multiply time limits (default 1, 3 for a "
-                             "sanitizer build)")
-    parser.add_argument("--group", action="append", default=[],
-                        metavar="TITLE", help="run only this group "
-                        "(repeatable)")
-    opts = parser.parse_args()
-    import run  # the runner's Results, server_group and web root; not at
-    # the top: run.py imports this module
-    binary = os.path.abspath(opts.binary)
-    if not os.access(binary, os.X_OK):
-        print("no executable at %s" % binary)
-        print("0 passed, 1 failed")
-        return 1
-    harness.TIME_SCALE = opts.time_scale or (
-        3.0 if run.detect_sanitizer(binary) else 1.0)
-    print("# binary %s, time scale %g" % (binary, harness.TIME_SCALE),
-          flush=True)
-    results = run.Results()
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="conlab-web-") as base:
-            web_root = run.make_web_root(base)
-            for title, args, env, cases in server_groups(web_root):
-                if opts.group and title not in opts.group:
-                    continue
-                run.server_group(results, binary, title, args, env, cases,
-                                 {})
-    except KeyboardInterrupt as e:
-        results.fail("runner", "interrupted (%s)" % (e or "SIGINT"))
-    finally:
-        harness.cleanup_all()
-    print("# ran in %.1f s" % (time.monotonic() - started))
-    summary = "%d passed, %d failed" % (results.passed, results.failed)
-    if results.skipped:
-        summary += ", %d skipped" % results.skipped
-    print(summary, flush=True)
-    return 1 if results.failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit("run through run.py: python3 tests/integration/run.py "
+                     "--binary build/conlab --group ops")
