@@ -26,7 +26,8 @@ SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
 SAN_TSAN := -fsanitize=thread
 
-.PHONY: all run test check unit integration browser asan tsan fuzz bench deps \
+.PHONY: all run test check unit integration browser asan tsan fuzz bench soak \
+        deps \
         format format-check clean
 
 all: $(BUILD)/conlab
@@ -103,12 +104,19 @@ fuzz:
 	@scripts/deps.sh build fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
+# Every benchmark in one run (about 7 minutes on 2 cores): writes
+# bench/REPORT.md and the plots in bench/plots/ (see bench/all.sh).
 bench:
 	@scripts/deps.sh build test bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/minimal
-	bench/run.sh $(BUILD)
-	bench/cpu.sh $(BUILD)
-	bench/loop.sh $(BUILD)
+	bench/all.sh $(BUILD)
+
+# Two minutes of the mixed wrk load, memory sampled every 5 s; adds its
+# verdict to bench/REPORT.md (see bench/soak.sh).
+soak:
+	@scripts/deps.sh build test bench
+	@$(MAKE) --no-print-directory all
+	bench/soak.sh $(BUILD)
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -1,6 +1,7 @@
--- wrk script of bench/cpu.sh: after the run, one line of exact figures
--- (wrk's own report rounds latencies to two decimals). Defines neither
--- request() nor response(), so wrk's request loop runs at full speed.
+-- wrk script of bench/cpu.sh and bench/run.sh: after the run, one line of
+-- exact figures (wrk's own report rounds latencies to two decimals). Defines
+-- neither request() nor response(), so wrk's request loop runs at full
+-- speed.
 -- Latencies are in microseconds; "status" counts answers with a status of
 -- 400 or more (wrk's "Non-2xx or 3xx responses").
 function done(summary, latency, requests)

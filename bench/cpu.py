@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
 """The measuring and reporting half of bench/cpu.sh (which starts and stops
-the server and runs wrk). Only the Python standard library is used, and
-only 127.0.0.1 is contacted.
+the server and runs wrk), and the helpers every bench report shares
+(table, write_report, plot, parse_wrk, the /proc readings). Only the
+Python standard library is used, and only 127.0.0.1 is contacted.
 
-    cpu.py prime --port P --pid PID --out FILE.json
-        /run/prime?limit=LIMIT&tasks=TASKS in every mode, ROUNDS rounds
-        round-robin (each round starting one mode further on), after
-        WARMUP_ROUNDS uncounted rounds. Every answer must be a 200 with
-        result.primes == EXPECT and result.checked == LIMIT - 1: anything
-        else stops the bench with exit status 1.
+    cpu.py prime --port P --pid PID --tasks 1,2 --out FILE.json
+        /run/prime?limit=LIMIT&tasks=N in every mode for each N of --tasks,
+        ROUNDS rounds round-robin (each round starting one mode further
+        on), after WARMUP_ROUNDS uncounted rounds at the largest N. Every
+        answer must be a 200 with result.primes == EXPECT and
+        result.checked == LIMIT - 1: anything else stops the bench with
+        exit status 1.
+    cpu.py tutorials --port P --pid PID --python PY --pydir DIR --out F
+        ROUNDS rounds of each pair: one of the tutorials' programs in DIR
+        (bench/python/, run with PY, a fresh process each time) and the
+        same workload as one GET of the server. Each answer is checked
+        against the program's; a failed or disagreeing pair is recorded and
+        the command exits 1 after the last round.
     cpu.py responsive --port P --out FILE.json
         SAMPLES sequential GET /health with the server idle, then the same
         while /run/prime?limit=LONG_LIMIT&tasks=TASKS&mode=processes runs
@@ -16,11 +24,14 @@ only 127.0.0.1 is contacted.
     cpu.py snap --pid PID --bench-pid PID --label TEXT --out FILE.jsonl
         Appends the CPU time used so far by the machine, the server (with
         its workers) and the bench (bench-pid with its reaped children), so
-        that the report can tell what other programs took in each part.
+        that the report can tell what other programs took in each part,
+        and the server's VmRSS and its workers'.
     cpu.py report --dir RAW_DIR --md FILE.md
-        The table of the whole bench, on stdout and as markdown. Exit status
-        1 when any wrk run or the access log shows an error (socket errors
-        or non-2xx answers); missed speed-up targets do not change it.
+        The tables of the whole bench, on stdout and as markdown, the plot
+        bench/plots/cpu-scaling.svg and RAW_DIR/summary.json (for
+        bench/report.py). Exit status 1 when any wrk run or the access log
+        shows an error (socket errors or non-2xx answers) or a tutorial
+        pair failed; missed speed-up targets do not change it.
 
 Client times are taken around a whole request on a fresh connection
 (connect, send, read the full answer), like `curl -w %{time_total}`.
@@ -31,7 +42,9 @@ import http.client
 import json
 import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -126,20 +139,24 @@ def task_figures(tasks):
 
 def cmd_prime(args):
     path = "/run/prime?limit={}&tasks={}&mode={}"
+    tasks_list = [int(t) for t in args.tasks.split(",")]
     runs = []
     failures = []
-    total = args.warmup_rounds + args.rounds
-    for r in range(total):
-        counted = r >= args.warmup_rounds
-        order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
-        for mode in order:
+    # Warm-up rounds run the largest task count only (they warm the
+    # workers and the caches); each counted round runs every count, and
+    # starts one mode further on.
+    plan = [(False, r, [max(tasks_list)]) for r in range(args.warmup_rounds)]
+    plan += [(True, r, tasks_list) for r in range(args.rounds)]
+    for i, (counted, r, counts) in enumerate(plan):
+        order = MODES[i % len(MODES):] + MODES[:i % len(MODES)]
+        for tasks, mode in ((t, m) for t in counts for m in order):
             snap0 = snapshot(args.pid)
             status, body, client_ms = get(
-                args.port, path.format(args.limit, args.tasks, mode),
+                args.port, path.format(args.limit, tasks, mode),
                 args.timeout)
             use = usage(snap0, snapshot(args.pid))
-            label = (f"round {r - args.warmup_rounds + 1}" if counted
-                     else f"warm-up {r + 1}")
+            label = (f"round {r + 1} tasks={tasks}" if counted
+                     else f"warm-up {r + 1} tasks={tasks}")
             try:
                 doc = json.loads(body)
             except ValueError:
@@ -154,7 +171,7 @@ def cmd_prime(args):
                 problem = (f"result.checked = {doc['result'].get('checked')}, "
                            f"expected {args.limit - 1}")
             elif doc.get("mode") != mode or len(doc.get("tasks", ())) != \
-                    args.tasks:
+                    tasks:
                 problem = "the answer's mode or task count does not match"
             if problem:
                 print(f"bench: {label} {mode}: {problem}", file=sys.stderr)
@@ -162,7 +179,7 @@ def cmd_prime(args):
                                  "problem": problem})
                 continue
             run = {
-                "mode": mode, "round": r - args.warmup_rounds + 1,
+                "mode": mode, "round": r + 1, "tasks_n": tasks,
                 "counted": counted, "wall_ms": doc["wall_ms"],
                 "client_ms": client_ms, "cpu_s": use["server"],
                 "others_s": use["others"], "idle_s": use["idle"],
@@ -179,8 +196,9 @@ def cmd_prime(args):
                   f" idle {use['idle']:4.2f} s, steal {use['steal']:4.2f} s,"
                   f" last task started at {run['last_start_ms']:.2f} ms")
     with open(args.out, "w") as f:
-        json.dump({"limit": args.limit, "tasks": args.tasks,
-                   "expect": args.expect, "rounds": args.rounds,
+        json.dump({"limit": args.limit, "tasks_list": tasks_list,
+                   "tasks": max(tasks_list), "expect": args.expect,
+                   "rounds": args.rounds,
                    "warmup_rounds": args.warmup_rounds, "runs": runs,
                    "failures": failures}, f, indent=1)
     if failures:
@@ -205,6 +223,7 @@ def health_samples(port, n, gap_ms, timeout):
 def cmd_snap(args):
     snap = snapshot(args.pid, args.bench_pid)
     snap["label"] = args.label
+    snap["rss_kib"], snap["rss_workers_kib"] = tree_rss_kib(args.pid)
     with open(args.out, "a") as f:
         f.write(json.dumps(snap) + "\n")
     return 0
@@ -266,6 +285,123 @@ def cmd_responsive(args):
                    "job_client_ms": job["client_ms"], "job_primes": primes,
                    "job_tasks": doc["tasks"]}, f, indent=1)
     return 0
+
+
+def run_program(argv, timeout):
+    """Runs one of bench/python/ in a process group of its own: (exit
+    status, its JSON figures or None, last stderr line, seconds from start
+    to exit). A program past timeout, or this helper stopped by SIGTERM
+    (bench/cpu.sh's clean-up), kills the group (the program and its pool
+    workers) by its id and reaps the program."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = "", f"killed after {timeout} s"
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    seconds = time.perf_counter() - start
+    lines = stdout.strip().splitlines()
+    try:
+        fig = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        fig = None
+    err = stderr.strip().splitlines()
+    return proc.returncode, fig, err[-1] if err else "", seconds
+
+
+def tutorial_pairs(args):
+    """(name, python argv, conlab path, check) of each comparison: the
+    tutorials' program and the same workload through conlab's endpoint."""
+    py = [args.python]
+    d = args.pydir
+    n = args.workers
+    lim = args.limit
+    pairs = [
+        ("prime, sequential", py + [f"{d}/prime_sequential.py", "--limit",
+                                    str(lim)],
+         f"/run/prime?limit={lim}&tasks=1&mode=sequential", "prime"),
+        ("prime, processes", py + [f"{d}/prime_pool.py", "--limit", str(lim),
+                                   "--processes", str(n)],
+         f"/run/prime?limit={lim}&tasks={n}&mode=processes", "prime"),
+        ("prime, threads (GIL)", py + [f"{d}/prime_threads.py", "--limit",
+                                       str(lim), "--threads", str(n)],
+         f"/run/prime?limit={lim}&tasks={n}&mode=gil", "prime"),
+    ]
+    for count in (int(c) for c in args.squares.split(",")):
+        numbers = ",".join(str(i) for i in range(1, count + 1))
+        pairs.append((f"squares of {count:,} numbers, processes",
+                      py + [f"{d}/squares_pool.py", "--count", str(count),
+                            "--processes", str(n)],
+                      f"/run/square?numbers={numbers}&mode=processes",
+                      "square"))
+    return pairs
+
+
+def cmd_tutorials(args):
+    runs, failures = [], []
+    pairs = tutorial_pairs(args)
+    for r in range(1, args.rounds + 1):
+        for name, argv, path, kind in pairs:
+            rc, fig, err, seconds = run_program(argv, args.timeout)
+            problem = None
+            if rc != 0 or not isinstance(fig, dict):
+                problem = f"Python exit status {rc}: {err}"
+            elif fig.get("errors"):
+                problem = f"Python counted {fig['errors']} wrong results"
+            snap0 = snapshot(args.pid)
+            status, body, client_ms = get(args.port, path, args.timeout)
+            use = usage(snap0, snapshot(args.pid))
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                doc = None
+            if problem:
+                pass
+            elif status != 200 or not isinstance(doc, dict):
+                problem = f"conlab answered {status}: {body[:200]!r}"
+            elif kind == "prime" and (
+                    doc["result"]["primes"] != fig["primes"] or
+                    doc["result"]["checked"] != fig["checked"]):
+                problem = (f"conlab counted {doc['result']['primes']} primes "
+                           f"of {doc['result']['checked']}, Python "
+                           f"{fig['primes']} of {fig['checked']}")
+            elif kind == "square" and doc["result"]["squares"] != \
+                    [i * i for i in range(1, fig["count"] + 1)]:
+                problem = "conlab's squares are not 1, 4, 9, ... in order"
+            run = {"name": name, "round": r, "ok": problem is None,
+                   "problem": problem, "python": fig,
+                   "python_process_ms": seconds * 1e3,
+                   "conlab_wall_ms": doc.get("wall_ms") if doc else None,
+                   "conlab_client_ms": client_ms,
+                   "conlab_cpu_s": use["server"],
+                   "conlab_answer_bytes": len(body),
+                   "others_s": use["others"]}
+            runs.append(run)
+            if problem:
+                failures.append(f"{name} round {r}: {problem}")
+                print(f"bench: {name} round {r}: {problem}", file=sys.stderr)
+                continue
+            print(f"bench: round {r} {name}: Python {fig['wall_ms']:.1f} ms "
+                  f"(process {seconds * 1e3:.0f} ms), conlab "
+                  f"{doc['wall_ms']:.1f} ms (client {client_ms:.1f} ms)")
+    with open(args.out, "w") as f:
+        json.dump({"limit": args.limit, "workers": args.workers,
+                   "squares": args.squares, "rounds": args.rounds,
+                   "python": args.python,
+                   "pairs": [(n, a[1:], p if len(p) < 120 else
+                              p[:100] + "...", k)
+                             for n, a, p, k in tutorial_pairs(args)],
+                   "runs": runs, "failures": failures}, f, indent=1)
+    return 1 if failures else 0
 
 
 # ---------------------------------------------------------------- report
@@ -333,24 +469,149 @@ def write_report(title, md_title, meta, out, md_path):
         f.write("\n".join(md) + "\n")
 
 
+PLOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plots")
+
+
+def plot(name, data, script, work_dir, size=(800, 420)):
+    """Draws bench/plots/NAME.svg with gnuplot. data (text, one row a line)
+    goes to WORK_DIR/NAME.dat, which script reads as the string variable
+    `data`; the script and gnuplot's messages stay beside it. Returns the
+    SVG's path relative to bench/ ("plots/NAME.svg") for a report's link,
+    or None, said on stderr, when gnuplot is missing or fails: the report
+    is then written without that plot."""
+    os.makedirs(PLOT_DIR, exist_ok=True)
+    os.makedirs(work_dir, exist_ok=True)
+    dat = os.path.join(work_dir, f"{name}.dat")
+    gp = os.path.join(work_dir, f"{name}.gp")
+    svg = os.path.join(PLOT_DIR, f"{name}.svg")
+    with open(dat, "w") as f:
+        f.write(data)
+    with open(gp, "w") as f:
+        f.write(f"set terminal svg size {size[0]},{size[1]} enhanced "
+                "font 'sans,12' background rgb 'white'\n"
+                f"set output '{svg}'\n"
+                f"data = '{dat}'\n" + script + "\nset output\n")
+    try:
+        done = subprocess.run(["gnuplot", gp], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"bench: no plot {name}: {e} (scripts/deps.sh bench installs "
+              "gnuplot-nox)", file=sys.stderr)
+        return None
+    if done.returncode != 0:
+        print(f"bench: no plot {name}: gnuplot: {done.stderr.strip()}",
+              file=sys.stderr)
+        return None
+    return f"plots/{name}.svg"
+
+
+def tree_rss_kib(pid):
+    """VmRSS of pid and of its live children (the worker processes), in
+    KiB, from /proc: (the server's own, the children's summed)."""
+    def rss(p):
+        with open(f"/proc/{p}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+    own = rss(pid)
+    kids = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == pid:
+            continue
+        try:
+            _, _, ppid = proc_times(int(entry))
+            if ppid == pid:
+                kids += rss(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return own, kids
+
+
 def cmd_report(args):
     env = os.environ
     raw = args.dir
     status = 0
     out = []  # ("h", title) | ("p", text) | ("t", (text, md)) | ("l", items)
 
-    # 1. /run/prime in every mode.
+    # 1. /run/prime in every mode, for 1..cores tasks.
+    cores = int(env["BENCH_CORES"])
     prime = json.load(open(f"{raw}/prime.json"))
     runs = [r for r in prime["runs"] if r["counted"]]
-    per = {m: [r for r in runs if r["mode"] == m] for m in MODES}
-    med = {m: statistics.median(r["wall_ms"] for r in per[m]) for m in MODES}
+    tlist = prime["tasks_list"]
+    tmax = max(tlist)
+    keys = [(t, m) for t in tlist for m in MODES]
+    per = {k: [r for r in runs if (r["tasks_n"], r["mode"]) == k]
+           for k in keys}
+    med = {k: statistics.median(r["wall_ms"] for r in per[k]) for k in keys}
+    speedup = {(t, m): med[(t, "sequential")] / med[(t, m)] for t, m in keys}
+    # Parallel efficiency: the speed-up per task, each task having a core
+    # of its own while tasks <= cores.
+    efficiency = {(t, m): speedup[(t, m)] / min(t, cores) for t, m in keys}
+
+    out.append(("h", f"1. CPU scaling: GET /run/prime?limit={prime['limit']}"
+                     f"&tasks=N&mode=MODE, N = {', '.join(map(str, tlist))}"))
+    out.append(("p", f"{prime['rounds']} rounds; each runs every task count "
+                     "in every mode, the modes round-robin (each round starts "
+                     "one mode further on), after "
+                     f"{prime['warmup_rounds']} uncounted warm-up round(s) "
+                     f"at {tmax} tasks; every answer had result.primes == "
+                     f"{prime['expect']}. wall ms is the server's wall_ms, "
+                     "median of the rounds; speedup is median(sequential) / "
+                     "median(mode) at the same task count (sequential runs "
+                     "the same tasks one after another, so it does the same "
+                     "work); parallel efficiency is speedup / N (each of the "
+                     f"N tasks has a core of its own up to {cores} cores)."))
+    head = ("tasks", "mode", "wall ms (median)", "min", "max", "speedup",
+            "parallel efficiency")
     rows = []
-    for m in MODES:
-        rs = per[m]
-        walls = [r["wall_ms"] for r in rs]
+    for t, m in keys:
+        walls = [r["wall_ms"] for r in per[(t, m)]]
+        rows.append((str(t), m, f"{med[(t, m)]:.1f}", f"{min(walls):.1f}",
+                     f"{max(walls):.1f}", f"{speedup[(t, m)]:.2f}x",
+                     f"{100 * efficiency[(t, m)]:.0f}%"))
+    out.append(("t", table(head, rows, ["r", "l"] + ["r"] * 5)))
+    data = "".join(f"{t} " + " ".join(f"{speedup[(t, m)]:.4f}"
+                                      for m in MODES) + "\n" for t in tlist)
+    # A cluster of bars per task count, sequential first; a dashed line
+    # over each cluster marks the ideal speedup, min(N, cores).
+    ideal = "\n".join(
+        f"set arrow from {i - 0.45},{min(t, cores)} to {i + 0.45},"
+        f"{min(t, cores)} nohead dt 2 lw 2 lc rgb 'gray30'"
+        for i, t in enumerate(tlist))
+    bars = ", \\\n     ".join(
+        f"{'data' if k == 0 else chr(39) * 2} using {k + 2}:xtic(1) "
+        f"title '{m}'" for k, m in enumerate(MODES))
+    labels = ", \\\n     ".join(
+        f"'' using ($0 + {(k - (len(MODES) - 1) / 2) / (len(MODES) + 1):.3f})"
+        f":{k + 2}:(sprintf('%.2f', ${k + 2})) with labels offset 0,0.7 "
+        "font ',9' notitle" for k in range(len(MODES)))
+    link = plot("cpu-scaling", data, f"""
+set title "GET /run/prime?limit={prime['limit']}: speedup over sequential on {cores} cores (medians of {prime['rounds']} rounds)"
+set xlabel "tasks"
+set ylabel "speedup over sequential"
+set yrange [0:{max(min(max(tlist), cores), 2) + 0.5}]
+set grid ytics
+set key top left
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xrange [-0.6:{len(tlist) - 0.4}]
+{ideal}
+set label "dashed: ideal, min(tasks, cores)" at graph 0.02, graph 0.62 font ',9'
+plot {bars}, \\
+     {labels}
+""", f"{raw}/plot", size=(720, 420))
+    if link:
+        out.append(("p", f"![speedup over sequential per mode and task "
+                         f"count]({link})"))
+
+    rows = []
+    for t, m in keys:
+        rs = per[(t, m)]
         rows.append((
-            m, f"{med[m]:.1f}", f"{min(walls):.1f}", f"{max(walls):.1f}",
-            f"{med['sequential'] / med[m]:.2f}x",
+            str(t), m, f"{med[(t, m)]:.1f}",
             f"{statistics.median(r['client_ms'] for r in rs):.1f}",
             f"{statistics.median(r['cpu_s'] for r in rs):.2f}",
             f"{statistics.median(r['others_s'] for r in rs):.2f}",
@@ -358,39 +619,33 @@ def cmd_report(args):
             f"{statistics.median(r['last_start_ms'] for r in rs):.2f}",
             f"{statistics.median(r['end_skew_ms'] for r in rs):.1f}",
             f"{statistics.median(100 * r['overlap_ms'] / r['wall_ms'] for r in rs):.0f}"))
-    head = ("mode", "wall ms (median)", "min", "max", "speedup",
-            "client ms", "server CPU s", "others' CPU s", "steal s",
-            "2nd task start ms", "task end skew ms", "tasks overlap %")
-    out.append(("h", f"1. GET /run/prime?limit={prime['limit']}"
-                     f"&tasks={prime['tasks']}&mode=MODE"))
-    out.append(("p", f"{prime['rounds']} rounds round-robin over the modes "
-                     f"(each round starts one mode further on), after "
-                     f"{prime['warmup_rounds']} uncounted warm-up round(s); "
-                     f"every answer had result.primes == {prime['expect']}. "
-                     "wall ms is the server's wall_ms; speedup is "
-                     "median(sequential) / median(mode); client ms is the "
-                     "median client-side time of the whole request; server "
-                     "CPU is the user + system time of conlab and its "
-                     "workers during the request, others' CPU the machine's "
-                     "busy time less the server's and the bench's (other "
-                     "programs), steal what the hypervisor reports it took "
-                     "(/proc and /proc/stat, 10 ms ticks, all cores); the "
-                     "task columns come from the tasks' start_ms/end_ms "
-                     "(overlap: the time both tasks ran, as a share of "
-                     "wall_ms)."))
-    out.append(("t", table(head, rows)))
-    head = ("mode",) + tuple(f"round {i}"
-                             for i in range(1, prime["rounds"] + 1))
-    rows = [(m,) + tuple(f"{r['wall_ms']:.0f} ms ({r['others_s']:.2f} s)"
-                         for r in per[m]) for m in MODES]
+    head = ("tasks", "mode", "wall ms", "client ms", "server CPU s",
+            "others' CPU s", "steal s", "last task start ms",
+            "task end skew ms", "tasks overlap %")
+    out.append(("p", "Medians of the rounds. client ms is the client-side "
+                     "time of the whole request; server CPU is the user + "
+                     "system time of conlab and its workers during the "
+                     "request, others' CPU the machine's busy time less the "
+                     "server's and the bench's (other programs), steal what "
+                     "the hypervisor reports it took (/proc and /proc/stat, "
+                     "10 ms ticks, all cores); the task columns come from "
+                     "the tasks' start_ms/end_ms (overlap: the time all "
+                     "tasks ran at once, as a share of wall_ms)."))
+    out.append(("t", table(head, rows, ["r", "l"] + ["r"] * 8)))
+    head = ("tasks", "mode") + tuple(f"round {i}" for i in
+                                     range(1, prime["rounds"] + 1))
+    rows = [(str(t), m) + tuple(
+        f"{r['wall_ms']:.0f} ms ({r['others_s']:.2f} s)" for r in per[(t, m)])
+        for t, m in keys]
     out.append(("p", "Each run: wall_ms (others' CPU s during it)."))
-    out.append(("t", table(head, rows)))
+    out.append(("t", table(head, rows, ["r", "l"] +
+                           ["r"] * prime["rounds"])))
     verdicts = []
     for mode, op, bound in TARGETS:
-        s = med["sequential"] / med[mode]
-        ok = s >= bound if op == ">=" else s <= bound
-        verdicts.append(f"{'PASS' if ok else 'FAIL'}: {mode} speedup "
-                        f"{s:.2f}x, target {op} {bound:.1f}x")
+        sp = speedup[(tmax, mode)]
+        ok = sp >= bound if op == ">=" else sp <= bound
+        verdicts.append(f"{'PASS' if ok else 'FAIL'}: {mode} speedup at "
+                        f"{tmax} tasks {sp:.2f}x, target {op} {bound:.1f}x")
     missed = sum(v.startswith("FAIL") for v in verdicts)
     out.append(("l", verdicts))
     out.append(("n", f"Targets: {len(verdicts) - missed} of {len(verdicts)} "
@@ -398,31 +653,40 @@ def cmd_report(args):
                                "the exit status does not depend on it."
                                if missed else "")))
 
-    cores = int(env["BENCH_CORES"])
-    calm = {m: [r for r in per[m] if r["others_s"] <=
-                DISTURBED * cores * r["wall_ms"] / 1e3] for m in MODES}
-    disturbed = sum(len(per[m]) - len(calm[m]) for m in MODES)
+    calm = {k: [r for r in per[k] if r["others_s"] <=
+                DISTURBED * cores * r["wall_ms"] / 1e3] for k in keys}
+    disturbed = sum(len(per[k]) - len(calm[k]) for k in keys)
     if disturbed:
         note = (f"WARNING: in {disturbed} of {len(runs)} runs other programs "
                 f"used more than {DISTURBED:.0%} of the machine's "
                 f"{cores} cores (others' CPU column): these figures measure "
                 "the machine's load as much as conlab.")
-        if all(calm[m] for m in MODES):
-            cmed = {m: statistics.median(r["wall_ms"] for r in calm[m])
-                    for m in MODES}
-            note += (" Over the undisturbed runs only, speedups: "
-                     + ", ".join(f"{m} {cmed['sequential'] / cmed[m]:.2f}x "
-                                 f"({len(calm[m])} runs, median "
-                                 f"{cmed[m]:.0f} ms)" for m in MODES[1:])
-                     + f"; sequential: {len(calm['sequential'])} runs, "
-                     f"median {cmed['sequential']:.0f} ms.")
+        if all(calm[k] for k in keys):
+            cmed = {k: statistics.median(r["wall_ms"] for r in calm[k])
+                    for k in keys}
+            cseq = cmed[(tmax, "sequential")]
+            note += (" Over the undisturbed runs only, speedups at "
+                     f"{tmax} tasks: " + ", ".join(
+                         f"{m} {cseq / cmed[(tmax, m)]:.2f}x "
+                         f"({len(calm[(tmax, m)])} runs, median "
+                         f"{cmed[(tmax, m)]:.0f} ms)" for m in MODES[1:])
+                     + f"; sequential: {len(calm[(tmax, 'sequential')])} "
+                     f"runs, median {cmed[(tmax, 'sequential')]:.0f} ms.")
         else:
             note += (" No undisturbed run of " + ", ".join(
-                m for m in MODES if not calm[m]) + ".")
+                f"{m} at {t} tasks" for t, m in keys if not calm[(t, m)])
+                + ".")
         out.append(("n", note))
     else:
         out.append(("n", f"No run was disturbed: other programs used at most "
                          f"{DISTURBED:.0%} of the machine during every run."))
+    summary = {"prime": {
+        "limit": prime["limit"], "rounds": prime["rounds"],
+        "tasks": tlist, "plot": link,
+        "runs": {f"{t} {m}": {"wall_ms": med[(t, m)],
+                              "speedup": speedup[(t, m)],
+                              "efficiency": efficiency[(t, m)]}
+                 for t, m in keys}}}
 
     # 2. Trivial job versus /health.
     rounds = int(env["THROUGHPUT_ROUNDS"])
@@ -495,6 +759,16 @@ def cmd_report(args):
                      for n, _ in targets)
     if wrk_errors:
         status = 1
+    summary["roundtrip"] = {
+        "mean_us": rt_single, "p50_us": rt_single_p50,
+        "job_c1_mean_us": single["job"]["mean"],
+        "health_c1_mean_us": single["health"]["mean"],
+        "job_rps": load["job"]["rps"], "job_p50_ms": load["job"]["p50"],
+        "job_p99_ms": load["job"]["p99"],
+        "health_rps": load["health"]["rps"],
+        "health_p99_ms": load["health"]["p99"],
+        "connections": conns, "duration": env["DURATION"],
+        "rounds": rounds, "errors": wrk_errors}
 
     # 3. Responsiveness during a long job.
     resp = json.load(open(f"{raw}/responsive.json"))
@@ -522,6 +796,109 @@ def cmd_report(args):
            if resp["job_still_running_after_samples"]
            else "FINISHED BEFORE THE LAST SAMPLE (samples partly idle)")]))
 
+    # 4. The tutorials' Python programs against the same work in conlab.
+    tut = json.load(open(f"{raw}/tutorials.json"))
+    names = [p[0] for p in tut["pairs"]]
+    good = [r for r in tut["runs"] if r["ok"]]
+    failures = tut["failures"]
+    if failures:
+        status = 1
+    rows, ratios = [], {}
+    for name in names:
+        rs = [r for r in good if r["name"] == name]
+        if not rs:
+            rows.append((name,) + ("-",) * 9)
+            continue
+        py_ms = statistics.median(r["python"]["wall_ms"] for r in rs)
+        proc_ms = statistics.median(r["python_process_ms"] for r in rs)
+        cl_wall = statistics.median(r["conlab_wall_ms"] for r in rs)
+        cl_client = statistics.median(r["conlab_client_ms"] for r in rs)
+        ratios[name] = {"python_ms": py_ms, "python_process_ms": proc_ms,
+                        "conlab_wall_ms": cl_wall,
+                        "conlab_client_ms": cl_client,
+                        "ratio": py_ms / cl_client,
+                        "python_rss_mib": statistics.median(
+                            r["python"]["maxrss_mib"] +
+                            r["python"].get("child_maxrss_mib", 0)
+                            for r in rs)}
+        answer_kib = statistics.median(
+            r["conlab_answer_bytes"] for r in rs) / 1024
+        rows.append((
+            name, f"{py_ms:.1f}", f"{proc_ms:.0f}", f"{cl_wall:.1f}",
+            f"{cl_client:.1f}", f"{py_ms / cl_client:.1f}x",
+            f"{statistics.median(r['python']['cpu_s'] for r in rs):.2f}",
+            f"{statistics.median(r['conlab_cpu_s'] for r in rs):.2f}",
+            f"{ratios[name]['python_rss_mib']:.0f}",
+            f"{answer_kib:.1f}"))
+    first = (good or [{"python": {}}])[0]["python"]
+    out.append(("h", "4. The tutorials' Python programs against the same "
+                     "work through conlab"))
+    out.append(("p", f"Each of {tut['rounds']} rounds runs every pair, the "
+                     "Python program (a fresh process) and then the same "
+                     "workload as one GET of this conlab. Programs in "
+                     "bench/python/, run with "
+                     f"{tut['python']} (Python {first.get('python', '?')}): "
+                     "prime_sequential.py (a trial-division is_prime over "
+                     f"[1, {tut['limit']:,}) in a list comprehension) "
+                     "against `/run/prime?mode=sequential&tasks=1`; "
+                     "prime_pool.py (one contiguous chunk per process on a "
+                     f"multiprocessing.Pool of {tut['workers']}, pool.map, "
+                     "per-number results sent back and flattened) against "
+                     f"`mode=processes&tasks={tut['workers']}`; "
+                     "prime_threads.py (the same chunks on a "
+                     "ThreadPoolExecutor) against `mode=gil`; "
+                     "squares_pool.py (ProcessPoolExecutor.map(square, "
+                     "numbers)) against `/run/square?numbers=1,...,N"
+                     "&mode=processes`. Every answer was checked against "
+                     "the program's (prime counts, the squares in order). "
+                     "Python ms is the program's own timer, placed where "
+                     "the tutorial places it (pool start-up and end "
+                     "included); process ms adds the interpreter's start; "
+                     "conlab ms is the server's wall_ms and the client's "
+                     "time of the whole request (HTTP and JSON included); "
+                     "Python / conlab divides Python ms by conlab's client "
+                     "ms. CPU: the program with its reaped pool workers; "
+                     "conlab with its workers during the request. Peak RSS: "
+                     "the program's ru_maxrss plus its largest child's. "
+                     "Medians of the rounds."))
+    out.append(("t", table(("workload", "Python ms", "process ms",
+                            "conlab wall ms", "conlab client ms",
+                            "Python / conlab", "Python CPU s",
+                            "conlab CPU s", "Python peak RSS MiB",
+                            "conlab answer KiB"), rows)))
+    notes = []
+    for name in names:
+        rs = [r for r in good if r["name"] == name]
+        chunks = [r["python"]["chunk_ms"] for r in rs
+                  if r["python"].get("chunk_ms")]
+        if chunks:
+            each = [statistics.median(c[i] for c in chunks)
+                    for i in range(len(chunks[0]))]
+            notes.append(f"{name}: the Python chunks took " + ", ".join(
+                f"{ms:.0f}" for ms in each) + " ms (medians): contiguous "
+                "chunks of a trial division are not equally costly"
+                + (", and on threads they take turns on the GIL"
+                   if "threads" in name else ""))
+        maps = [r["python"] for r in rs if "map_ms" in r["python"]]
+        if maps:
+            notes.append(
+                f"{name}: on a pool already started, map with chunksize 1 "
+                f"(the tutorial's) took "
+                f"{statistics.median(m['map_ms'] for m in maps):.1f} ms, "
+                f"with one batch per worker (chunksize "
+                f"{maps[0]['batch']}, as conlab batches) "
+                f"{statistics.median(m['map_batched_ms'] for m in maps):.1f}"
+                " ms; the rest of the tutorial's time is starting and "
+                "ending the pool")
+    if notes:
+        out.append(("l", notes))
+    if failures:
+        out.append(("n", "ERROR: wrong or failed runs: "
+                         + "; ".join(failures)))
+    summary["tutorials"] = {"rounds": tut["rounds"], "limit": tut["limit"],
+                            "python": first.get("python"),
+                            "pairs": ratios, "failures": failures}
+
     # Machine use per part.
     snaps = [json.loads(line) for line in open(f"{raw}/snaps.jsonl")]
     rows = []
@@ -532,18 +909,26 @@ def cmd_report(args):
         rows.append((after["label"], f"{use['t']:.1f}",
                      f"{use['server']:.1f}", f"{use['bench']:.1f}",
                      f"{use['others']:.1f}", f"{100 * share:.0f}%",
-                     f"{use['idle']:.1f}", f"{use['steal']:.1f}"))
+                     f"{use['idle']:.1f}", f"{use['steal']:.1f}",
+                     f"{after['rss_kib'] / 1024:.1f} + "
+                     f"{after['rss_workers_kib'] / 1024:.1f}"))
         if share > DISTURBED:
             busy_parts.append(f"{after['label']} ({100 * share:.0f}%)")
-    out.append(("h", "Machine use during the bench"))
+    out.append(("h", "Machine use and memory during the bench"))
     out.append(("p", "CPU seconds over all cores, from /proc and /proc/stat: "
                      "the server with its workers; the bench's clients (wrk "
-                     "and the Python helper); others: the rest of the "
-                     "machine's busy time, i.e. other programs; idle; steal "
-                     "as the hypervisor reports it."))
+                     "and the Python helpers and programs); others: the rest "
+                     "of the machine's busy time, i.e. other programs; idle; "
+                     "steal as the hypervisor reports it. Server RSS: "
+                     "conlab's VmRSS + its worker processes' at the end of "
+                     "the part "
+                     f"(at start: {snaps[0]['rss_kib'] / 1024:.1f} + "
+                     f"{snaps[0]['rss_workers_kib'] / 1024:.1f} MiB)."))
     out.append(("t", table(("part", "seconds", "server s", "clients s",
                             "others s", "others % of machine", "idle s",
-                            "steal s"), rows)))
+                            "steal s", "server RSS MiB"), rows)))
+    summary["memory"] = {s["label"]: [s["rss_kib"], s["rss_workers_kib"]]
+                         for s in snaps}
     if busy_parts:
         out.append(("n", "WARNING: other programs used more than "
                          f"{DISTURBED:.0%} of the machine during: "
@@ -556,13 +941,14 @@ def cmd_report(args):
         for line in f:
             count, path, code = line.split()
             tally.append((path, code, int(count)))
-    # 499 is logged, never sent: the client had closed the connection (wrk
-    # does, with requests in flight, when a run ends).
+    # 499 (0 in older builds) is logged, never sent: the client had closed
+    # the connection (wrk does, with requests in flight, when a run ends).
+    gone_codes = ("499", "0")
     bad = [(p, c, n) for p, c, n in tally
-           if not c.startswith("2") and c != "499"]
-    gone = [(p, c, n) for p, c, n in tally if c == "499"]
+           if not c.startswith("2") and c not in gone_codes]
+    gone = [(p, c, n) for p, c, n in tally if c in gone_codes]
     lines = int(env["BENCH_LOG_LINES"])
-    answered = sum(n for p, c, n in tally if c != "499")
+    answered = sum(n for p, c, n in tally if c not in gone_codes)
     out.append(("h", "Access log"))
     if bad:
         status = 1
@@ -573,7 +959,7 @@ def cmd_report(args):
                          "bench were 2xx."))
     if gone:
         out.append(("n", "Not answers: " + "; ".join(
-            f"{n} x 499 on {p}" for p, c, n in gone) + " (a queued job "
+            f"{n} x {c} on {p}" for p, c, n in gone) + " (a queued job "
             "whose client had closed the connection: wrk closes its "
             "connections with requests in flight when a run ends; nothing "
             "is sent)."))
@@ -584,15 +970,17 @@ def cmd_report(args):
                   f"{env.get('BENCH_CONLAB_ARGS', '')}").rstrip()
     meta = [
         f"date: {env['BENCH_DATE']}",
-        f"machine: {env['BENCH_CORES']} cores, {env['BENCH_MODEL']}; load "
-        f"average {env['BENCH_LOAD_BEFORE']} before, "
-        f"{env['BENCH_LOAD_AFTER']} after",
+        f"machine: {env['BENCH_CORES']} cores, {env['BENCH_MODEL']}, "
+        f"{env.get('BENCH_KERNEL', '?')}; load average "
+        f"{env['BENCH_LOAD_BEFORE']} before, {env['BENCH_LOAD_AFTER']} after",
         f"server: `{conlab_cmd}`, access log to a file ({lines} lines, "
         f"{env['BENCH_LOG_BYTES']} bytes); clients on the same machine",
     ]
     write_report("CPU benchmark",
-                 "Benchmark: CPU jobs, pool round trip, responsiveness", meta,
-                 out, args.md)
+                 "Benchmark: CPU scaling, pool round trip, responsiveness, "
+                 "the tutorials' Python programs", meta, out, args.md)
+    with open(f"{raw}/summary.json", "w") as f:
+        json.dump(summary, f, indent=1)
     if wrk_errors:
         print(f"bench: wrk reported {wrk_errors} errors", file=sys.stderr)
     if bad:
@@ -601,6 +989,9 @@ def cmd_report(args):
 
 
 def main():
+    # SIGTERM (bench/cpu.sh's clean-up) unwinds like an exit, so that a
+    # running Python program is killed and reaped (run_program's finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prime")
@@ -608,7 +999,8 @@ def main():
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--limit", type=int, default=10000000)
-    p.add_argument("--tasks", type=int, default=2)
+    p.add_argument("--tasks", default="2",
+                   help="task counts, comma-separated (1,2)")
     p.add_argument("--expect", type=int, default=664579)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup-rounds", type=int, default=1)
@@ -624,6 +1016,18 @@ def main():
     r.add_argument("--gap-ms", type=float, default=0)
     r.add_argument("--timeout", type=float, default=10)
     r.add_argument("--job-timeout", type=float, default=120)
+    u = sub.add_parser("tutorials")
+    u.add_argument("--port", type=int, required=True)
+    u.add_argument("--pid", type=int, required=True)
+    u.add_argument("--out", required=True)
+    u.add_argument("--python", required=True)
+    u.add_argument("--pydir", required=True)
+    u.add_argument("--workers", type=int, default=2)
+    u.add_argument("--limit", type=int, default=2000000)
+    u.add_argument("--squares", default="4,5000",
+                   help="counts of numbers to square, comma-separated")
+    u.add_argument("--rounds", type=int, default=3)
+    u.add_argument("--timeout", type=float, default=120)
     n = sub.add_parser("snap")
     n.add_argument("--pid", type=int, required=True)
     n.add_argument("--bench-pid", type=int, required=True)
@@ -634,7 +1038,7 @@ def main():
     s.add_argument("--md", required=True)
     args = ap.parse_args()
     return {"prime": cmd_prime, "responsive": cmd_responsive,
-            "snap": cmd_snap,
+            "snap": cmd_snap, "tutorials": cmd_tutorials,
             "report": cmd_report}[args.cmd](args)
 
 

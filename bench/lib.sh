@@ -1,5 +1,19 @@
-# Shared by bench/run.sh and bench/cpu.sh (sourced): starting, watching and
-# stopping the servers under test. Needs START_TIMEOUT_S and STOP_TIMEOUT_S.
+# shellcheck shell=bash
+# Shared by the bench scripts (sourced): the machine's facts, starting,
+# watching and stopping the servers under test, their CPU and memory from
+# /proc. Needs START_TIMEOUT_S and STOP_TIMEOUT_S.
+
+# machine_facts: sets started (UTC), cores, model, kernel and load_before,
+# the facts every part's report opens with.
+# shellcheck disable=SC2034 # the callers use them
+machine_facts() {
+    started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    cores=$(nproc)
+    model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
+        head -n 1)
+    kernel=$(uname -sr)
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+}
 
 # alive PID: the child is running (a zombie has exited already).
 alive() {
@@ -11,6 +25,7 @@ alive() {
 # stop_server PID NAME: SIGTERM, wait at most STOP_TIMEOUT_S, then SIGKILL.
 # Sets stopped_rc to the exit status. Not in a subshell: wait needs the
 # server to be a child of this shell.
+# shellcheck disable=SC2034 # the callers read stopped_rc
 stopped_rc=0
 stop_server() {
     local pid=$1 name=$2 waited=0
@@ -52,6 +67,73 @@ listen_port() {
 # cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
 cpu_ticks() {
     awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# commit_facts DIR: the commit checked out in DIR, and whether the work
+# tree differs from it ("1a2b3c4" or "1a2b3c4 + 3 files changed or
+# new"). Reads only: --no-optional-locks keeps git status from refreshing
+# the index.
+commit_facts() {
+    local commit changed
+    if ! commit=$(git -C "$1" rev-parse --short HEAD 2>/dev/null); then
+        echo "unknown (not a git work tree)"
+        return 0
+    fi
+    changed=$(git -C "$1" --no-optional-locks status --porcelain \
+        2>/dev/null | wc -l)
+    if [ "$changed" -gt 0 ]; then
+        echo "$commit + $changed files changed or new"
+    else
+        echo "$commit"
+    fi
+}
+
+# children PID: the PIDs of PID's live children (nginx's or conlab's
+# workers), one a line.
+children() {
+    cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
+}
+
+# tree_ticks PID: cpu_ticks of PID plus those of its live children (a
+# child's stat is read with its comm field skipped: it may hold spaces).
+tree_ticks() {
+    local total pid ticks
+    total=$(cpu_ticks "$1")
+    for pid in $(children "$1"); do
+        ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null |
+            awk '{ print $12 + $13 }')
+        total=$((total + ${ticks:-0}))
+    done
+    echo "$total"
+}
+
+# tree_rss_kib PID: VmRSS of PID plus that of its live children, in KiB.
+tree_rss_kib() {
+    local total=0 pid kib
+    for pid in "$1" $(children "$1"); do
+        kib=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status" \
+            2>/dev/null)
+        total=$((total + ${kib:-0}))
+    done
+    echo "$total"
+}
+
+# free_port: a TCP port of 127.0.0.1 that was free a moment ago (for a
+# server that cannot pick its own, as conlab and minimal do with port 0).
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# seconds DURATION: wrk's duration (N, Ns or Nm) in whole seconds.
+seconds() {
+    case $1 in
+    *m) echo $((${1%m} * 60)) ;;
+    *s) echo "${1%s}" ;;
+    *) echo "$1" ;;
+    esac
 }
 
 # wait_listening PID LOG NAME: prints the port from the "listening on" line

@@ -24,7 +24,8 @@ bench/cpu.py's helpers), and only 127.0.0.1 is contacted.
         task or counts errors is recorded and the command exits 1.
     loop.py report --dir RAW_DIR --md FILE.md
         The tables of the whole bench, on stdout and as markdown (reads
-        the JSON files above and the access logs conlab-*.log). Exit
+        the JSON files above and the access logs conlab-*.log), and the
+        headline figures in RAW_DIR/summary.json for bench/report.py. Exit
         status 1 when any part recorded a wrong answer or the access log
         shows non-2xx answers; missed targets are FAIL lines, not errors.
 """
@@ -593,6 +594,29 @@ def cmd_report(args):
                      "user + system from /proc in 10 ms ticks."))
     out.append(("t", table(("workload", "conlab", "Python asyncio",
                             "Python / conlab"), rows)))
+    summary = {
+        "runs": len(sleep["runs"]),
+        "sleep": {"conlab_wall_ms": s["median"], "conlab_max_ms": s["max"],
+                  "python_wall_ms": ps["wall"], "python_max_ms": ps["max"],
+                  "conlab_rss_before_mib": s["before"],
+                  "conlab_rss_peak_mib": s["during"],
+                  "conlab_rss_after_mib": s["after"],
+                  "conlab_added_waiting_mib": wait_added,
+                  "python_rss_mib": ps["rss"],
+                  "python_added_mib": ps["rss"] - ps["base"],
+                  "conlab_cpu_s": s["cpu"], "python_cpu_s": ps["cpu"],
+                  "answer_kib": s["answer"]},
+        "fetch": {"conlab_wall_ms": fe["median"], "conlab_max_ms": fe["max"],
+                  "python_wall_ms": pf["wall"], "python_max_ms": pf["max"],
+                  "conlab_errors": fe["errors"], "python_errors": pf["errors"],
+                  "conlab_rss_before_mib": fe["before"],
+                  "conlab_rss_peak_mib": fe["during"],
+                  "conlab_rss_after_mib": fe["after"],
+                  "conlab_added_mib": fe["during"] - fe["before"],
+                  "python_added_mib": pf["rss"] - pf["base"] + pf_served,
+                  "conlab_cpu_s": fe["cpu"],
+                  "python_cpu_s": pf["cpu"] + pf["server_cpu"]},
+    }
 
     rows = []
     for name, client in (("conlab-fetch.log", "conlab /run/fetch (part 2)"),
@@ -688,9 +712,9 @@ def cmd_report(args):
                   f"{env.get('BENCH_CONLAB_ARGS', '')}").rstrip()
     meta = [
         f"date: {env['BENCH_DATE']}",
-        f"machine: {env['BENCH_CORES']} cores, {env['BENCH_MODEL']}; load "
-        f"average {env['BENCH_LOAD_BEFORE']} before, "
-        f"{env['BENCH_LOAD_AFTER']} after",
+        f"machine: {env['BENCH_CORES']} cores, {env['BENCH_MODEL']}, "
+        f"{env.get('BENCH_KERNEL', '?')}; load average "
+        f"{env['BENCH_LOAD_BEFORE']} before, {env['BENCH_LOAD_AFTER']} after",
         f"server: `{conlab_cmd}`, a fresh one for each part (1, 2, 3 as the "
         "aiohttp target, 4), access log to a file; clients on the same "
         "machine",
@@ -698,6 +722,10 @@ def cmd_report(args):
     write_report("Event-loop benchmark",
                  "Benchmark: the event loop (sleeps, fetches) vs Python "
                  "asyncio", meta, out, args.md)
+    summary["verdicts"] = verdicts
+    summary["failures"] = failures
+    with open(f"{raw}/summary.json", "w") as f:
+        json.dump(summary, f, indent=1)
     if failures:
         print(f"bench: {len(failures)} runs had wrong answers",
               file=sys.stderr)

@@ -3,7 +3,7 @@
 # fetches on its one loop thread, against the same workloads written the
 # asyncio tutorials' way in Python.
 #
-# usage: bench/loop.sh BUILD_DIR    (`make bench` runs it after bench/cpu.sh)
+# usage: bench/loop.sh BUILD_DIR    (`make bench` runs it from bench/all.sh)
 #
 # A fresh conlab for each part, `--port 0 --threads 2 --workers 2
 # --demo-threads 32` on a free port of 127.0.0.1, so that each part's
@@ -26,7 +26,8 @@
 #     /delay; shown side by side with 1 and 2.
 #  4. GET /run/sleep?tasks=100&ms=1000&mode=threads once, for context: 32
 #     demo threads make 4 waves (model_ms 4000).
-# The report goes to stdout and, as markdown, to bench/out/loop.md; raw
+# The report goes to stdout and, as markdown, to bench/out/loop.md (the
+# headline figures for bench/report.py to bench/out/loop/summary.json); raw
 # figures stay in bench/out/loop/. Each conlab and the helper are stopped
 # by PID (SIGTERM, then SIGKILL) and reaped, on failure and Ctrl-C too, and
 # every conlab must exit 0. Linux only (/proc).
@@ -146,11 +147,7 @@ stop_conlab() {
 }
 
 status=0
-started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-cores=$(nproc)
-model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
-    head -n 1)
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+machine_facts
 echo "bench: $cores cores ($model), load $load_before;" \
     "a fresh conlab for each part"
 
@@ -192,7 +189,8 @@ stop_conlab threads
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 export BENCH_DATE=$started BENCH_CORES=$cores BENCH_MODEL=$model \
-    BENCH_LOAD_BEFORE=$load_before BENCH_LOAD_AFTER=$load_after \
+    BENCH_KERNEL=$kernel BENCH_LOAD_BEFORE=$load_before \
+    BENCH_LOAD_AFTER=$load_after \
     SERVER_THREADS SERVER_WORKERS SERVER_DEMO_THREADS BENCH_CONLAB_ARGS
 helper report --dir "$raw" --md "$out/loop.md"
 [ "$helper_rc" -eq 0 ] || status=1

@@ -3,19 +3,22 @@
  * that is configured the way conlab's daemon is (server/http.c: the same
  * flags, its own non-blocking listening socket, the same pool, limits,
  * timeout and per-connection memory) and answers every request with a fixed
- * JSON body of about the size of conlab's /health body. What conlab does on
- * top of this (routing, parameter parsing, building JSON, the access log)
- * is what the benchmark's ratio measures.
+ * JSON body: by default one of about the shape of conlab's /health body, or
+ * the bytes of BODY_FILE (bench/run.sh passes the body of a real /health
+ * answer, so that conlab, minimal and nginx send the same bytes). What
+ * conlab does on top of this (routing, parameter parsing, building JSON,
+ * the access log) is what the benchmark's ratio measures.
  *
  * Like conlab, it records a request on the first call of the access handler
  * and answers on the second: answering on the first call makes
  * libmicrohttpd 0.9.75 close keep-alive connections (DESIGN.md, pitfalls).
  *
- * usage: minimal PORT THREADS   (PORT 0 picks a free port; THREADS >= 2)
+ * usage: minimal PORT THREADS [BODY_FILE]
+ *        (PORT 0 picks a free port; THREADS >= 2; BODY_FILE at most 64 KiB)
  *
  * Threads: main blocks SIGINT/SIGTERM before the daemon starts, so only it
  * takes them (sigwait); the daemon's pool threads run the access handler,
- * which touches nothing but constant data.
+ * which only reads the body, written once before the daemon starts.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,17 +43,23 @@
 #define LISTEN_BACKLOG  4096
 #define FD_RESERVE      256
 #define MAX_THREADS     256
+#define BODY_MAX        (64 * 1024)
 
-/* About the size and shape of conlab's /health answer (138 bytes). */
-static const char body[] =
+/* The default body: about the shape of conlab's /health answer. */
+static const char default_body[] =
     "{\"status\":\"ok\",\"version\":\"0.1.0\",\"uptime_s\":1.000,\"pools\":"
     "{\"http\":{\"configured\":2,\"alive\":2,\"connections\":1,\"in_"
     "flight\":1,\"completed\":0}}}";
+
+/* The body every answer carries; set before the daemon starts. */
+static char body[BODY_MAX];
+static size_t body_len;
 
 /* *con_cls of a request whose first call has been seen. */
 static int request_seen;
 
 static int parse_arg(const char *text, long min, long max, long *out);
+static int load_body(const char *path);
 static int open_listener(int port, int *bound_port);
 static void raise_fd_limit(void);
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
@@ -63,13 +72,21 @@ int main(int argc, char **argv)
 {
     long port, threads;
 
-    if (argc != 3 || parse_arg(argv[1], 0, 65535, &port) < 0 ||
+    if (argc < 3 || argc > 4 || parse_arg(argv[1], 0, 65535, &port) < 0 ||
         parse_arg(argv[2], 2, MAX_THREADS, &threads) < 0) {
         fprintf(stderr,
-                "usage: minimal PORT THREADS  (PORT 0-65535, 0 picks a "
-                "free one; THREADS 2-%d)\n",
-                MAX_THREADS);
+                "usage: minimal PORT THREADS [BODY_FILE]  (PORT 0-65535, 0 "
+                "picks a free one; THREADS 2-%d; BODY_FILE at most %d "
+                "bytes)\n",
+                MAX_THREADS, BODY_MAX);
         return 2;
+    }
+    if (argc == 4) {
+        if (load_body(argv[3]) < 0)
+            return 2;
+    } else {
+        body_len = sizeof(default_body) - 1;
+        memcpy(body, default_body, body_len);
     }
 
     sigset_t stop_signals;
@@ -128,6 +145,38 @@ static int parse_arg(const char *text, long min, long max, long *out)
         return -EINVAL;
     *out = value;
     return 0;
+}
+
+/*
+ * Reads the whole of path into body (at most BODY_MAX bytes). Returns 0, or
+ * a negative errno after printing why.
+ */
+static int load_body(const char *path)
+{
+    int ret = 0;
+    FILE *f = fopen(path, "rbe");
+
+    if (!f) {
+        ret = -errno;
+        fprintf(stderr, "minimal: cannot open %s: %s\n", path, strerror(errno));
+        return ret;
+    }
+    body_len = fread(body, 1, sizeof(body), f);
+    if (ferror(f)) {
+        ret = -EIO;
+        fprintf(stderr, "minimal: cannot read %s\n", path);
+        goto out_close;
+    }
+    if (!feof(f) && fgetc(f) != EOF) {
+        ret = -EFBIG;
+        fprintf(stderr, "minimal: %s is larger than %d bytes\n", path,
+                BODY_MAX);
+        goto out_close;
+    }
+
+out_close:
+    fclose(f);
+    return ret;
 }
 
 /*
@@ -211,7 +260,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 
     /* One response per request, as any dynamic handler needs. */
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+        body_len, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,

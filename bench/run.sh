@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
-# Benchmarks GET /health of conlab against bench/minimal, the bare
-# libmicrohttpd baseline configured like conlab's daemon.
+# Benchmarks GET /health of conlab against two servers answering the same
+# bytes: bench/minimal, the bare libmicrohttpd baseline configured like
+# conlab's daemon, and Debian's nginx.
 #
-# usage: bench/run.sh BUILD_DIR     (`make bench` runs: bench/run.sh build)
+# usage: bench/run.sh BUILD_DIR     (`make bench` runs it from bench/all.sh)
 #
-# Both servers run on free ports of 127.0.0.1 with 2 request threads; conlab
-# writes its normal per-request access log to bench/out/conlab.log, as a
-# deployment would. wrk then measures them in turn, conlab then minimal, for
-# ROUNDS rounds, each run after a warm-up of its own. Per server: the median
-# requests/s, p50 and p99 latency of the rounds, wrk's errors (socket errors
-# plus non-2xx/3xx answers) summed over the rounds, and the median server
-# CPU time (user + system, from /proc) per request: wrk runs on the same
-# cores, so requests/s swings from run to run while CPU per request is
-# steadier. Linux only (/proc). The table goes to stdout and, as markdown,
-# to bench/out/health.md; raw wrk outputs stay in bench/out/. Both servers
-# are stopped with SIGTERM, on failure and Ctrl-C too, and conlab must
-# exit 0.
+# All three run on 127.0.0.1 with two request threads or workers:
+#  - conlab `--port 0 --threads 2`, its normal per-request access log to
+#    bench/out/health/conlab.log, as a deployment would;
+#  - minimal `0 2 BODY_FILE`, no log, answering the body of a real conlab
+#    /health answer taken at start (BODY_FILE), with the same Content-Type
+#    and Cache-Control;
+#  - nginx with a temporary configuration (bench/out/health/nginx/):
+#    `worker_processes 2`, the same body and headers from `return 200`,
+#    its combined access log to a file, buffered and flushed every 100 ms
+#    as conlab's is, keepalive_requests raised so that, like the two
+#    others, it does not close a keep-alive connection after 1,000
+#    requests. Started in the foreground (`daemon off`) as a child of this
+#    script, on a port found free just before.
+# For each of ROUNDS rounds, for each of CONNECTIONS (64 256 1000), each
+# server in turn (the order rotates every round) gets a WARMUP run and then
+# `wrk -t2 -cN -dDURATION --latency -s bench/cpu.lua`; the server's VmRSS
+# (with its workers) is read half-way through. Reported per server and
+# connection count (bench/health.py): the median requests/s, p50 and p99 of
+# the rounds, errors (socket errors plus non-2xx answers) summed, the
+# median server CPU time per request (user + system of the server and its
+# workers, from /proc) and the median VmRSS; the ratios of conlab's
+# requests/s to each peer's; a plot (bench/plots/health.svg). wrk runs on
+# the same cores as the servers. Markdown to bench/out/health.md, raw
+# outputs in bench/out/health/. Every server is stopped by its PID with
+# SIGTERM (then SIGKILL) and reaped, on failure and Ctrl-C too, and must
+# exit 0. Linux only (/proc).
 #
 # Exit status: 0, or 1 if a server fails to start or stop cleanly, wrk
 # fails, or wrk reports errors. Tunables (environment): ROUNDS (5),
-# DURATION (10s), WARMUP (2s), CONNECTIONS (64), WRK_THREADS (2),
-# SERVER_THREADS (2), BENCH_CONLAB_ARGS (extra conlab options, e.g.
-# "--log-level warn" to measure without the access log).
+# DURATION (4s), WARMUP (1s), CONNECTIONS ("64 256 1000"), WRK_THREADS (2),
+# SERVER_THREADS (2: conlab's and minimal's request threads, nginx's
+# workers), BENCH_CONLAB_ARGS (extra conlab options, e.g. "--log-level
+# warn" to measure without the access log).
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -33,20 +49,23 @@ if [ $# -ne 1 ]; then
 fi
 
 ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNECTIONS=${CONNECTIONS:-64}
+DURATION=${DURATION:-4s}
+WARMUP=${WARMUP:-1s}
+CONNECTIONS=${CONNECTIONS:-64 256 1000}
 WRK_THREADS=${WRK_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-2}
 BENCH_CONLAB_ARGS=${BENCH_CONLAB_ARGS:-}
+SERVERS="conlab minimal nginx"
 START_TIMEOUT_S=10
 STOP_TIMEOUT_S=15
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$1" && pwd)
 out="$root/bench/out"
+raw="$out/health"
 conlab_bin="$build/conlab"
 minimal_bin="$build/bench/minimal"
+script="$root/bench/cpu.lua"
 cd "$root" # conlab's default --web-root is ./web
 
 for bin in "$conlab_bin" "$minimal_bin"; do
@@ -55,26 +74,34 @@ for bin in "$conlab_bin" "$minimal_bin"; do
         exit 1
     fi
 done
-require_tools wrk curl python3
+require_tools wrk curl python3 nginx
 
 clear_conlab_env
 
-mkdir -p "$out"
-rm -f "$out"/wrk-*.txt "$out"/cpu-*.txt "$out"/health.md \
-    "$out"/conlab.log "$out"/minimal.log
-
+mkdir -p "$raw"
+rm -rf "${raw:?}"/* "$out/health.md"
+mkdir -p "$raw/nginx"
 
 conlab_pid=""
 minimal_pid=""
+nginx_pid=""
+wrk_pid=""
 
 # shellcheck disable=SC2317 # invoked by the traps
 cleanup() {
     trap - EXIT INT TERM
+    if [ -n "$wrk_pid" ]; then
+        kill -TERM "$wrk_pid" 2>/dev/null || true
+        wait "$wrk_pid" 2>/dev/null || true
+    fi
     if [ -n "$conlab_pid" ]; then
         stop_server "$conlab_pid" conlab
     fi
     if [ -n "$minimal_pid" ]; then
         stop_server "$minimal_pid" minimal
+    fi
+    if [ -n "$nginx_pid" ]; then
+        stop_server "$nginx_pid" nginx
     fi
 }
 trap cleanup EXIT
@@ -83,177 +110,195 @@ trap 'echo "bench: terminated" >&2; exit 143' TERM
 
 # shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
 "$conlab_bin" --port 0 --threads "$SERVER_THREADS" $BENCH_CONLAB_ARGS \
-    >"$out/conlab.log" 2>&1 &
+    >"$raw/conlab.log" 2>&1 &
 conlab_pid=$!
-"$minimal_bin" 0 "$SERVER_THREADS" >"$out/minimal.log" 2>&1 &
+conlab_port=$(wait_listening "$conlab_pid" "$raw/conlab.log" conlab)
+
+# The peers answer the bytes of a real /health answer.
+body="$raw/body.json"
+curl -fsS --max-time 5 -o "$body" "http://127.0.0.1:$conlab_port/health"
+if grep -q "[\$\\\\']" "$body"; then
+    echo "bench: the /health body holds \$, \\ or ' (nginx's return" \
+        "string cannot carry it)" >&2
+    exit 1
+fi
+
+"$minimal_bin" 0 "$SERVER_THREADS" "$body" >"$raw/minimal.log" 2>&1 &
 minimal_pid=$!
+minimal_port=$(wait_listening "$minimal_pid" "$raw/minimal.log" minimal)
 
-conlab_port=$(wait_listening "$conlab_pid" "$out/conlab.log" conlab)
-minimal_port=$(wait_listening "$minimal_pid" "$out/minimal.log" minimal)
-
-started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-cores=$(nproc)
-model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
-    head -n 1)
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "bench: conlab on 127.0.0.1:$conlab_port (pid $conlab_pid)," \
-    "minimal on 127.0.0.1:$minimal_port (pid $minimal_pid)"
-echo "bench: $cores cores ($model), load $load_before;" \
-    "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
-
-for round in $(seq 1 "$ROUNDS"); do
-    for name in conlab minimal; do
-        if [ "$name" = conlab ]; then
-            port=$conlab_port pid=$conlab_pid
-        else
-            port=$minimal_port pid=$minimal_pid
+# start_nginx: nginx on a port found free just before (another program
+# may take it in between: then nginx exits, and the next try takes
+# another). Sets nginx_pid and nginx_port.
+start_nginx() {
+    local dir="$raw/nginx" try user=""
+    # As root, nginx's workers would otherwise switch to nobody.
+    if [ "$(id -u)" -eq 0 ]; then
+        user="user root;"
+    fi
+    for try in 1 2 3; do
+        nginx_port=$(free_port)
+        cat >"$dir/nginx.conf" <<EOF
+# bench/run.sh: nginx answering GET /health with conlab's /health body.
+$user
+worker_processes $SERVER_THREADS;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 10000;
+}
+http {
+    access_log $dir/access.log combined buffer=64k flush=100ms;
+    keepalive_requests 1000000000;
+    keepalive_timeout 15s;
+    client_body_temp_path $dir/tmp-body;
+    proxy_temp_path $dir/tmp-proxy;
+    fastcgi_temp_path $dir/tmp-fastcgi;
+    uwsgi_temp_path $dir/tmp-uwsgi;
+    scgi_temp_path $dir/tmp-scgi;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location = /health {
+            default_type "application/json; charset=utf-8";
+            add_header Cache-Control no-store;
+            return 200 '$(cat "$body")';
+        }
+        location / {
+            return 404;
+        }
+    }
+}
+EOF
+        nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+            -g 'daemon off;' >"$raw/nginx.log" 2>&1 &
+        nginx_pid=$!
+        if wait_listening_on "$nginx_pid" "$nginx_port" "$raw/nginx.log" \
+            nginx; then
+            return 0
         fi
-        url="http://127.0.0.1:$port/health"
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" \
-            >"$out/wrk-$name-warmup-$round.txt"
-        ticks_before=$(cpu_ticks "$pid")
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-            "$url" >"$out/wrk-$name-$round.txt"
-        echo $(($(cpu_ticks "$pid") - ticks_before)) \
-            >"$out/cpu-$name-$round.txt"
-        rps=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' \
-            "$out/wrk-$name-$round.txt")
-        echo "bench: round $round $name: ${rps:-?} requests/s"
+        wait "$nginx_pid" 2>/dev/null || true
+        nginx_pid=""
+        echo "bench: nginx did not start on port $nginx_port (try $try)" >&2
+    done
+    return 1
+}
+
+# wait_listening_on PID PORT LOG NAME: as wait_listening, for a server
+# whose port is known.
+wait_listening_on() {
+    local pid=$1 port=$2 log=$3 name=$4 tries=0
+    while [ "$tries" -lt $((START_TIMEOUT_S * 10)) ]; do
+        if ! alive "$pid"; then
+            tail -n 5 "$log" "$raw/nginx/error.log" 2>/dev/null |
+                sed 's/^/    /' >&2
+            return 1
+        fi
+        if curl -fsS -o /dev/null --max-time 2 \
+            "http://127.0.0.1:$port/health" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    echo "bench: $name did not answer within ${START_TIMEOUT_S}s" >&2
+    return 1
+}
+
+start_nginx
+
+machine_facts
+echo "bench: conlab on 127.0.0.1:$conlab_port (pid $conlab_pid)," \
+    "minimal on 127.0.0.1:$minimal_port (pid $minimal_pid)," \
+    "nginx on 127.0.0.1:$nginx_port (pid $nginx_pid)"
+echo "bench: $cores cores ($model), load $load_before;" \
+    "wrk -t$WRK_THREADS -c{${CONNECTIONS// /,}} -d$DURATION, $ROUNDS rounds"
+
+# The answers, as a client sees them: header bytes, body bytes, type.
+for name in $SERVERS; do
+    eval "port=\$${name}_port"
+    curl -fsS -o "$raw/answer-$name.json" -D "$raw/answer-$name.head" \
+        -w "$name %{size_header} %{size_download} %{content_type}\n" \
+        "http://127.0.0.1:$port/health" >>"$raw/answers.txt"
+done
+if ! cmp -s "$raw/answer-minimal.json" "$raw/answer-nginx.json" ||
+    ! cmp -s "$raw/answer-minimal.json" "$body"; then
+    echo "bench: minimal and nginx do not answer the same body" >&2
+    exit 1
+fi
+
+half_s=$(( ($(seconds "$DURATION") + 1) / 2 ))
+# shellcheck disable=SC2086 # SERVERS is a list of names
+set -- $SERVERS
+nservers=$#
+for round in $(seq 1 "$ROUNDS"); do
+    for conns in $CONNECTIONS; do
+        # Each round starts one server further on.
+        order=""
+        for i in $(seq 0 $((nservers - 1))); do
+            idx=$(( (i + round - 1) % nservers + 1 ))
+            order="$order ${!idx}"
+        done
+        for name in $order; do
+            eval "port=\$${name}_port pid=\$${name}_pid"
+            url="http://127.0.0.1:$port/health"
+            tag="$name-c$conns-$round"
+            wrk -t"$WRK_THREADS" -c"$conns" -d"$WARMUP" "$url" \
+                >"$raw/warmup-$tag.txt"
+            ticks_before=$(tree_ticks "$pid")
+            wrk -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency \
+                -s "$script" "$url" >"$raw/wrk-$tag.txt" &
+            wrk_pid=$!
+            sleep "$half_s"
+            tree_rss_kib "$pid" >"$raw/rss-$tag.txt"
+            wrk_rc=0
+            wait "$wrk_pid" || wrk_rc=$?
+            wrk_pid=""
+            if [ "$wrk_rc" -ne 0 ]; then
+                echo "bench: wrk exited $wrk_rc ($tag)" >&2
+                exit 1
+            fi
+            echo $(($(tree_ticks "$pid") - ticks_before)) \
+                >"$raw/cpu-$tag.txt"
+            rps=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' \
+                "$raw/wrk-$tag.txt")
+            echo "bench: round $round -c$conns $name: ${rps:-?} requests/s"
+        done
     done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# Stop both before reporting, so their exit is part of the verdict.
+# Stop every server before reporting, so their exit is part of the verdict.
 status=0
-stop_server "$conlab_pid" conlab
-conlab_pid=""
-conlab_rc=$stopped_rc
-stop_server "$minimal_pid" minimal
-minimal_pid=""
-minimal_rc=$stopped_rc
-if [ "$conlab_rc" -ne 0 ]; then
-    echo "bench: conlab exited $conlab_rc after SIGTERM (expected 0)" >&2
-    tail -n 5 "$out/conlab.log" | sed 's/^/    /' >&2
-    status=1
-fi
-if [ "$minimal_rc" -ne 0 ]; then
-    echo "bench: minimal exited $minimal_rc after SIGTERM (expected 0)" >&2
-    status=1
-fi
-log_bytes=$(stat -c %s "$out/conlab.log")
-log_lines=$(wc -l <"$out/conlab.log")
-# The access log runs to hundreds of MB: keep its head and tail only.
-{ head -n 20 "$out/conlab.log"; echo "[... $log_lines lines in all ...]"
-  tail -n 20 "$out/conlab.log"; } >"$out/conlab.log.part"
-mv "$out/conlab.log.part" "$out/conlab.log"
+for name in $SERVERS; do
+    eval "pid=\$${name}_pid"
+    stop_server "$pid" "$name"
+    eval "${name}_pid=''"
+    if [ "$stopped_rc" -ne 0 ]; then
+        echo "bench: $name exited $stopped_rc after SIGTERM (expected 0)" >&2
+        status=1
+    fi
+done
 
-export BENCH_OUT=$out BENCH_DATE=$started BENCH_CORES=$cores \
-    BENCH_MODEL=$model BENCH_LOAD_BEFORE=$load_before \
-    BENCH_LOAD_AFTER=$load_after BENCH_LOG_LINES=$log_lines \
-    BENCH_LOG_BYTES=$log_bytes ROUNDS DURATION WARMUP CONNECTIONS \
+# The access logs run to hundreds of MB: count them, keep head and tail.
+for log in "$raw/conlab.log" "$raw/nginx/access.log"; do
+    lines=$(wc -l <"$log")
+    echo "$lines $(stat -c %s "$log")" >"$log.size"
+    { head -n 20 "$log"; echo "[... $lines lines in all ...]"
+      tail -n 20 "$log"; } >"$log.part"
+    mv "$log.part" "$log"
+done
+nginx_version=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+# wrk -v prints its version and exits 1.
+wrk_version=$({ wrk -v 2>&1 || true; } | awk 'NR == 1 { print $2 }')
+
+export BENCH_DATE=$started BENCH_CORES=$cores BENCH_MODEL=$model \
+    BENCH_KERNEL=$kernel BENCH_LOAD_BEFORE=$load_before \
+    BENCH_LOAD_AFTER=$load_after BENCH_NGINX=$nginx_version \
+    BENCH_WRK=$wrk_version ROUNDS DURATION WARMUP CONNECTIONS \
     WRK_THREADS SERVER_THREADS BENCH_CONLAB_ARGS
-python3 - <<'EOF' || status=1
-import os, re, statistics, sys
-
-env = os.environ
-out, rounds = env["BENCH_OUT"], int(env["ROUNDS"])
-servers = ("conlab", "minimal")
-units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def parse(path):
-    text = open(path).read()
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
-    if not rps:
-        sys.exit("bench: no Requests/sec in " + path)
-    lat = {}
-    for pct, value, unit in re.findall(
-            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M):
-        lat[pct] = float(value) * units[unit]
-    if set(lat) != {"50", "99"}:
-        sys.exit("bench: no latency distribution in " + path)
-    errors = 0
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), "
-                     r"write (\d+), timeout (\d+)", text)
-    if sock:
-        errors += sum(int(n) for n in sock.groups())
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if non2xx:
-        errors += int(non2xx.group(1))
-    done = re.search(r"^\s*(\d+) requests in", text, re.M)
-    return float(rps.group(1)), lat["50"], lat["99"], errors, int(done.group(1))
-
-
-def cpu_us(name, r, requests):
-    """Server CPU (user + system) per request, in microseconds."""
-    ticks = int(open(f"{out}/cpu-{name}-{r}.txt").read())
-    return ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(requests, 1)
-
-
-rows = {}
-for name in servers:
-    runs = [parse(f"{out}/wrk-{name}-{r}.txt") for r in range(1, rounds + 1)]
-    cpu = [cpu_us(name, r, runs[r - 1][4]) for r in range(1, rounds + 1)]
-    rows[name] = {
-        "cpu": statistics.median(cpu),
-        "rps": statistics.median(r[0] for r in runs),
-        "p50": statistics.median(r[1] for r in runs),
-        "p99": statistics.median(r[2] for r in runs),
-        "errors": sum(r[3] for r in runs),
-        "each": [r[0] for r in runs],
-    }
-ratio = rows["conlab"]["rps"] / rows["minimal"]["rps"]
-cpu_ratio = rows["conlab"]["cpu"] / rows["minimal"]["cpu"]
-
-head = ("server", "requests/s", "p50 ms", "p99 ms", "errors",
-        "server CPU us/req", "requests/s per round")
-cells = {n: (n, f"{r['rps']:.0f}", f"{r['p50']:.3f}", f"{r['p99']:.3f}",
-             str(r["errors"]), f"{r['cpu']:.2f}",
-             " / ".join(f"{x:.0f}" for x in r["each"]))
-         for n, r in rows.items()}
-widths = [max(len(head[i]), *(len(c[i]) for c in cells.values()))
-          for i in range(len(head))]
-line = lambda c: "  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip()
-print()
-print(line(head))
-for n in servers:
-    print(line(cells[n]))
-print(f"\nratio conlab/minimal (median requests/s): {ratio:.3f}")
-print(f"server CPU per request, conlab/minimal: {cpu_ratio:.3f}")
-
-wrk_cmd = (f"wrk -t{env['WRK_THREADS']} -c{env['CONNECTIONS']} "
-           f"-d{env['DURATION']} --latency http://127.0.0.1:PORT/health")
-conlab_cmd = (f"conlab --port 0 --threads {env['SERVER_THREADS']} "
-              f"{env['BENCH_CONLAB_ARGS']}").rstrip()
-with open(f"{out}/health.md", "w") as md:
-    md.write("# Benchmark: GET /health, conlab vs minimal libmicrohttpd\n\n")
-    md.write(f"- date: {env['BENCH_DATE']}\n")
-    md.write(f"- machine: {env['BENCH_CORES']} cores, {env['BENCH_MODEL']}; "
-             f"load average {env['BENCH_LOAD_BEFORE']} before, "
-             f"{env['BENCH_LOAD_AFTER']} after\n")
-    md.write(f"- wrk: `{wrk_cmd}`, {rounds} rounds alternating "
-             f"conlab/minimal, {env['WARMUP']} warm-up before each run; "
-             f"wrk shares the machine with the servers\n")
-    md.write(f"- servers: `{conlab_cmd}` with its access log to a file "
-             f"({env['BENCH_LOG_LINES']} lines, {env['BENCH_LOG_BYTES']} "
-             f"bytes); `minimal 0 {env['SERVER_THREADS']}`\n")
-    md.write("- figures: medians over the rounds; errors are wrk's socket "
-             "errors plus non-2xx/3xx responses, summed over the rounds; "
-             "server CPU is the server process's user + system time per "
-             "request (steadier than requests/s when wrk and the server "
-             "share the cores)\n\n")
-    md.write("| " + " | ".join(head) + " |\n")
-    md.write("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|\n")
-    for n in servers:
-        md.write("| " + " | ".join(cells[n]) + " |\n")
-    md.write(f"\n**Ratio conlab/minimal (median requests/s): {ratio:.3f}**\n")
-    md.write(f"\nServer CPU per request, conlab/minimal: {cpu_ratio:.3f}\n")
-
-errors = sum(r["errors"] for r in rows.values())
-if errors:
-    print(f"bench: wrk reported {errors} errors", file=sys.stderr)
-    sys.exit(1)
-EOF
+python3 "$root/bench/health.py" report --dir "$raw" --md "$out/health.md" ||
+    status=1
 
 echo "bench: written $out/health.md"
 exit "$status"

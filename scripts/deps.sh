@@ -5,7 +5,7 @@ set -eu
 
 pkgs_build="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev"
 pkgs_test="libcmocka-dev python3 curl procps prometheus nginx chromium wrk"
-pkgs_bench="wrk python3-aiohttp"
+pkgs_bench="wrk python3-aiohttp gnuplot-nox"
 pkgs_lint="clang-format"
 pkgs_fuzz="clang libclang-rt-14-dev"
 

@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""The report assembler: bench/REPORT.md from the parts' reports. Only the
+Python standard library is used (and bench/cpu.py's helpers).
+
+    report.py snap --label TEXT --bench-pid PID --out FILE.jsonl
+        Appends the machine's CPU time so far (/proc/stat: busy, idle,
+        steal), the bench's (PID, bench/all.sh, with its reaped children:
+        every part, its servers and clients) and the load average. The
+        first snap of a run also records the facts given as KEY=VALUE
+        arguments after --facts (date, commit, machine, versions).
+    report.py assemble --out bench/REPORT.md
+        Writes the report: the machine, the date, the commit, the load and
+        steal during the run, a summary of every part (tables of medians
+        and ratios, with links to the plots in bench/plots/) and then each
+        part's own report in full (bench/out/PART.md, its headings moved
+        one level down). The parts are those bench/all.sh ran, read from
+        bench/out/all/snaps.jsonl; a part that failed or left no report is
+        said to have. The soak (bench/out/soak.md, written by `make
+        soak`) is added when present, with its own date and commit, so a
+        soak older than the bench says so. Also draws
+        bench/plots/python-vs-conlab.svg.
+
+bench/all.sh calls both; bench/soak.sh calls `assemble` after a soak, so
+the soak appears in REPORT.md beside the last bench run's parts.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in bench/
+from cpu import CLK_TCK, plot, proc_times, table  # noqa: E402
+
+
+def mdt(head, rows):
+    """A markdown table, as one string."""
+    return "\n".join(table(head, rows)[1])
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(BENCH, "out")
+PARTS = {  # part: (its script, its report in bench/out/)
+    "health": ("bench/run.sh", "health.md"),
+    "cpu": ("bench/cpu.sh", "cpu.md"),
+    "loop": ("bench/loop.sh", "loop.md"),
+    "mixed": ("bench/mixed.sh", "mixed.md"),
+}
+
+
+def cmd_snap(args):
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    own, reaped, _ = proc_times(args.bench_pid)
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    snap = {"label": args.label, "t": time.time(),
+            "busy": (sum(cpu[:8]) - cpu[3] - cpu[4]) / CLK_TCK,
+            "idle": (cpu[3] + cpu[4]) / CLK_TCK, "steal": cpu[7] / CLK_TCK,
+            "bench": own + reaped, "load": load}
+    if args.status is not None:
+        snap["status"] = args.status
+    if args.facts:
+        snap["facts"] = dict(kv.split("=", 1) for kv in args.facts)
+    with open(args.out, "a") as f:
+        f.write(json.dumps(snap) + "\n")
+    return 0
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def demote(md):
+    """A part's markdown with its headings one level down and its title
+    line dropped (the report gives its own)."""
+    lines = md.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join("#" + line if line.startswith("#") else line
+                     for line in lines).strip("\n")
+
+
+def fmt(x, spec=".1f"):
+    return "-" if x is None else format(x, spec)
+
+
+def health_summary(doc):
+    conns = doc["connections"]
+    rows = []
+    for c in conns:
+        f = doc["servers"][str(c)]
+        rows.append((str(c), *(f"{f[n]['rps']:,.0f}" for n in
+                               ("conlab", "minimal", "nginx")),
+                     f"{f['conlab']['rps'] / f['minimal']['rps']:.2f}",
+                     f"{f['conlab']['rps'] / f['nginx']['rps']:.2f}",
+                     " / ".join(f"{f[n]['p99_ms']:.2f}" for n in
+                                ("conlab", "minimal", "nginx")),
+                     str(sum(f[n]["errors"] for n in f))))
+    out = ["", mdt(("connections", "conlab req/s", "minimal req/s",
+                      "nginx req/s", "conlab / minimal", "conlab / nginx",
+                      "p99 ms conlab / minimal / nginx", "errors"),
+                     rows)]
+    return out
+
+
+def tutorial_rows(cpu, loop):
+    """(label, python ms, conlab ms, ratio) of every comparison with the
+    tutorials' programs, for the table and the plot."""
+    rows = []
+    if cpu and "tutorials" in cpu:
+        for name, f in cpu["tutorials"]["pairs"].items():
+            rows.append((name, f["python_ms"], f["conlab_client_ms"],
+                         f["python_ms"] / f["conlab_client_ms"]))
+    if loop:
+        s, fe = loop["sleep"], loop["fetch"]
+        rows.append(("10,000 sleeps of 1 s, asyncio / async",
+                     s["python_wall_ms"], s["conlab_wall_ms"],
+                     s["python_wall_ms"] / s["conlab_wall_ms"]))
+        rows.append(("1,000 fetches of /delay?ms=100, aiohttp / async",
+                     fe["python_wall_ms"], fe["conlab_wall_ms"],
+                     fe["python_wall_ms"] / fe["conlab_wall_ms"]))
+    return rows
+
+
+def cmd_assemble(args):
+    snaps_path = os.path.join(OUT, "all", "snaps.jsonl")
+    try:
+        with open(snaps_path) as f:
+            snaps = [json.loads(line) for line in f]
+    except OSError:
+        snaps = []
+    if len(snaps) < 2:
+        snaps = []  # no part finished: an interrupted run, or none
+    facts = snaps[0].get("facts", {}) if snaps else {}
+    ran = [s for s in snaps[1:] if s["label"] in PARTS]
+    cores = int(facts.get("cores", os.cpu_count()))
+
+    md = ["# Concurrency Lab: benchmark report", ""]
+    if snaps:
+        total_min = (snaps[-1]["t"] - snaps[0]["t"]) / 60
+        md.append(f"Written by `make bench` (bench/all.sh), "
+                  f"{facts.get('date', '?')}; the run took "
+                  f"{total_min:.1f} minutes. Every figure below comes from "
+                  "this one run unless marked; servers and clients share "
+                  "the machine's cores, so compare medians and ratios, not "
+                  "single runs.")
+    else:
+        md.append("No finished `make bench` run is recorded in "
+                  "bench/out/all/: only the soak, if any, below.")
+    md.append("")
+    if snaps:
+        first, last = snaps[0], snaps[-1]
+        dt = last["t"] - first["t"]
+        busy = last["busy"] - first["busy"]
+        bench = last["bench"] - first["bench"]
+        others = max(0.0, busy - bench)
+        steal = last["steal"] - first["steal"]
+        md += [
+            f"- commit: {facts.get('commit', '?')}",
+            f"- machine: {facts.get('cores', '?')} cores, "
+            f"{facts.get('model', '?')}, {facts.get('memory', '?')} of "
+            f"memory; {facts.get('kernel', '?')}; "
+            f"{facts.get('virt', 'virtualisation unknown')}",
+            f"- load during the run: load average {first['load']} at the "
+            f"start, {last['load']} at the end; other programs used "
+            f"{100 * others / (cores * dt):.1f}% of the machine's CPU time "
+            f"(all of its busy time less the bench's, from /proc/stat), "
+            f"steal {100 * steal / (cores * dt):.2f}%",
+            f"- software: {facts.get('versions', '?')}",
+            f"- reproduce: `make bench` (about {total_min:.0f} minutes on "
+            "this machine); `make soak` adds the soak section",
+        ]
+
+    cpu = load_json(os.path.join(OUT, "cpu", "summary.json"))
+    loop = load_json(os.path.join(OUT, "loop", "summary.json"))
+    health = load_json(os.path.join(OUT, "health", "summary.json"))
+    mixed = load_json(os.path.join(OUT, "mixed", "summary.json"))
+    soak = load_json(os.path.join(OUT, "soak", "summary.json"))
+    soak_md = os.path.join(OUT, "soak.md")
+    ran_names = {s["label"] for s in ran}
+
+    md += ["", "## Summary"]
+    if health and "health" in ran_names:
+        md += ["", "### GET /health: conlab, minimal libmicrohttpd, nginx",
+               "", f"`wrk -t2 -cN -d{health['duration']}` against each "
+               "server answering the same body, medians of "
+               f"{health['rounds']} rounds; ratios of the median "
+               "requests/s (details below)."]
+        md += health_summary(health)
+        if health.get("plot"):
+            md += ["", f"![GET /health: requests/s and p99 latency per "
+                       f"server and connection count]({health['plot']})"]
+
+    trows = tutorial_rows(cpu if "cpu" in ran_names else None,
+                          loop if "loop" in ran_names else None)
+    if trows:
+        md += ["", "### The tutorials' Python programs against conlab", "",
+               "The same workload as the tutorials' programs "
+               "(bench/python/, Debian's python3) and through conlab's "
+               "endpoint; medians. Python ms is the program's own timer "
+               "where the tutorial puts it; conlab ms the whole HTTP "
+               "request as the client saw it (the loop's rows: the "
+               "server's wall_ms, as the Python side times only the "
+               "gather)."]
+        rows = [(n, f"{p:,.1f}", f"{c:,.1f}", f"{r:,.1f}x")
+                for n, p, c, r in trows]
+        if loop and "loop" in ran_names:
+            s, fe = loop["sleep"], loop["fetch"]
+            for label, py_mib, cl_mib in (
+                    ("10,000 sleeps: memory added while waiting, MiB",
+                     s["python_added_mib"], s["conlab_added_waiting_mib"]),
+                    ("1,000 fetches: memory added, client and server, MiB",
+                     fe["python_added_mib"], fe["conlab_added_mib"])):
+                rows.append((label, f"{py_mib:.1f}", f"{cl_mib:.1f}",
+                             f"{py_mib / cl_mib:.1f}x" if cl_mib else "-"))
+        md += ["", mdt(("workload", "Python ms", "conlab ms",
+                          "Python / conlab"), rows)]
+        data = "".join(f"{i} {r:.4f} \"{n}\"\n"
+                       for i, (n, _, _, r) in enumerate(reversed(trows)))
+        link = plot("python-vs-conlab", data, f"""
+set title "The tutorials' Python programs: their time over conlab's"
+set logscale x
+set xrange [0.5:*]
+set xlabel "Python time / conlab time (log scale; 1 = as fast)"
+set ytics scale 0
+set yrange [-0.6:{len(trows) - 0.4}]
+set grid xtics
+set style fill solid 0.8 border -1
+set arrow from 1, graph 0 to 1, graph 1 nohead dt 2 lc rgb "gray30"
+plot data using (sqrt($2)):1:(1):($2):($1 - 0.35):($1 + 0.35):ytic(3) with boxxyerror notitle lc rgb "#4477aa", \\
+     '' using ($2 * 1.08):1:(sprintf("%.1fx", $2)) with labels left font ",10" notitle
+""", os.path.join(OUT, "all", "plot"), size=(860, 60 + 44 * len(trows)))
+        if link:
+            md += ["", f"![Python time over conlab time per workload, log "
+                       f"scale]({link})"]
+
+    if cpu and "cpu" in ran_names and "prime" in cpu:
+        p = cpu["prime"]
+        modes = ("sequential", "threads", "processes", "gil")
+        rows = [(str(t), *(f"{r['speedup']:.2f}x "
+                           f"({100 * r['efficiency']:.0f}%)"
+                           for r in (p["runs"][f"{t} {m}"] for m in modes)))
+                for t in p["tasks"]]
+        tmax = p["tasks"][-1]
+        seq_ms = p["runs"][f"{tmax} sequential"]["wall_ms"]
+        md += ["", "### CPU scaling", "",
+               f"`/run/prime?limit={p['limit']}&tasks=N&mode=MODE`: "
+               "speedup over sequential at the same N (parallel efficiency "
+               f"= speedup / N), medians of {p['rounds']} rounds; "
+               f"sequential at N = {tmax} took {seq_ms:.0f} ms.",
+               "", mdt(("tasks",) + modes, rows)]
+        if p.get("plot"):
+            md += ["", f"![speedup over sequential per mode and task "
+                       f"count]({p['plot']})"]
+
+    rt = cpu.get("roundtrip") if cpu and "cpu" in ran_names else None
+    if rt or (loop and "loop" in ran_names):
+        md += ["", "### Pool round trip and the event loop's scale", ""]
+        items = []
+        if rt:
+            items.append(
+                f"pool round trip: {rt['mean_us']:.1f} us (mean latency on "
+                f"one connection of `/run/prime?limit=2&tasks=1&mode="
+                f"processes`, {rt['job_c1_mean_us']:.1f} us, less "
+                f"`/health`'s, {rt['health_c1_mean_us']:.1f} us; medians: "
+                f"{rt['p50_us']:.0f} us); under `wrk -c"
+                f"{rt['connections']}` the trivial job runs at "
+                f"{rt['job_rps']:,.0f} requests/s (p99 "
+                f"{rt['job_p99_ms']:.2f} ms) against {rt['health_rps']:,.0f}"
+                " for `/health`")
+        mem = (cpu or {}).get("memory")
+        if mem:
+            start = mem.get("start")
+            end = list(mem.values())[-1]
+            items.append(
+                f"conlab's memory through the CPU part (server + "
+                f"workers): {start[0] / 1024:.1f} + {start[1] / 1024:.1f} MiB "
+                f"at start, {end[0] / 1024:.1f} + {end[1] / 1024:.1f} MiB at "
+                "the end")
+        if loop and "loop" in ran_names:
+            s, fe = loop["sleep"], loop["fetch"]
+            items.append(
+                f"10,000 sleeps of 1 s on the loop: {s['conlab_wall_ms']:.1f}"
+                f" ms (median of {loop['runs']}, max "
+                f"{s['conlab_max_ms']:.1f}); VmRSS "
+                f"{s['conlab_rss_before_mib']:.1f} MiB before, "
+                f"{s['conlab_added_waiting_mib']:.1f} MiB added "
+                f"while the timers wait, peak {s['conlab_rss_peak_mib']:.1f} "
+                f"MiB while the {s['answer_kib']:.0f} KiB answer is built, "
+                f"{s['conlab_rss_after_mib']:.1f} MiB after")
+            items.append(
+                f"1,000 concurrent fetches of `/delay?ms=100`: "
+                f"{fe['conlab_wall_ms']:.1f} ms (max "
+                f"{fe['conlab_max_ms']:.1f}), {fe['conlab_errors']} errors; "
+                f"VmRSS {fe['conlab_rss_before_mib']:.1f} MiB before, peak "
+                f"{fe['conlab_rss_peak_mib']:.1f}, "
+                f"{fe['conlab_rss_after_mib']:.1f} after")
+        md += [f"- {x}" for x in items]
+
+    if mixed and "mixed" in ran_names:
+        md += ["", "### Mixed load", "",
+               f"`wrk -t2 -c{mixed['connections']} -d{mixed['duration']} "
+               "-s bench/mixed.lua` (60% /health, 20% small prime jobs, "
+               "10% sleeps, 10% self-fetches), medians of "
+               f"{mixed['rounds']} runs:", ""]
+        md.append(mdt(
+            ("requests/s", "p50 ms", "p99 ms", "max ms", "answers by status",
+             "socket errors", "VmRSS MiB before / peak / after"),
+            [(f"{mixed['rps']:,.0f}", f"{mixed['p50_ms']:.2f}",
+              f"{mixed['p99_ms']:.2f}", f"{mixed['max_ms']:.1f}",
+              ", ".join(f"{k}: {v:,}" for k, v in
+                        sorted(mixed["statuses"].items())),
+              str(mixed["socket_errors"]),
+              f"{mixed['rss_before_mib']:.1f} / {mixed['rss_peak_mib']:.1f}"
+              f" / {mixed['rss_after_mib']:.1f}")]))
+        if mixed.get("plot"):
+            md += ["", f"![VmRSS and requests/s during the mixed load]"
+                       f"({mixed['plot']})"]
+
+    if soak and os.path.exists(soak_md):
+        v = soak.get("verdict") or {}
+        same = soak.get("commit") == facts.get("commit")
+        md += ["", "### Soak", "",
+               f"From `make soak`, {soak['date']}, commit {soak['commit']}"
+               + ("" if same or not facts else
+                  " (not the commit of the bench run above)") + ": "
+               f"`wrk -t2 -c{soak['connections']} -d{soak['duration']} -s "
+               f"bench/mixed.lua`, {soak['rps']:,.0f} requests/s, p99 "
+               f"{soak['p99_ms']:.2f} ms, answers "
+               + ", ".join(f"{k}: {n:,}" for k, n in
+                           sorted(soak["statuses"].items()))
+               + f"; VmRSS {soak['rss_before_mib']:.1f} MiB before, peak "
+               f"{soak['rss_peak_mib']:.1f}, {soak['rss_after_mib']:.1f} "
+               "after"
+               + (f"; other programs used {soak['others_pct']:.1f}% of the "
+                  f"machine meanwhile, steal {soak['steal_pct']:.2f}%"
+                  if "others_pct" in soak else "") + ".",
+               "", f"**{v.get('text', 'no verdict')}**"]
+        if soak.get("plot"):
+            md += ["", f"![VmRSS over the soak]({soak['plot']})"]
+    else:
+        md += ["", "### Soak", "", "Not run: `make soak` (2 minutes) adds "
+                                   "it here."]
+
+    if snaps:
+        rows = []
+        prev = snaps[0]
+        for s in snaps[1:]:
+            dt = s["t"] - prev["t"]
+            busy = s["busy"] - prev["busy"]
+            bench = s["bench"] - prev["bench"]
+            rows.append((
+                f"{s['label']} ({PARTS.get(s['label'], ('', ''))[0]})",
+                "ok" if s.get("status", 0) == 0 else
+                f"FAILED (exit status {s['status']})",
+                f"{dt:.0f}",
+                f"{100 * max(0.0, busy - bench) / (cores * dt):.1f}%",
+                f"{100 * (s['steal'] - prev['steal']) / (cores * dt):.2f}%",
+                s["load"]))
+            prev = s
+        md += ["", "## The run, part by part", "",
+               "others: the machine's busy time less the bench's (its "
+               "scripts, servers and clients), as a share of all cores; "
+               "steal: time the hypervisor took, same share (/proc/stat).",
+               "", mdt(("part", "status", "seconds", "others",
+                          "steal", "load average after"), rows)]
+
+    md += ["", "## Details", "", "Each part's own report, in full "
+           "(bench/out/PART.md of the same run)."]
+    for name, (script, report) in PARTS.items():
+        if name not in ran_names:
+            continue
+        path = os.path.join(OUT, report)
+        failed = [s for s in ran if s["label"] == name and s.get("status")]
+        if os.path.exists(path):
+            with open(path) as f:
+                md += ["", f"## {f.readline().lstrip('# ').strip()}", "",
+                       demote("# x\n" + f.read())]
+            if failed:
+                md += ["", f"**{script} exited {failed[0]['status']}**: see "
+                           "its output; the figures above may be partial."]
+        else:
+            md += ["", f"## {script}", "", f"**No report: {script} failed "
+                   "before writing one.**"]
+    if soak and os.path.exists(soak_md):
+        with open(soak_md) as f:
+            md += ["", f"## {f.readline().lstrip('# ').strip()}", "",
+                   demote("# x\n" + f.read())]
+
+    with open(args.out, "w") as f:
+        f.write("\n".join(md) + "\n")
+    print(f"bench: written {args.out}")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("snap")
+    s.add_argument("--label", required=True)
+    s.add_argument("--bench-pid", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--status", type=int)
+    s.add_argument("--facts", nargs="*")
+    a = sub.add_parser("assemble")
+    a.add_argument("--out", required=True)
+    args = ap.parse_args()
+    return {"snap": cmd_snap, "assemble": cmd_assemble}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
