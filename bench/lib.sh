@@ -71,16 +71,17 @@ cpu_ticks() {
 
 # commit_facts DIR: the commit checked out in DIR, and whether the work
 # tree differs from it ("1a2b3c4" or "1a2b3c4 + 3 files changed or
-# new"). Reads only: --no-optional-locks keeps git status from refreshing
-# the index.
+# new", not counting bench/REPORT.md and bench/plots/). Reads only:
+# --no-optional-locks keeps git status from refreshing the index.
 commit_facts() {
     local commit changed
     if ! commit=$(git -C "$1" rev-parse --short HEAD 2>/dev/null); then
         echo "unknown (not a git work tree)"
         return 0
     fi
-    changed=$(git -C "$1" --no-optional-locks status --porcelain \
-        2>/dev/null | wc -l)
+    # The benchmark's own outputs do not count as changes.
+    changed=$(git -C "$1" --no-optional-locks status --porcelain -- . \
+        ':!bench/REPORT.md' ':!bench/plots' 2>/dev/null | wc -l)
     if [ "$changed" -gt 0 ]; then
         echo "$commit + $changed files changed or new"
     else
