@@ -8,26 +8,23 @@
 
 int handlers_register(struct router *router, struct app *app)
 {
-    int rc = router_add(router, HTTP_GET, "/health", health_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/run/prime", prime_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/run/square", square_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/run/sleep", sleep_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/run/compare", compare_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/delay", delay_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/run/fetch", fetch_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/metrics", metrics_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/openapi.json", openapi_handle, app);
-    if (rc == 0)
-        rc = router_add(router, HTTP_GET, "/*", static_handle, app);
-    return rc;
+    static const struct {
+        const char *path;
+        handler_fn handle;
+    } routes[] = {
+        {"/health", health_handle},        {"/run/prime", prime_handle},
+        {"/run/square", square_handle},    {"/run/sleep", sleep_handle},
+        {"/run/compare", compare_handle},  {"/delay", delay_handle},
+        {"/run/fetch", fetch_handle},      {"/metrics", metrics_handle},
+        {"/openapi.json", openapi_handle}, {"/*", static_handle},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int rc =
+            router_add(router, HTTP_GET, routes[i].path, routes[i].handle, app);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 bool handlers_refuse_query(const struct request *req, struct response *resp)
