@@ -109,6 +109,34 @@ def add_cleanup(fn):
         _cleanups.append(fn)
 
 
+def start_drain(srv, ctx):
+    """Holds the server's grace period open with a stalled upload, serves
+    one request on a keep-alive connection, sends SIGTERM and waits for the
+    server to log it. ctx gets "sockets" [stall, keep], "children" (the
+    server's before the signal) and "signalled_at"; both sockets are also
+    closed by cleanup_all(). Returns the keep-alive socket."""
+    stall = socket.create_connection((LOOPBACK, srv.port),
+                                     timeout=SOCKET_TIMEOUT_S)
+    add_cleanup(stall.close)
+    stall.sendall(b"POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Length: 10\r\n\r\nab")
+    keep = socket.create_connection((LOOPBACK, srv.port),
+                                    timeout=SOCKET_TIMEOUT_S)
+    add_cleanup(keep.close)
+    ctx["sockets"] = [stall, keep]
+    keep.sendall(build_request("GET", "/health",
+                               [("Connection", "keep-alive")]))
+    first = read_response(keep)
+    check(first.status == 200, "first request: %s %s" % (first.status,
+                                                          first.error))
+    ctx["children"] = children_of(srv.pid)
+    ctx["signalled_at"] = time.monotonic()
+    os.kill(srv.pid, signal.SIGTERM)
+    check(srv.wait_log(r"received SIGTERM", 5.0 * TIME_SCALE),
+          "no 'received SIGTERM' in the log")
+    return keep
+
+
 def cleanup_all():
     """Stops and reaps every process still in the registry, then runs the
     registered cleanups."""

@@ -557,24 +557,7 @@ def case_drain_503(srv, ctx):
     """During the grace period (held open by a stalled upload), a request
     on an open keep-alive connection is answered 503 + Retry-After +
     Connection: close."""
-    stall = socket.create_connection((harness.LOOPBACK, srv.port),
-                                     timeout=harness.SOCKET_TIMEOUT_S)
-    ctx["sockets"] = [stall]
-    stall.sendall(b"POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  b"Content-Length: 10\r\n\r\nab")
-    keep = socket.create_connection((harness.LOOPBACK, srv.port),
-                                    timeout=harness.SOCKET_TIMEOUT_S)
-    ctx["sockets"].append(keep)
-    keep.sendall(build_request("GET", "/health",
-                               [("Connection", "keep-alive")]))
-    first = harness.read_response(keep)
-    check(first.status == 200, "first request: %s %s" % (first.status,
-                                                          first.error))
-    ctx["children"] = harness.children_of(srv.pid)
-    ctx["signalled_at"] = time.monotonic()
-    os.kill(srv.pid, signal.SIGTERM)
-    check(srv.wait_log(r"received SIGTERM", 5.0 * harness.TIME_SCALE),
-          "no 'received SIGTERM' in the log")
+    keep = harness.start_drain(srv, ctx)
     keep.sendall(build_request("GET", "/health",
                                [("Connection", "keep-alive")]))
     resp = harness.read_response(keep)
