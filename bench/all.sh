@@ -68,9 +68,7 @@ cleanup() {
         stop_server "$part_pid" "the running part"
     fi
 }
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
+trap_cleanup
 
 snap() {
     python3 "$bench/report.py" snap --bench-pid $$ \

@@ -96,20 +96,14 @@ helper="$root/bench/cpu.py"
 script="$root/bench/cpu.lua"
 cd "$root" # conlab's default --web-root is ./web
 
-if [ ! -x "$conlab_bin" ]; then
-    echo "bench: $conlab_bin is missing (make all)" >&2
-    exit 1
-fi
+require_executable "$conlab_bin" "make all"
 require_tools wrk curl python3
 if [ ! -x "$PYTHON_TUTORIAL" ]; then
     echo "bench: $PYTHON_TUTORIAL is missing (PYTHON_TUTORIAL)" >&2
     exit 1
 fi
 
-clear_conlab_env
-
-mkdir -p "$raw"
-rm -rf "${raw:?}"/* "$out/cpu.md"
+fresh_output "$raw" "$out/cpu.md"
 
 
 conlab_pid=""
@@ -125,9 +119,7 @@ cleanup() {
         stop_server "$conlab_pid" conlab
     fi
 }
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
+trap_cleanup
 
 # shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
 "$conlab_bin" --port 0 --workers "$SERVER_WORKERS" \

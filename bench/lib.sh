@@ -179,6 +179,32 @@ require_tools() {
     done
 }
 
+# require_executable PATH HINT: exits 1 naming PATH and what makes it
+# (HINT) unless it is an executable file.
+require_executable() {
+    if [ ! -x "$1" ]; then
+        echo "bench: $1 is missing ($2)" >&2
+        exit 1
+    fi
+}
+
+# fresh_output RAW REPORT: clears the CONLAB_* environment (see below) and
+# starts a part's outputs afresh: RAW emptied (created if missing), its
+# markdown REPORT removed.
+fresh_output() {
+    clear_conlab_env
+    mkdir -p "$1"
+    rm -rf "${1:?}"/* "$2"
+}
+
+# trap_cleanup: the caller's cleanup function runs on exit, and Ctrl-C or
+# SIGTERM exit with 130 or 143 (so it runs then too).
+trap_cleanup() {
+    trap cleanup EXIT
+    trap 'echo "bench: interrupted" >&2; exit 130' INT
+    trap 'echo "bench: terminated" >&2; exit 143' TERM
+}
+
 # clear_conlab_env: only the options a script gives count; a CONLAB_*
 # variable in the caller's environment would silently change what is
 # measured.

@@ -70,10 +70,7 @@ helper="$root/bench/loop.py"
 pydir="$root/bench/python"
 cd "$root" # conlab's default --web-root is ./web
 
-if [ ! -x "$conlab_bin" ]; then
-    echo "bench: $conlab_bin is missing (make all)" >&2
-    exit 1
-fi
+require_executable "$conlab_bin" "make all"
 require_tools curl python3
 if ! "$PYTHON_ASYNC" -c 'import aiohttp' 2>/dev/null; then
     echo "bench: $PYTHON_ASYNC cannot import aiohttp (scripts/deps.sh" \
@@ -86,10 +83,7 @@ fi
 python=$(python3 -c 'import sys; print(sys.executable)')
 PYTHON_ASYNC=$("$PYTHON_ASYNC" -c 'import sys; print(sys.executable)')
 
-clear_conlab_env
-
-mkdir -p "$raw"
-rm -f "$raw"/* "$out/loop.md"
+fresh_output "$raw" "$out/loop.md"
 
 
 conlab_pid=""
@@ -105,9 +99,7 @@ cleanup() {
         stop_server "$conlab_pid" conlab
     fi
 }
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
+trap_cleanup
 
 # helper ARGS...: runs bench/loop.py ARGS in the background and waits for
 # it, so that a signal reaches the traps at once and the clean-up can stop

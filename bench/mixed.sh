@@ -72,16 +72,10 @@ helper="$root/bench/mixed.py"
 script="$root/bench/mixed.lua"
 cd "$root" # conlab's default --web-root is ./web
 
-if [ ! -x "$conlab_bin" ]; then
-    echo "bench: $conlab_bin is missing (make all)" >&2
-    exit 1
-fi
+require_executable "$conlab_bin" "make all"
 require_tools wrk curl python3
 
-clear_conlab_env
-
-mkdir -p "$raw"
-rm -rf "${raw:?}"/* "$out/$kind.md"
+fresh_output "$raw" "$out/$kind.md"
 
 conlab_pid=""
 sampler_pid=""
@@ -101,9 +95,7 @@ cleanup() {
         stop_server "$conlab_pid" conlab
     fi
 }
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
+trap_cleanup
 
 # run_wrk DURATION FILE: wrk with the mix, in the background and waited
 # for, so that a signal reaches the traps at once.

@@ -69,17 +69,11 @@ script="$root/bench/cpu.lua"
 cd "$root" # conlab's default --web-root is ./web
 
 for bin in "$conlab_bin" "$minimal_bin"; do
-    if [ ! -x "$bin" ]; then
-        echo "bench: $bin is missing (make all $1/bench/minimal)" >&2
-        exit 1
-    fi
+    require_executable "$bin" "make all $1/bench/minimal"
 done
 require_tools wrk curl python3 nginx
 
-clear_conlab_env
-
-mkdir -p "$raw"
-rm -rf "${raw:?}"/* "$out/health.md"
+fresh_output "$raw" "$out/health.md"
 mkdir -p "$raw/nginx"
 
 conlab_pid=""
@@ -104,9 +98,7 @@ cleanup() {
         stop_server "$nginx_pid" nginx
     fi
 }
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
+trap_cleanup
 
 # shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
 "$conlab_bin" --port 0 --threads "$SERVER_THREADS" $BENCH_CONLAB_ARGS \

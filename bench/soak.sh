@@ -37,9 +37,7 @@ cleanup() {
         stop_server "$soak_pid" "bench/mixed.sh --soak"
     fi
 }
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
+trap_cleanup
 
 # In the background and waited for, so that a signal reaches the traps at
 # once and the clean-up can stop it (which stops its server).
