@@ -4,16 +4,18 @@
  * against sequential, whether the result agrees with sequential's, and the
  * run's whole body (timeline included).
  *
- * Every run is prepared before the first one starts, so a bad parameter is
- * a 400 before any work, and the total budget is checked on the sum of the
- * runs' estimates. The runs are chained through their done hook: each
- * records its body and launches the next on whatever thread finished it;
- * the last one answers. A failed mode stops the comparison with its error.
+ * The parameters are checked for every mode before the first run (a bad
+ * one is a 400 before any work), the total budget on the sum of the modes'
+ * estimates, and admission on the largest of their costs (one run holds
+ * it at a time). Each run ends on a request thread (run.h), where its
+ * body is written into the table and the next mode is launched; the last
+ * one answers. A failed mode stops the comparison with its error.
  */
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
 
 #include "../server/clock.h"
 #include "../server/http.h"
@@ -24,135 +26,165 @@
 #define BUDGET_MS 30000.0
 
 struct compare {
-    struct app *app;
-    struct request *req;
-    const struct demo *demo;
-    size_t n_runs, next;
-    struct run *runs[RUN_MODES]; /* prepared, not yet launched */
-    json_t *table;               /* the bodies of the runs done */
-    json_t *reference;           /* sequential's result */
+    const struct demo *d;
+    size_t next;
+    struct jsonw table;  /* the runs' bodies, an open array */
+    json_t *reference;   /* sequential's outcome fields */
     double reference_ms;
     double estimate_ms;
+    bool differs[ENGINE_MODES];
 };
 
-static void free_compare(struct compare *c)
+static void free_compare(void *arg)
 {
-    for (size_t i = 0; i < c->n_runs; i++) {
-        if (c->runs[i])
-            run_discard(c->runs[i]);
-    }
-    json_decref(c->table);
+    struct compare *c = arg;
+    jsonw_cleanup(&c->table);
     json_decref(c->reference);
     free(c);
 }
 
-static void answer(struct compare *c, struct response *resp)
+/* The run's "result" object, parsed, for comparing the outcome fields. */
+static json_t *result_of(struct run_req *rr, const struct demo *d)
 {
-    response_header(resp, "Cache-Control", "no-store");
-    http_resume(c->req, resp);
-    free_compare(c);
+    struct jsonw w;
+    jsonw_init(&w, RUN_BODY_MAX);
+    jsonw_object(&w);
+    d->write_result(&w, engine_run_state(run_req_run(rr)), run_req_run(rr));
+    jsonw_end(&w);
+    size_t len;
+    char *text = jsonw_take(&w, &len);
+    json_t *obj = text ? json_loadb(text, len, 0, NULL) : NULL;
+    free(text);
+    return obj;
 }
 
-static void answer_error(struct compare *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void answer_error(struct compare *c, int status, const char *fmt, ...)
+static bool same_outcome(const struct demo *d, json_t *a, json_t *b)
 {
-    char message[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
-
-    struct response resp;
-    response_init(&resp);
-    response_error(&resp, status, "%s", message);
-    answer(c, &resp);
-}
-
-static void answer_table(struct compare *c)
-{
-    json_t *modes = json_array();
-    json_t *differing = json_array();
-    for (size_t i = 0; i < json_array_size(c->table); i++) {
-        json_t *run = json_array_get(c->table, i);
-        json_t *mode = json_object_get(run, "mode");
-        json_array_append(modes, mode);
-        if (!json_is_true(json_object_get(run, "same_result")))
-            json_array_append(differing, mode);
-    }
-    json_t *first = json_array_get(c->table, 0);
-    json_t *body =
-        json_pack("{s:s, s:O, s:i, s:o, s:f, s:f, s:f, s:b, s:o, s:O}", "demo",
-                  c->demo->name, "params", json_object_get(first, "params"),
-                  "cores", c->app->cores, "modes", modes, "wall_ms",
-                  clock_ms_between(c->req->accepted_ns, clock_now_ns()),
-                  "estimate_ms", c->estimate_ms, "budget_ms", BUDGET_MS,
-                  "results_agree", json_array_size(differing) == 0,
-                  "differing_modes", differing, "runs", c->table);
-
-    struct response resp;
-    response_init(&resp);
-    if (body)
-        response_json(&resp, 200, body);
-    else
-        response_error(&resp, 500, "out of memory");
-    answer(c, &resp);
-}
-
-/* Whether result agrees with the reference on the demo's outcome fields. */
-static bool same_result(const struct compare *c, json_t *result)
-{
-    for (const char *const *k = c->demo->outcome; *k; k++) {
-        if (!json_equal(json_object_get(result, *k),
-                        json_object_get(c->reference, *k)))
+    for (const char *const *k = d->outcome; *k; k++) {
+        if (!json_equal(json_object_get(a, *k), json_object_get(b, *k)))
             return false;
     }
     return true;
 }
 
-static void launch_next(struct compare *c)
+static void answer_table(struct run_req *rr, struct compare *c,
+                         struct response *resp)
 {
-    struct run *run = c->runs[c->next];
-    c->runs[c->next] = NULL;
-    run->origin_ns = clock_now_ns();
-    run_launch(run);
-}
+    const struct demo *d = c->d;
+    struct request *req = run_req_request(rr);
+    struct jsonw w;
+    jsonw_end(&c->table);
+    size_t table_len;
+    char *table = jsonw_take(&c->table, &table_len);
 
-/* A run's done hook, on the thread that finished it. */
-static void on_run_done(int status, const char *message, json_t *body,
-                        void *arg)
-{
-    struct compare *c = arg;
-    const char *mode = run_mode_names[c->demo->modes[c->next]];
+    jsonw_init(&w, RUN_BODY_MAX);
+    jsonw_object(&w);
+    jsonw_key(&w, "demo");
+    jsonw_str(&w, d->name);
+    jsonw_key(&w, "params");
+    demo_write_params(&w, d, run_req_args(rr));
+    jsonw_key(&w, "cores");
+    jsonw_int(&w, run_req_app(rr)->cores);
+    jsonw_key(&w, "modes");
+    jsonw_array(&w);
+    for (size_t i = 0; i < d->n_modes; i++)
+        jsonw_str(&w, engine_mode_names[d->modes[i]]);
+    jsonw_end(&w);
+    jsonw_key(&w, "wall_ms");
+    jsonw_ms(&w, clock_ms_between(req->accepted_ns, clock_now_ns()));
+    jsonw_key(&w, "estimate_ms");
+    jsonw_ms(&w, c->estimate_ms);
+    jsonw_key(&w, "budget_ms");
+    jsonw_ms(&w, BUDGET_MS);
+    bool agree = true;
+    for (size_t i = 0; i < d->n_modes; i++)
+        agree = agree && !c->differs[i];
+    jsonw_key(&w, "results_agree");
+    jsonw_bool(&w, agree);
+    jsonw_key(&w, "differing_modes");
+    jsonw_array(&w);
+    for (size_t i = 0; i < d->n_modes; i++) {
+        if (c->differs[i])
+            jsonw_str(&w, engine_mode_names[d->modes[i]]);
+    }
+    jsonw_end(&w);
+    jsonw_key(&w, "runs");
+    if (table)
+        jsonw_raw(&w, table, table_len);
+    else
+        jsonw_null(&w);
+    jsonw_end(&w);
+    free(table);
 
-    if (status != 200) {
-        answer_error(c, status, "compare stopped at mode %s: %s", mode,
-                     message);
+    size_t len;
+    char *body = jsonw_take(&w, &len);
+    if (!body) {
+        response_error(resp, 500, "compare: the answer could not be built");
         return;
     }
-    json_t *result = json_object_get(body, "result");
-    double wall_ms = json_real_value(json_object_get(body, "wall_ms"));
+    response_body(resp, 200, CONTENT_TYPE_JSON, body, len);
+    response_header(resp, "Cache-Control", "no-store");
+}
+
+/* A request thread: mode c->next ended. */
+static enum handler_result on_mode_done(struct run_req *rr, int status,
+                                        struct response *resp)
+{
+    struct compare *c = run_req_extra(rr);
+    const struct demo *d = c->d;
+    const char *mode = engine_mode_names[d->modes[c->next]];
+
+    if (status != 0) {
+        response_error(resp, engine_http_status(status),
+                       "compare stopped at mode %s: %s: %s", mode, d->name,
+                       engine_run_error(run_req_run(rr)));
+        return HANDLER_DONE;
+    }
+    struct engine_run *run = run_req_run(rr);
+    json_t *result = result_of(rr, d);
+    double wall_ms = clock_ms_between(engine_run_started_ns(run),
+                                      engine_run_ended_ns(run));
     if (c->next == 0) {
         c->reference = json_incref(result);
         c->reference_ms = wall_ms;
     }
-    json_object_set_new(body, "speedup",
-                        json_real(wall_ms > 0 ? c->reference_ms / wall_ms : 0));
-    json_object_set_new(body, "same_result",
-                        json_boolean(same_result(c, result)));
-    if (json_array_append_new(c->table, body) < 0) {
-        answer_error(c, 500, "out of memory");
-        return;
+    bool same = result && same_outcome(d, result, c->reference);
+    json_decref(result);
+    c->differs[c->next] = !same;
+
+    struct jsonw w;
+    jsonw_init(&w, RUN_BODY_MAX);
+    run_write_body(rr, &w);
+    jsonw_key(&w, "speedup");
+    jsonw_real(&w, wall_ms > 0 ? c->reference_ms / wall_ms : 0);
+    jsonw_key(&w, "same_result");
+    jsonw_bool(&w, same);
+    jsonw_end(&w);
+    size_t len;
+    char *body = jsonw_take(&w, &len);
+    run_finish(rr);
+    if (!body) {
+        response_error(resp, 500, "compare: the answer could not be built");
+        return HANDLER_DONE;
+    }
+    jsonw_raw(&c->table, body, len);
+    free(body);
+    if (jsonw_failed(&c->table)) {
+        response_error(resp, 500, "compare: the answer could not be built");
+        return HANDLER_DONE;
     }
 
     c->next++;
-    if (c->next == c->n_runs)
-        answer_table(c);
-    else if (http_client_gone(c->req))
-        answer_error(c, 499, "the client went away");
-    else
-        launch_next(c); /* may answer and free c at once: last use */
+    if (c->next == d->n_modes) {
+        answer_table(rr, c, resp);
+        return HANDLER_DONE;
+    }
+    if (http_client_gone(run_req_request(rr))) {
+        response_error(resp, 499, "the client went away");
+        return HANDLER_DONE;
+    }
+    return run_launch(rr, d->modes[c->next], clock_now_ns(), on_mode_done,
+                      resp);
 }
 
 enum handler_result compare_handle(struct request *req, struct response *resp,
@@ -160,61 +192,82 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
 {
     struct app *app = ctx;
     struct params p;
+    const char *names[DEMOS_MAX];
+    char err[PARAMS_ERROR_MAX] = "";
+    char list[DEMOS_MAX * 24] = "";
     int which;
 
-    const char *names[RUN_DEMOS];
-    for (size_t i = 0; i < RUN_DEMOS; i++)
-        names[i] = run_demos[i]->name;
+    for (size_t i = 0; i < demo_count; i++) {
+        names[i] = demo_registry[i]->name;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+                 names[i]);
+    }
     if (params_parse(&p, req->query) < 0 ||
-        params_enum(&p, "demo", names, RUN_DEMOS, -1, &which) < 0)
+        params_enum(&p, "demo", names, demo_count, -1, &which) < 0)
         return handlers_reject_params(&p, resp);
     if (which < 0) {
         params_cleanup(&p);
-        response_error(resp, 400,
-                       "parameter 'demo' is required: one of prime, square, "
-                       "sleep, fetch");
+        response_error(resp, 400, "parameter 'demo' is required: one of %s",
+                       list);
         return HANDLER_DONE;
     }
-
+    const struct demo *d = demo_registry[which];
+    struct run_req *rr = run_req_new(app, req, d);
     struct compare *c = calloc(1, sizeof(*c));
-    if (!c || !(c->table = json_array())) {
+    if (!rr || !c) {
         free(c);
+        run_req_free(rr);
         params_cleanup(&p);
         response_error(resp, 500, "out of memory");
         return HANDLER_DONE;
     }
-    c->app = app;
-    c->req = req;
-    c->demo = run_demos[which];
-    for (size_t i = 0; i < c->demo->n_modes; i++) {
-        struct run *run =
-            c->demo->prepare(app, req, &p, c->demo->modes[i], resp);
-        if (!run) {
-            free_compare(c);
-            if (p.failed)
-                return handlers_reject_params(&p, resp);
-            params_cleanup(&p);
-            return HANDLER_DONE;
-        }
-        run->done = on_run_done;
-        run->done_arg = c;
-        c->runs[c->n_runs++] = run;
-        c->estimate_ms += c->demo->estimate_ms(run);
+    run_req_set_extra(rr, c, free_compare);
+    c->d = d;
+    jsonw_init(&c->table, RUN_BODY_MAX);
+    jsonw_array(&c->table);
+
+    int rc = demo_parse(d, &p, DEMO_ALL_MODES, app, run_req_args(rr), err,
+                        sizeof(err));
+    if (rc == -EINVAL) {
+        run_req_free(rr);
+        return handlers_reject_params(&p, resp);
     }
     params_cleanup(&p);
+    if (rc != 0) {
+        response_error(resp, rc, "%s", err);
+        run_req_free(rr);
+        return HANDLER_DONE;
+    }
 
+    /* Every mode's estimate against the budget; the largest cost. */
+    struct budget_cost cost = {{0}};
+    for (size_t i = 0; i < d->n_modes; i++) {
+        struct budget_cost one;
+        c->estimate_ms += d->estimate_ms(run_req_args(rr), d->modes[i], app);
+        run_cost(d, run_req_args(rr), d->modes[i], app, &one);
+        for (int k = 0; k < BUDGET_KINDS; k++) {
+            if (one.amount[k] > cost.amount[k])
+                cost.amount[k] = one.amount[k];
+        }
+    }
     if (c->estimate_ms > BUDGET_MS) {
         response_error(resp, 400,
                        "compare runs %s in %zu modes one after another, "
                        "about %.0f ms in all here; the budget is %.0f ms: "
                        "lower %s",
-                       c->demo->name, c->n_runs, c->estimate_ms, BUDGET_MS,
-                       c->demo->shrink);
-        free_compare(c);
+                       d->name, d->n_modes, c->estimate_ms, BUDGET_MS,
+                       d->shrink);
+        run_req_free(rr);
         return HANDLER_DONE;
     }
-
-    http_suspend(req);
-    launch_next(c);
-    return HANDLER_ASYNC;
+    if (run_admit(rr, &cost, resp) < 0) {
+        run_req_free(rr);
+        return HANDLER_DONE;
+    }
+    enum handler_result r =
+        run_launch(rr, d->modes[0], clock_now_ns(), on_mode_done, resp);
+    if (r == HANDLER_DONE)
+        run_req_free(rr);
+    return r;
 }

@@ -24,99 +24,75 @@
 #include "../server/clock.h"
 #include "../server/http.h"
 #include "../server/loop.h"
-#include "../server/params.h"
+#include "../server/app.h"
+#include "../server/container.h"
+#include "../server/jsonw.h"
+#include "../server/log.h"
+#include "demo.h"
 #include "fetch.h"
-#include "handlers.h"
-#include "run.h"
 
 #define URLS_MAX           100
 #define COUNT_MAX          1000
 #define DELAY_MS_MAX       10000
 #define CONNECT_TIMEOUT_MS 2000L
 #define REDIRECTS_MAX      3L
+#define TRANSFER_BYTES     (48u * 1024u) /* a transfer in flight, roughly */
+#define CHARGE_HEADER      "X-Conlab-Charge: "
 
-struct fetch_item {
+/* One transfer in flight: made when it starts, freed when it ends. */
+struct transfer {
     struct loop_fetch lf; /* async mode */
-    struct run_task *task;
-    const struct allow_list *allow;
-    uint64_t max_bytes;
+    struct fetch_state *st;
+    struct engine_run *run;
+    size_t task;
     CURL *easy;
-    char url[ALLOW_URL_MAX];
     char errbuf[CURL_ERROR_SIZE];
-    struct fetch_outcome out;
 };
 
 struct fetch_state {
     size_t n;
-    struct fetch_item *items;
-    uint64_t delay_ms; /* the /delay targets' wait; 0 for given URLs */
+    char **urls; /* n URLs, or NULL: every task fetches self_url */
+    char self_url[ALLOW_URL_MAX];
+    char self_base[ALLOW_URL_MAX]; /* "http://host:port/" of this service */
+    const struct allow_list *allow;
+    uint64_t max_bytes;
+    int timeout_ms;
+    struct loop *loop;
+    struct curl_slist *charge; /* the charge header, for self targets */
+    struct fetch_outcome *out; /* one per task */
+    struct transfer **live;    /* async: the transfers in flight */
 };
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct fetch_item *it = arg;
-    (void)data;
-    it->out.bytes += size * nmemb;
-    if (it->out.bytes > it->max_bytes) {
-        it->out.too_big = true;
-        return 0; /* aborts: chunked bodies are not stopped by MAXFILESIZE */
-    }
-    return size * nmemb;
-}
+enum { P_URL, P_COUNT, P_MS };
 
-static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
-                                    struct curl_sockaddr *addr)
-{
-    const struct allow_list *allow = arg;
-    (void)purpose;
-    if (!allow_address(allow, &addr->addr))
-        return CURL_SOCKET_BAD; /* never contacted */
-    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-}
-
-/*
- * A blocking transfer on a demo thread gives up when the service stops, so
- * that shutdown does not wait for it (libcurl calls this at least once a
- * second). Async transfers are cancelled by the loop instead.
- */
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-                       curl_off_t ultotal, curl_off_t ulnow)
-{
-    struct fetch_item *it = arg;
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
-    return it->task && it->task->run->mode != RUN_ASYNC &&
-           run_check(it->task) == -ESHUTDOWN;
-}
-
-static int setup(struct fetch_item *it, const struct config *cfg)
-{
-    CURL *e = curl_easy_init();
-    if (!e)
-        return -ENOMEM;
-    it->easy = e;
-    curl_easy_setopt(e, CURLOPT_URL, it->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, REDIRECTS_MAX);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->job_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, it);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, it->errbuf);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)it->allow);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "conlab/" CONLAB_VERSION);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, it);
-    return 0;
-}
+static const struct demo_param params[] = {
+    [P_URL] = {.name = "url",
+               .type = DEMO_URLS,
+               .max_items = URLS_MAX,
+               .doc = "A URL to fetch, repeatable (1 .. 100). Allowed only "
+                      "when its host and port are this server's own or "
+                      "named by `--allow-host`; only http and https, no "
+                      "user information. A refused target fails the "
+                      "request with 403 before any connection, a malformed "
+                      "one with 400. Not together with `count` or `ms`."},
+    [P_COUNT] = {.name = "count",
+                 .type = DEMO_INT,
+                 .min = 1,
+                 .max = COUNT_MAX,
+                 .def = 10,
+                 .form_value = 5,
+                 .doc = "Instead of `url`: fetch this server's own "
+                        "`/delay?ms=MS` this many times."},
+    [P_MS] = {.name = "ms",
+              .type = DEMO_INT,
+              .min = 0,
+              .max = DELAY_MS_MAX,
+              .def = 100,
+              .form_value = 200,
+              .scales_time = true,
+              .doc = "Instead of `url`: the wait of each `/delay` target, in "
+                     "milliseconds."},
+};
 
 void fetch_outcome_finish(struct fetch_outcome *o, CURLcode rc, long status,
                           curl_off_t total_us, const char *errbuf,
@@ -173,118 +149,286 @@ void fetch_outcome_tally(const struct fetch_outcome *const outcomes[], size_t n,
     }
 }
 
-/* Records the outcome of a finished transfer and frees its handle. */
-static void collect(struct fetch_item *it, CURLcode rc)
+
+static void finish_transfer(struct transfer *tr, CURLcode rc);
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-    curl_off_t us = 0;
-    long status = 0;
-    curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME_T, &us);
-    fetch_outcome_finish(&it->out, rc, status, us, it->errbuf, it->max_bytes);
-    atomic_fetch_add_explicit(&fetches_total[fetch_outcome_kind(&it->out)], 1,
-                              memory_order_relaxed);
-    curl_easy_cleanup(it->easy);
-    it->easy = NULL;
+    struct transfer *tr = arg;
+    struct fetch_outcome *o = &tr->st->out[tr->task];
+    (void)data;
+    o->bytes += size * nmemb;
+    if (o->bytes > tr->st->max_bytes) {
+        o->too_big = true;
+        return 0; /* aborts: chunked bodies are not stopped by MAXFILESIZE */
+    }
+    return size * nmemb;
 }
 
-static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
-                   void *yield_arg)
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
 {
-    struct fetch_state *st = run->state;
-    struct fetch_item *it = &st->items[task->id];
-    (void)yield;
-    (void)yield_arg;
-    int rc = run_check(task);
+    const struct allow_list *allow = arg;
+    (void)purpose;
+    if (!allow_address(allow, &addr->addr))
+        return CURL_SOCKET_BAD; /* never contacted */
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/*
+ * A blocking transfer on a demo thread gives up when its run is cancelled
+ * or the service stops (libcurl calls this at least once a second). Async
+ * transfers are removed from the loop instead.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    struct transfer *tr = arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return engine_run_mode(tr->run) != ENGINE_ASYNC &&
+           engine_run_check(tr->run) != 0;
+}
+
+static const char *url_of(const struct fetch_state *st, size_t task)
+{
+    return st->urls ? st->urls[task] : st->self_url;
+}
+
+/*
+ * A new transfer of task, configured; NULL when it cannot be (the
+ * outcome then says why). Every option is checked: the safety of the
+ * fetcher rests on some of them, and one that does not take refuses the
+ * transfer.
+ */
+static struct transfer *transfer_new(struct fetch_state *st,
+                                     struct engine_run *run, size_t task,
+                                     long timeout_ms)
+{
+    struct fetch_outcome *o = &st->out[task];
+    struct transfer *tr = calloc(1, sizeof(*tr));
+    CURL *e = tr ? curl_easy_init() : NULL;
+    if (!e) {
+        free(tr);
+        o->has_error = true;
+        snprintf(o->error, sizeof(o->error), "out of memory");
+        return NULL;
+    }
+    tr->st = st;
+    tr->run = run;
+    tr->task = task;
+    tr->easy = e;
+    const char *url = url_of(st, task);
+    bool self = strncmp(url, st->self_base, strlen(st->self_base)) == 0;
+    CURLcode rc = CURLE_OK;
+    const char *failed = NULL;
+#define SET(opt, value)                                                        \
+    do {                                                                       \
+        if (rc == CURLE_OK && (rc = curl_easy_setopt(e, opt, value)) != 0)     \
+            failed = #opt;                                                     \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 1L);
+    SET(CURLOPT_MAXREDIRS, REDIRECTS_MAX);
+    SET(CURLOPT_NOPROXY, "*");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    SET(CURLOPT_TIMEOUT_MS, timeout_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, tr);
+    SET(CURLOPT_ERRORBUFFER, tr->errbuf);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)st->allow);
+    SET(CURLOPT_USERAGENT, "conlab/" CONLAB_VERSION);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_XFERINFODATA, tr);
+    SET(CURLOPT_PRIVATE, (void *)tr);
+    if (self && st->charge)
+        SET(CURLOPT_HTTPHEADER, st->charge);
+#undef SET
+    if (rc != CURLE_OK) {
+        log_error("fetch: %s failed: %s; the transfer is refused", failed,
+                  curl_easy_strerror(rc));
+        curl_easy_cleanup(e);
+        free(tr);
+        o->has_error = true;
+        snprintf(o->error, sizeof(o->error),
+                 "the transfer could not be configured (%s)", failed);
+        return NULL;
+    }
+    return tr;
+}
+
+/* Records the outcome of a finished transfer and frees it. */
+static void finish_transfer(struct transfer *tr, CURLcode rc)
+{
+    struct fetch_outcome *o = &tr->st->out[tr->task];
+    curl_off_t us = 0;
+    long status = 0;
+    if (curl_easy_getinfo(tr->easy, CURLINFO_RESPONSE_CODE, &status) !=
+        CURLE_OK)
+        status = 0;
+    if (curl_easy_getinfo(tr->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK)
+        us = 0;
+    fetch_outcome_finish(o, rc, status, us, tr->errbuf, tr->st->max_bytes);
+    atomic_fetch_add_explicit(&fetches_total[fetch_outcome_kind(o)], 1,
+                              memory_order_relaxed);
+    curl_easy_cleanup(tr->easy);
+    free(tr);
+}
+
+static int compute(struct engine_ctx *ctx, void *arg, size_t task)
+{
+    struct fetch_state *st = arg;
+    int rc = engine_yield(ctx);
     if (rc < 0)
         return rc;
     /* No longer than what is left of the task's (or the run's) deadline;
      * a transfer cut short is that URL's result. */
     uint64_t now = clock_now_ns();
-    long left_ms = now < task->deadline_ns
-                       ? (long)((task->deadline_ns - now) / 1000000u) + 1
+    long left_ms = now < ctx->deadline_ns
+                       ? (long)((ctx->deadline_ns - now) / 1000000u) + 1
                        : 1;
-    curl_easy_setopt(it->easy, CURLOPT_TIMEOUT_MS, left_ms);
-    collect(it, curl_easy_perform(it->easy));
+    struct transfer *tr = transfer_new(st, ctx->run, task, left_ms);
+    if (!tr)
+        return 0; /* the URL's result says why */
+    engine_blocking_begin(ctx);
+    CURLcode cc = curl_easy_perform(tr->easy);
+    engine_blocking_end(ctx);
+    finish_transfer(tr, cc);
+    rc = engine_run_check(ctx->run);
+    return cc == CURLE_ABORTED_BY_CALLBACK && rc < 0 ? rc : 0;
+}
+
+/* Loop thread: a transfer ended, was removed, or the loop stops. */
+static void on_done(struct loop_fetch *lf, int status, CURLcode rc)
+{
+    struct transfer *tr = container_of(lf, struct transfer, lf);
+    struct engine_run *run = tr->run;
+    size_t task = tr->task;
+    tr->st->live[task] = NULL;
+    finish_transfer(tr, rc);
+    if (status == -ECANCELED)
+        status = engine_run_check(run);
+    engine_task_end(run, task, status, 0, NULL);
+}
+
+static int start_async(struct engine_run *run, void *arg)
+{
+    struct fetch_state *st = arg;
+    struct loop_fetch **all = malloc(st->n * sizeof(*all));
+    st->live = calloc(st->n, sizeof(st->live[0]));
+    if (!all || !st->live) {
+        free(all);
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        struct transfer *tr =
+            transfer_new(st, run, i, (long)st->timeout_ms);
+        if (!tr) {
+            /* Counted as a failed fetch; the others go on. */
+            atomic_fetch_add_explicit(&fetches_total[FETCH_ERROR], 1,
+                                      memory_order_relaxed);
+            continue;
+        }
+        tr->lf.easy = tr->easy;
+        tr->lf.done = on_done;
+        st->live[i] = tr;
+        all[n++] = &tr->lf;
+    }
+    int rc = n ? loop_add_fetches(st->loop, all, n) : 0;
+    free(all);
+    if (rc < 0) {
+        for (size_t i = 0; i < st->n; i++) {
+            if (st->live[i]) {
+                curl_easy_cleanup(st->live[i]->easy);
+                free(st->live[i]);
+                st->live[i] = NULL;
+            }
+        }
+        return rc;
+    }
+    /* The tasks whose transfer could not be made end now, as results. */
+    for (size_t i = 0; i < st->n; i++) {
+        if (!st->live[i] && st->out[i].has_error)
+            engine_task_end(run, i, 0, 0, NULL);
+    }
     return 0;
 }
 
-static void on_done(struct loop_fetch *lf, CURLcode rc)
+/* Loop thread: removing a transfer ends its task with -ECANCELED. */
+static void cancel_async(struct engine_run *run, void *arg)
 {
-    struct fetch_item *it = (struct fetch_item *)lf;
-    bool cancelled = rc == CURLE_ABORTED_BY_CALLBACK && !it->out.too_big;
-    collect(it, rc);
-    if (cancelled)
-        snprintf(it->task->error, sizeof(it->task->error),
-                 "the service is shutting down");
-    run_task_done(it->task, cancelled ? -ESHUTDOWN : 0);
-}
-
-static int start_async(struct run *run)
-{
-    struct fetch_state *st = run->state;
-    struct loop_fetch **all = malloc(st->n * sizeof(*all));
-    if (!all)
-        return -ENOMEM;
+    struct fetch_state *st = arg;
+    (void)run;
     for (size_t i = 0; i < st->n; i++) {
-        st->items[i].lf.easy = st->items[i].easy;
-        st->items[i].lf.done = on_done;
-        all[i] = &st->items[i].lf;
+        if (st->live[i])
+            loop_fetch_remove(st->loop, &st->live[i]->lf);
     }
-    int rc = loop_add_fetches(run->app->loop, all, st->n);
-    free(all);
-    return rc;
 }
 
-static void task_json(struct run *run, struct run_task *task, json_t *obj)
+static void write_task(struct jsonw *w, void *arg, size_t task)
 {
-    struct fetch_state *st = run->state;
-    const struct fetch_item *it = &st->items[task->id];
-    json_object_set_new(obj, "url", json_string(it->url));
-    const struct fetch_outcome *o = &it->out;
-    json_object_set_new(obj, "status", json_integer(o->status));
-    json_object_set_new(obj, "bytes", json_integer((json_int_t)o->bytes));
-    json_object_set_new(obj, "ms", json_real(o->ms));
-    json_object_set_new(obj, "error",
-                        o->has_error ? json_string(o->error) : json_null());
+    struct fetch_state *st = arg;
+    const struct fetch_outcome *o = &st->out[task];
+    jsonw_key(w, "url");
+    jsonw_str(w, url_of(st, task));
+    jsonw_key(w, "status");
+    jsonw_int(w, o->status);
+    jsonw_key(w, "bytes");
+    jsonw_uint(w, o->bytes);
+    jsonw_key(w, "ms");
+    jsonw_ms(w, o->ms);
+    jsonw_key(w, "error");
+    if (o->has_error)
+        jsonw_str(w, o->error);
+    else
+        jsonw_null(w);
 }
 
-static json_t *result_json(struct run *run)
+static void write_result(struct jsonw *w, void *arg,
+                         const struct engine_run *run)
 {
-    struct fetch_state *st = run->state;
+    struct fetch_state *st = arg;
     uint64_t ok = 0, bytes = 0;
-    const struct fetch_outcome **all = malloc(st->n * sizeof(*all));
-    if (!all)
-        return NULL;
-    for (size_t i = 0; i < st->n; i++)
-        all[i] = &st->items[i].out;
-    fetch_outcome_tally(all, st->n, &ok, &bytes);
-    free(all);
-    return json_pack("{s:I, s:I, s:I}", "ok", (json_int_t)ok, "failed",
-                     (json_int_t)(st->n - ok), "bytes", (json_int_t)bytes);
+    (void)run;
+    for (size_t i = 0; i < st->n; i++) {
+        const struct fetch_outcome *one = &st->out[i];
+        uint64_t k, b;
+        fetch_outcome_tally(&one, 1, &k, &b);
+        ok += k;
+        bytes += b;
+    }
+    jsonw_key(w, "ok");
+    jsonw_uint(w, ok);
+    jsonw_key(w, "failed");
+    jsonw_uint(w, st->n - ok);
+    jsonw_key(w, "bytes");
+    jsonw_uint(w, bytes);
 }
 
 static void free_state(void *arg)
 {
     struct fetch_state *st = arg;
-    for (size_t i = 0; i < st->n; i++) {
-        if (st->items[i].easy)
-            curl_easy_cleanup(st->items[i].easy);
+    if (st->urls) {
+        for (size_t i = 0; i < st->n; i++)
+            free(st->urls[i]);
+        free(st->urls);
     }
-    free(st->items);
+    curl_slist_free_all(st->charge);
+    free(st->out);
+    free(st->live);
     free(st);
 }
 
-static const struct run_ops fetch_ops = {
-    .compute = compute,
-    .start_async = start_async,
-    .task_json = task_json,
-    .result_json = result_json,
-    .free_state = free_state,
-};
-
-/* This server's own /delay, as the fetch demo's offline target. */
-static void self_url(const struct app *app, int64_t ms, char *out,
-                     size_t out_len)
+/* This server's own address, as the fetch demo's offline target. */
+static void self_base(const struct app *app, char *out, size_t out_len)
 {
     const char *bind = app->cfg->bind;
     bool v6 = strchr(bind, ':') != NULL;
@@ -292,125 +436,153 @@ static void self_url(const struct app *app, int64_t ms, char *out,
         bind = "127.0.0.1";
     else if (strcmp(bind, "::") == 0)
         bind = "::1";
-    snprintf(out, out_len,
-             v6 ? "http://[%s]:%d/delay?ms=%lld" : "http://%s:%d/delay?ms=%lld",
-             bind, http_port(app->http), (long long)ms);
+    snprintf(out, out_len, v6 ? "http://[%s]:%d/" : "http://%s:%d/", bind,
+             http_port(app->http));
 }
 
-static struct run *prepare(struct app *app, struct request *req,
-                           struct params *p, enum run_mode mode,
-                           struct response *resp)
+/* url and count/ms exclude each other; every URL is allowed and valid. */
+static int check(struct demo_args *a, enum engine_mode mode,
+                 const struct app *app, char *err, size_t err_len)
 {
-    const char *urls[URLS_MAX];
-    size_t n_urls = 0;
-    int64_t count, ms;
-
-    if (params_strings(p, "url", URLS_MAX, urls, &n_urls) < 0 ||
-        params_int(p, "count", 1, COUNT_MAX, 10, &count) < 0 ||
-        params_int(p, "ms", 0, DELAY_MS_MAX, 100, &ms) < 0 ||
-        params_finish(p) < 0)
-        return NULL;
-    if (n_urls && (params_has(p, "count") || params_has(p, "ms"))) {
-        response_error(resp, 400,
-                       "give either 'url' (repeatable, up to %d) or "
-                       "'count' and 'ms', not both",
-                       URLS_MAX);
-        return NULL;
+    (void)mode;
+    if (a->n[P_URL] && (a->given[P_COUNT] || a->given[P_MS])) {
+        snprintf(err, err_len,
+                 "give either 'url' (repeatable, up to %d) or 'count' and "
+                 "'ms', not both",
+                 URLS_MAX);
+        return 400;
     }
-
-    size_t n = n_urls ? n_urls : (size_t)count;
-    struct fetch_state *st = calloc(1, sizeof(*st));
-    struct fetch_item *items = calloc(n, sizeof(*items));
-    json_t *echo = json_object();
-    if (!st || !items || !echo) {
-        free(st);
-        free(items);
-        json_decref(echo);
-        response_error(resp, 500, "out of memory");
-        return NULL;
-    }
-    st->items = items;
-    st->n = n;
-    st->delay_ms = n_urls ? 0 : (uint64_t)ms;
-    for (size_t i = 0; i < n; i++) {
-        struct fetch_item *it = &items[i];
-        it->allow = app->allow;
-        it->max_bytes = (uint64_t)app->cfg->fetch_max_bytes;
+    a->unused[P_URL] = a->n[P_URL] == 0;
+    a->unused[P_COUNT] = a->unused[P_MS] = a->n[P_URL] != 0;
+    for (size_t i = 0; i < a->n[P_URL]; i++) {
+        const char *url = a->strings[P_URL][i];
         char why[256];
         int rc = 0;
-        if (!n_urls)
-            self_url(app, ms, it->url, sizeof(it->url));
-        else if (strlen(urls[i]) < sizeof(it->url))
-            strcpy(it->url, urls[i]);
-        else
+        if (strlen(url) >= ALLOW_URL_MAX) {
+            snprintf(why, sizeof(why), "url %zu is longer than %d bytes",
+                     i + 1, ALLOW_URL_MAX - 1);
             rc = -E2BIG;
-        if (rc == -E2BIG)
-            snprintf(why, sizeof(why), "url %zu is longer than %d bytes", i + 1,
-                     ALLOW_URL_MAX - 1);
-        else
-            rc = allow_check_url(app->allow, it->url, why, sizeof(why));
+        } else if (!jsonw_utf8_valid(url, strlen(url))) {
+            snprintf(why, sizeof(why), "url %zu is not valid UTF-8", i + 1);
+            rc = -EINVAL;
+        } else {
+            rc = allow_check_url(app->allow, url, why, sizeof(why));
+        }
         if (rc < 0) {
-            int status = rc == -EINVAL || rc == -E2BIG ? 400 : 403;
-            response_error(resp, status, "parameter 'url': %s", why);
-            free_state(st);
-            json_decref(echo);
-            return NULL;
-        }
-        if (setup(it, app->cfg) < 0) {
-            response_error(resp, 500, "out of memory");
-            free_state(st);
-            json_decref(echo);
-            return NULL;
+            snprintf(err, err_len, "parameter 'url': %s", why);
+            return rc == -EINVAL || rc == -E2BIG ? 400 : 403;
         }
     }
-    if (n_urls) {
-        json_t *list = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(list, json_string(items[i].url));
-        json_object_set_new(echo, "url", list);
-    } else {
-        json_object_set_new(echo, "count", json_integer(count));
-        json_object_set_new(echo, "ms", json_integer(ms));
-    }
-
-    struct run *run = run_new(app, req, "fetch", mode, echo, &fetch_ops, st, n);
-    if (!run) {
-        response_error(resp, 500, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        items[i].task = &run->tasks[i];
-    return run;
+    return 0;
 }
 
-/* The /delay targets wait in waves of the mode's lanes; given URLs: 0. */
-static double estimate_ms(const struct run *run)
+static size_t n_tasks(const struct demo_args *a)
 {
-    const struct fetch_state *st = run->state;
-    size_t lanes = run->n_tasks;
-    if (run->mode == RUN_SEQUENTIAL)
-        lanes = 1;
-    else if (run->mode == RUN_THREADS)
-        lanes = (size_t)run->app->cfg->demo_threads;
-    return (double)((st->n + lanes - 1) / lanes * st->delay_ms);
+    return a->n[P_URL] ? a->n[P_URL] : (size_t)a->v[P_COUNT];
 }
 
-static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS, RUN_ASYNC};
+/* Transfers in flight at once, and their memory. */
+static void cost(const struct demo_args *a, enum engine_mode mode, size_t n,
+                 const struct app *app, struct budget_cost *c)
+{
+    (void)a;
+    size_t at_once = engine_lanes(app->engine, mode, n);
+    if (at_once > n)
+        at_once = n;
+    c->amount[BUDGET_TRANSFERS] += at_once;
+    c->amount[BUDGET_BYTES] += at_once * TRANSFER_BYTES;
+}
+
+static void *prepare(const struct demo_args *a, enum engine_mode mode,
+                     const struct demo_env *env)
+{
+    const struct app *app = env->app;
+    struct fetch_state *st = calloc(1, sizeof(*st));
+    (void)mode;
+    if (!st)
+        return NULL;
+    st->n = n_tasks(a);
+    st->allow = app->allow;
+    st->max_bytes = (uint64_t)app->cfg->fetch_max_bytes;
+    st->timeout_ms = app->cfg->job_timeout_ms;
+    st->loop = app->loop;
+    self_base(app, st->self_base, sizeof(st->self_base));
+    snprintf(st->self_url, sizeof(st->self_url), "%sdelay?ms=%lld",
+             st->self_base, (long long)a->v[P_MS]);
+    st->out = calloc(st->n, sizeof(st->out[0]));
+    if (!st->out)
+        goto out_free;
+    if (a->n[P_URL]) {
+        st->urls = calloc(st->n, sizeof(char *));
+        if (!st->urls)
+            goto out_free;
+        for (size_t i = 0; i < st->n; i++) {
+            st->urls[i] = strdup(a->strings[P_URL][i]);
+            if (!st->urls[i])
+                goto out_free;
+        }
+    }
+    if (env->charge_token && env->charge_token[0]) {
+        char header[sizeof(CHARGE_HEADER) + BUDGET_TOKEN_LEN];
+        snprintf(header, sizeof(header), CHARGE_HEADER "%s",
+                 env->charge_token);
+        st->charge = curl_slist_append(NULL, header);
+        if (!st->charge)
+            goto out_free;
+    }
+    return st;
+
+out_free:
+    free_state(st);
+    return NULL;
+}
+
+/* Each URL may take up to the job timeout; /delay targets take ms. */
+static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
+                          const struct app *app)
+{
+    size_t n = n_tasks(a);
+    size_t lanes = engine_lanes(app->engine, mode, n);
+    double each = a->n[P_URL] ? (double)app->cfg->job_timeout_ms
+                              : (double)a->v[P_MS];
+    return (double)((n + lanes - 1) / lanes) * each;
+}
+
+static const struct engine_work work = {
+    .compute = compute,
+    .start_async = start_async,
+    .cancel_async = cancel_async,
+};
+
+static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
+                                         ENGINE_ASYNC};
 static const char *const outcome[] = {"ok", "failed", NULL};
 
 const struct demo demo_fetch = {
     .name = "fetch",
+    .label = "HTTP",
+    .summary = "Concurrent outbound HTTP to allowed targets",
+    .lesson = "Real HTTP requests, one task per URL. By default each one "
+              "asks this server's own /delay to answer after ms, so it "
+              "works offline. Look for: sequential waits for each answer "
+              "before sending the next request; threads spreads them over "
+              "the demo threads; async keeps every transfer in flight from "
+              "one event-loop thread, on a single lane.",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,
     .n_modes = sizeof(modes) / sizeof(modes[0]),
-    .default_mode = RUN_ASYNC,
+    .default_mode = ENGINE_ASYNC,
     .outcome = outcome,
     .shrink = "count or ms",
-    .prepare = prepare,
+    .check = check,
+    .n_tasks = n_tasks,
+    .cost = cost,
+    .bytes_per_task = sizeof(struct fetch_outcome),
     .estimate_ms = estimate_ms,
+    .prepare = prepare,
+    .free_state = free_state,
+    .work = &work,
+    .write_result = write_result,
+    .write_task = write_task,
 };
-
-enum handler_result fetch_handle(struct request *req, struct response *resp,
-                                 void *ctx)
-{
-    return run_handle(&demo_fetch, ctx, req, resp);
-}

@@ -39,28 +39,12 @@ int handlers_register(struct router *router, struct app *app);
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *app);
 
-/* GET /run/prime: count primes by trial division, in any mode. */
-enum handler_result prime_handle(struct request *req, struct response *resp,
-                                 void *app);
-
-/* GET /run/square: the squares of a list, in input order. */
-enum handler_result square_handle(struct request *req, struct response *resp,
-                                  void *app);
-
-/* GET /run/sleep: tasks that wait, in any mode. */
-enum handler_result sleep_handle(struct request *req, struct response *resp,
-                                 void *app);
-
 /* GET /run/compare: one demo in each of its modes, as one table. */
 enum handler_result compare_handle(struct request *req, struct response *resp,
                                    void *app);
 
 /* GET /delay: answers after ms milliseconds, holding no thread. */
 enum handler_result delay_handle(struct request *req, struct response *resp,
-                                 void *app);
-
-/* GET /run/fetch: concurrent outbound HTTP to allowed targets. */
-enum handler_result fetch_handle(struct request *req, struct response *resp,
                                  void *app);
 
 /* GET /metrics: the Prometheus text exposition. */

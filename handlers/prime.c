@@ -1,170 +1,258 @@
 /*
- * prime: GET /run/prime, the CPU-bound demo. Counts the primes in
- * [1, limit) by trial division, split into block-cyclic tasks (prime.h) so
- * that every task costs about the same, in any of the run modes.
+ * prime: /run/prime, the CPU-bound demo. Counts the primes in [1, limit)
+ * by trial division, split into block-cyclic tasks (prime.h) so that every
+ * task costs about the same, in any of the run modes. In processes mode a
+ * long task goes to the workers in slices of about ENGINE_SLICE_NS, so
+ * another client's job never waits long for a worker.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/job.h"
-#include "../server/params.h"
-#include "../server/pool.h"
+#include "../server/app.h"
 #include "../server/prime.h"
-#include "handlers.h"
-#include "run.h"
+#include "demo.h"
 
-#define LIMIT_MIN     2
-#define LIMIT_MAX     50000000
-#define LIMIT_DEFAULT 100000
-#define TASKS_MAX     256
-
-struct prime_state {
-    size_t n;
-    uint64_t limit;
-    struct prime_span spans[TASKS_MAX];
-    struct job_prime_result counts[TASKS_MAX];
-};
-
-static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
-                   void *yield_arg)
-{
-    struct prime_state *st = run->state;
-    struct job_prime_result *c = &st->counts[task->id];
-    return prime_count(&st->spans[task->id], yield, yield_arg, &c->checked,
-                       &c->primes);
-}
-
-static void job(struct run *run, struct run_task *task, uint32_t *kind,
-                const void **params, uint32_t *len)
-{
-    struct prime_state *st = run->state;
-    *kind = JOB_PRIME;
-    *params = &st->spans[task->id];
-    *len = sizeof(st->spans[0]);
-}
-
-static int absorb(struct run *run, struct run_task *task, const void *result,
-                  uint32_t len)
-{
-    struct prime_state *st = run->state;
-    if (len != sizeof(st->counts[0]))
-        return -EINVAL;
-    memcpy(&st->counts[task->id], result, len);
-    return 0;
-}
-
-static void task_json(struct run *run, struct run_task *task, json_t *obj)
-{
-    struct prime_state *st = run->state;
-    const struct prime_span *s = &st->spans[task->id];
-    json_object_set_new(
-        obj, "range",
-        json_pack("{s:I, s:I, s:I, s:I}", "first", (json_int_t)s->first, "end",
-                  (json_int_t)s->end, "block", (json_int_t)s->block, "stride",
-                  (json_int_t)s->stride));
-    json_object_set_new(obj, "checked",
-                        json_integer((json_int_t)st->counts[task->id].checked));
-    json_object_set_new(obj, "primes",
-                        json_integer((json_int_t)st->counts[task->id].primes));
-}
-
-static json_t *result_json(struct run *run)
-{
-    struct prime_state *st = run->state;
-    uint64_t checked = 0, primes = 0;
-    for (size_t i = 0; i < st->n; i++) {
-        checked += st->counts[i].checked;
-        primes += st->counts[i].primes;
-    }
-    return json_pack("{s:I, s:I}", "checked", (json_int_t)checked, "primes",
-                     (json_int_t)primes);
-}
-
-static const struct run_ops prime_ops = {
-    .compute = compute,
-    .job = job,
-    .absorb = absorb,
-    .task_json = task_json,
-    .result_json = result_json,
-    .free_state = free,
-};
-
-static struct run *prepare(struct app *app, struct request *req,
-                           struct params *p, enum run_mode mode,
-                           struct response *resp)
-{
-    int64_t limit, tasks;
-
-    if (params_int(p, "limit", LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT, &limit) <
-            0 ||
-        params_int(p, "tasks", 1, TASKS_MAX, app->cfg->workers, &tasks) < 0 ||
-        params_finish(p) < 0)
-        return NULL;
-
-    struct prime_state *st = calloc(1, sizeof(*st));
-    json_t *echo = json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "tasks",
-                             (json_int_t)tasks);
-    if (!st || !echo) {
-        free(st);
-        json_decref(echo);
-        response_error(resp, 500, "out of memory");
-        return NULL;
-    }
-    st->n = (size_t)tasks;
-    st->limit = (uint64_t)limit;
-    prime_split((uint64_t)limit, (unsigned)tasks, st->spans);
-
-    struct run *run =
-        run_new(app, req, "prime", mode, echo, &prime_ops, st, (size_t)tasks);
-    if (!run)
-        response_error(resp, 500, "out of memory");
-    return run;
-}
+#define TASKS_MAX 256
 
 /*
  * Trial division of every n below limit costs about limit^1.5 divisions
- * (primes dominate): REF_MS on one core of the development VM for REF_LIMIT.
- * Threads and processes divide it by the lanes that can run at once.
+ * (primes dominate): REF_MS on one core of the development VM for
+ * REF_LIMIT. The cost of checking one number near n is the derivative.
  */
 #define REF_LIMIT 1e7
 #define REF_MS    1600.0
 
-static double estimate_ms(const struct run *run)
+struct prime_result {
+    uint64_t checked;
+    uint64_t primes;
+};
+
+struct prime_state {
+    size_t n;
+    uint64_t limit;
+    struct prime_span *spans;
+    struct prime_result *counts;
+};
+
+enum { P_LIMIT, P_TASKS };
+
+static const struct demo_param params[] = {
+    [P_LIMIT] = {.name = "limit",
+                 .type = DEMO_INT,
+                 .min = 2,
+                 .max = 50000000,
+                 .def = 100000,
+                 .form_value = 3000000,
+                 .scales_time = true,
+                 .doc = "Counts the primes among every n in [1, limit) by "
+                        "trial division. The work grows as limit^1.5: 10^7 "
+                        "takes about 1.5 s on one core."},
+    [P_TASKS] = {.name = "tasks",
+                 .type = DEMO_INT,
+                 .min = 1,
+                 .max = TASKS_MAX,
+                 .def_from = DEMO_DEF_WORKERS,
+                 .form_value = 4,
+                 .doc = "Tasks the range is split into (block-cyclic, so "
+                        "that they cost about the same). Default: the "
+                        "number of worker processes (`--workers`)."},
+};
+
+static size_t n_tasks(const struct demo_args *a)
 {
-    const struct prime_state *st = run->state;
-    const struct app *app = run->app;
-    double ms = REF_MS * pow((double)st->limit / REF_LIMIT, 1.5);
-    size_t lanes = 1;
-    if (run->mode == RUN_THREADS)
-        lanes = (size_t)app->cfg->demo_threads;
-    else if (run->mode == RUN_PROCESSES)
-        lanes = (size_t)app->cfg->workers;
-    if (lanes > st->n)
-        lanes = st->n;
+    return (size_t)a->v[P_TASKS];
+}
+
+static void free_state(void *arg)
+{
+    struct prime_state *st = arg;
+    free(st->spans);
+    free(st->counts);
+    free(st);
+}
+
+static void *prepare(const struct demo_args *a, enum engine_mode mode,
+                     const struct demo_env *env)
+{
+    (void)mode;
+    (void)env;
+    struct prime_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->n = (size_t)a->v[P_TASKS];
+    st->limit = (uint64_t)a->v[P_LIMIT];
+    st->spans = calloc(st->n, sizeof(st->spans[0]));
+    st->counts = calloc(st->n, sizeof(st->counts[0]));
+    if (!st->spans || !st->counts) {
+        free_state(st);
+        return NULL;
+    }
+    prime_split(st->limit, (unsigned)st->n, st->spans);
+    return st;
+}
+
+static int compute(struct engine_ctx *ctx, void *arg, size_t task)
+{
+    struct prime_state *st = arg;
+    struct prime_result *c = &st->counts[task];
+    return prime_count(&st->spans[task], engine_yield, ctx, &c->checked,
+                       &c->primes);
+}
+
+/*
+ * Slice k of a span: the same blocks, cut to about ENGINE_SLICE_NS of
+ * work at the span's largest numbers (so no slice is longer).
+ */
+static struct prime_span slice_of(const struct prime_span *s, unsigned k,
+                                  bool *last)
+{
+    double ms_per_number = REF_MS * 1.5 * sqrt((double)s->end) /
+                           pow(REF_LIMIT, 1.5);
+    double numbers = (double)ENGINE_SLICE_NS / 1e6 / ms_per_number;
+    uint64_t blocks = (uint64_t)(numbers / (double)s->block);
+    if (blocks < 1)
+        blocks = 1;
+    struct prime_span out = *s;
+    uint64_t step = blocks * s->stride;
+    out.first = s->first + (uint64_t)k * step;
+    out.end = out.first + step < s->end ? out.first + step : s->end;
+    *last = out.end >= s->end;
+    return out;
+}
+
+static int job(void *arg, size_t task, unsigned slice, struct engine_job *out)
+{
+    struct prime_state *st = arg;
+    struct prime_span span = slice_of(&st->spans[task], slice, &out->last);
+    out->kind = demo_kind(&demo_prime);
+    memcpy(out->buf, &span, sizeof(span));
+    out->params = out->buf;
+    out->len = sizeof(span);
+    return 0;
+}
+
+static int absorb(void *arg, size_t task, unsigned slice, const void *result,
+                  uint32_t len)
+{
+    struct prime_state *st = arg;
+    struct prime_result r;
+    if (len != sizeof(r))
+        return -EPROTO;
+    memcpy(&r, result, sizeof(r));
+    if (slice == 0)
+        memset(&st->counts[task], 0, sizeof(r));
+    st->counts[task].checked += r.checked;
+    st->counts[task].primes += r.primes;
+    return 0;
+}
+
+static int worker_job(const void *in, uint32_t len, void *out, uint32_t cap,
+                      uint32_t *out_len)
+{
+    struct prime_span span;
+    struct prime_result res;
+    if (len != sizeof(span) || cap < sizeof(res))
+        return -EINVAL;
+    memcpy(&span, in, sizeof(span));
+    if (span.block == 0 || span.stride < span.block)
+        return -EINVAL;
+    prime_count(&span, NULL, NULL, &res.checked, &res.primes);
+    memcpy(out, &res, sizeof(res));
+    *out_len = sizeof(res);
+    return 0;
+}
+
+static void write_task(struct jsonw *w, void *arg, size_t task)
+{
+    struct prime_state *st = arg;
+    const struct prime_span *s = &st->spans[task];
+    jsonw_key(w, "range");
+    jsonw_object(w);
+    jsonw_key(w, "first");
+    jsonw_uint(w, s->first);
+    jsonw_key(w, "end");
+    jsonw_uint(w, s->end);
+    jsonw_key(w, "block");
+    jsonw_uint(w, s->block);
+    jsonw_key(w, "stride");
+    jsonw_uint(w, s->stride);
+    jsonw_end(w);
+    jsonw_key(w, "checked");
+    jsonw_uint(w, st->counts[task].checked);
+    jsonw_key(w, "primes");
+    jsonw_uint(w, st->counts[task].primes);
+}
+
+static void write_result(struct jsonw *w, void *arg,
+                         const struct engine_run *run)
+{
+    struct prime_state *st = arg;
+    uint64_t checked = 0, primes = 0;
+    (void)run;
+    for (size_t i = 0; i < st->n; i++) {
+        checked += st->counts[i].checked;
+        primes += st->counts[i].primes;
+    }
+    jsonw_key(w, "checked");
+    jsonw_uint(w, checked);
+    jsonw_key(w, "primes");
+    jsonw_uint(w, primes);
+}
+
+/* Threads and processes divide the work by the lanes that run at once. */
+static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
+                          const struct app *app)
+{
+    double ms = REF_MS * pow((double)a->v[P_LIMIT] / REF_LIMIT, 1.5);
+    size_t n = (size_t)a->v[P_TASKS];
+    size_t lanes = mode == ENGINE_THREADS || mode == ENGINE_PROCESSES
+                       ? engine_lanes(app->engine, mode, n)
+                       : 1;
+    if (lanes > n)
+        lanes = n;
     if (lanes > (size_t)app->cores)
         lanes = (size_t)app->cores;
     return ms / (double)(lanes ? lanes : 1);
 }
 
-static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS,
-                                      RUN_PROCESSES, RUN_GIL};
+static const struct engine_work work = {
+    .compute = compute,
+    .job = job,
+    .absorb = absorb,
+};
+
+static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
+                                         ENGINE_PROCESSES, ENGINE_GIL};
 static const char *const outcome[] = {"checked", "primes", NULL};
 
 const struct demo demo_prime = {
     .name = "prime",
+    .label = "CPU",
+    .summary = "CPU-bound demo: count primes by trial division",
+    .lesson = "Counts the primes below limit by trial division: pure "
+              "computation that keeps a core busy. Look for: sequential is "
+              "a staircase on one lane; threads and processes put the tasks "
+              "side by side and finish in about 1/cores of the time (tasks "
+              "beyond the number of cores just share them); gil makes the "
+              "threads take turns on one lock, so the solid slivers "
+              "alternate between lanes and the wall time is no better than "
+              "sequential's.",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,
     .n_modes = sizeof(modes) / sizeof(modes[0]),
-    .default_mode = RUN_PROCESSES,
+    .default_mode = ENGINE_PROCESSES,
     .outcome = outcome,
     .shrink = "limit",
-    .prepare = prepare,
+    .n_tasks = n_tasks,
+    .bytes_per_task = sizeof(struct prime_span) + sizeof(struct prime_result),
     .estimate_ms = estimate_ms,
+    .prepare = prepare,
+    .free_state = free_state,
+    .work = &work,
+    .write_result = write_result,
+    .write_task = write_task,
+    .worker_job = worker_job,
 };
-
-enum handler_result prime_handle(struct request *req, struct response *resp,
-                                 void *ctx)
-{
-    return run_handle(&demo_prime, ctx, req, resp);
-}

@@ -1,35 +1,86 @@
 /*
- * sleep: GET /run/sleep, the waiting demo. tasks tasks each wait ms
+ * sleep: /run/sleep, the waiting demo. tasks tasks each wait ms
  * milliseconds; waiting overlaps in every concurrent mode, capped by the
  * size of the pool that runs it (the model the result states): the event
  * loop (one timer each), the demo threads (gil ones give the lock up while
- * they sleep), the worker processes, or one thread in sequence.
+ * they sleep), the worker processes (in slices of ENGINE_SLICE_NS, so that
+ * a long sleep never holds a worker from other clients for long), or one
+ * thread in sequence.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "../server/app.h"
 #include "../server/clock.h"
-#include "../server/job.h"
 #include "../server/loop.h"
-#include "../server/params.h"
-#include "handlers.h"
-#include "run.h"
+#include "demo.h"
 
 #define MS_MAX          10000
 #define TASKS_MAX_ASYNC 10000
 #define TASKS_MAX       1000
-#define NAP_NS          (20u * 1000u * 1000u) /* deadline checks while sleeping */
+#define NAP_NS          (20u * 1000u * 1000u) /* deadline checks while asleep */
+#define SLICE_MS        (ENGINE_SLICE_NS / 1000000u)
 
 struct sleep_timer {
     struct loop_timer timer;
-    struct run_task *task;
+    struct engine_run *run;
+    size_t task;
 };
 
 struct sleep_state {
-    struct job_sleep job;       /* the same for every task */
+    uint64_t ms;
+    size_t n;
+    struct loop *loop;
     struct sleep_timer *timers; /* async mode: one per task */
 };
+
+struct sleep_job {
+    uint64_t ms;
+};
+
+enum { P_TASKS, P_MS };
+
+static const struct demo_param params[] = {
+    [P_TASKS] = {.name = "tasks",
+                 .type = DEMO_INT,
+                 .min = 1,
+                 .max = TASKS_MAX_ASYNC,
+                 .mode_max = {[ENGINE_SEQUENTIAL] = TASKS_MAX,
+                              [ENGINE_THREADS] = TASKS_MAX,
+                              [ENGINE_PROCESSES] = TASKS_MAX,
+                              [ENGINE_GIL] = TASKS_MAX},
+                 .def = 3,
+                 .form_value = 6,
+                 .doc = "Tasks that each wait `ms` milliseconds. 1 .. "
+                        "10,000 in `async` mode, 1 .. 1,000 in every other "
+                        "mode (x-conlab-max-by-mode)."},
+    [P_MS] = {.name = "ms",
+              .type = DEMO_INT,
+              .min = 0,
+              .max = MS_MAX,
+              .def = 2000,
+              .form_value = 300,
+              .scales_time = true,
+              .doc = "How long each task waits, in milliseconds."},
+};
+
+static size_t n_tasks(const struct demo_args *a)
+{
+    return (size_t)a->v[P_TASKS];
+}
+
+static void cost(const struct demo_args *a, enum engine_mode mode, size_t n,
+                 const struct app *app, struct budget_cost *c)
+{
+    (void)a;
+    (void)app;
+    if (mode == ENGINE_ASYNC) {
+        c->amount[BUDGET_TIMERS] += n;
+        c->amount[BUDGET_BYTES] += n * sizeof(struct sleep_timer);
+    }
+}
 
 static void free_state(void *arg)
 {
@@ -38,175 +89,190 @@ static void free_state(void *arg)
     free(st);
 }
 
-static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
-                   void *yield_arg)
+static void *prepare(const struct demo_args *a, enum engine_mode mode,
+                     const struct demo_env *env)
 {
-    struct sleep_state *st = run->state;
-    uint64_t until = clock_now_ns() + st->job.ms * 1000000u;
-    int rc = 0;
-    (void)yield;
-    (void)yield_arg;
+    struct sleep_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->ms = (uint64_t)a->v[P_MS];
+    st->n = (size_t)a->v[P_TASKS];
+    st->loop = env->app->loop;
+    if (mode == ENGINE_ASYNC) {
+        st->timers = calloc(st->n, sizeof(st->timers[0]));
+        if (!st->timers) {
+            free(st);
+            return NULL;
+        }
+    }
+    return st;
+}
 
-    run_blocking_begin(task);
+static int compute(struct engine_ctx *ctx, void *arg, size_t task)
+{
+    struct sleep_state *st = arg;
+    uint64_t until = clock_now_ns() + st->ms * 1000000u;
+    int rc = 0;
+    (void)task;
+
+    engine_blocking_begin(ctx);
     for (uint64_t now = clock_now_ns(); now < until && rc == 0;
          now = clock_now_ns()) {
         uint64_t nap = until - now < NAP_NS ? until - now : NAP_NS;
         struct timespec ts = {0, (long)nap};
         nanosleep(&ts, NULL);
-        rc = run_check(task);
+        rc = engine_yield(ctx);
     }
-    run_blocking_end(task);
+    engine_blocking_end(ctx);
     return rc;
 }
 
-static void on_timer(struct loop_timer *t, bool cancelled)
+/* Loop thread: a task's timer fired, or was removed, or the loop stops. */
+static void on_timer(struct loop_timer *t, int status)
 {
     struct sleep_timer *st = (struct sleep_timer *)t;
-    if (cancelled)
-        snprintf(st->task->error, sizeof(st->task->error),
-                 "the service is shutting down");
-    run_task_done(st->task, cancelled ? -ESHUTDOWN : 0);
+    if (status == -ECANCELED)
+        status = engine_run_check(st->run);
+    engine_task_end(st->run, st->task, status, 0, NULL);
 }
 
-static int start_async(struct run *run)
+static int start_async(struct engine_run *run, void *arg)
 {
-    struct sleep_state *st = run->state;
-    struct loop_timer **timers = malloc(run->n_tasks * sizeof(*timers));
+    struct sleep_state *st = arg;
+    struct loop_timer **timers = malloc(st->n * sizeof(*timers));
     if (!timers)
         return -ENOMEM;
-    uint64_t due = clock_now_ns() + st->job.ms * 1000000u;
-    for (size_t i = 0; i < run->n_tasks; i++) {
-        st->timers[i].task = &run->tasks[i];
+    uint64_t due = clock_now_ns() + st->ms * 1000000u;
+    for (size_t i = 0; i < st->n; i++) {
+        st->timers[i].run = run;
+        st->timers[i].task = i;
         st->timers[i].timer.due_ns = due;
         st->timers[i].timer.fire = on_timer;
         timers[i] = &st->timers[i].timer;
     }
-    int rc = loop_add_timers(run->app->loop, timers, run->n_tasks);
+    int rc = loop_add_timers(st->loop, timers, st->n);
     free(timers);
     return rc;
 }
 
-static void job(struct run *run, struct run_task *task, uint32_t *kind,
-                const void **params, uint32_t *len)
+/* Loop thread: removing a timer ends its task with -ECANCELED. */
+static void cancel_async(struct engine_run *run, void *arg)
 {
-    struct sleep_state *st = run->state;
-    (void)task;
-    *kind = JOB_SLEEP;
-    *params = &st->job;
-    *len = sizeof(st->job);
+    struct sleep_state *st = arg;
+    (void)run;
+    for (size_t i = 0; i < st->n; i++)
+        loop_timer_remove(st->loop, &st->timers[i].timer);
 }
 
-static int absorb(struct run *run, struct run_task *task, const void *result,
+static int job(void *arg, size_t task, unsigned slice, struct engine_job *out)
+{
+    struct sleep_state *st = arg;
+    uint64_t done = (uint64_t)slice * SLICE_MS;
+    struct sleep_job j = {.ms = st->ms - done < SLICE_MS ? st->ms - done
+                                                         : SLICE_MS};
+    (void)task;
+    out->kind = demo_kind(&demo_sleep);
+    memcpy(out->buf, &j, sizeof(j));
+    out->params = out->buf;
+    out->len = sizeof(j);
+    out->last = done + j.ms >= st->ms;
+    return 0;
+}
+
+static int absorb(void *arg, size_t task, unsigned slice, const void *result,
                   uint32_t len)
 {
-    (void)run;
+    (void)arg;
     (void)task;
+    (void)slice;
     (void)result;
-    return len == 0 ? 0 : -EINVAL;
+    return len == 0 ? 0 : -EPROTO;
 }
 
-static void task_json(struct run *run, struct run_task *task, json_t *obj)
+static int worker_job(const void *in, uint32_t len, void *out, uint32_t cap,
+                      uint32_t *out_len)
 {
-    (void)run;
-    (void)task;
-    (void)obj;
-}
-
-/* How many tasks wait at once in the run's mode: the size of its pool. */
-static uint64_t lanes_of(const struct run *run)
-{
-    const struct config *cfg = run->app->cfg;
-    switch (run->mode) {
-    case RUN_SEQUENTIAL:
-        return 1;
-    case RUN_THREADS:
-    case RUN_GIL:
-        return (uint64_t)cfg->demo_threads;
-    case RUN_PROCESSES:
-        return (uint64_t)cfg->workers;
-    default:
-        return run->n_tasks;
-    }
+    struct sleep_job j;
+    (void)out;
+    (void)cap;
+    *out_len = 0;
+    if (len != sizeof(j))
+        return -EINVAL;
+    memcpy(&j, in, sizeof(j));
+    if (j.ms > MS_MAX)
+        return -EINVAL;
+    struct timespec ts = {(time_t)(j.ms / 1000),
+                          (long)(j.ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
 }
 
 /* The wall time the mode's model predicts: waves of pool-size tasks. */
-static json_t *result_json(struct run *run)
+static void write_result(struct jsonw *w, void *arg,
+                         const struct engine_run *run)
 {
-    struct sleep_state *st = run->state;
-    uint64_t lanes = lanes_of(run);
-    uint64_t waves = (run->n_tasks + lanes - 1) / lanes;
-    return json_pack("{s:I, s:I, s:I, s:I}", "slept_ms", (json_int_t)st->job.ms,
-                     "lanes", (json_int_t)lanes, "waves", (json_int_t)waves,
-                     "model_ms", (json_int_t)(waves * st->job.ms));
+    struct sleep_state *st = arg;
+    size_t lanes = engine_lanes(engine_run_engine(run), engine_run_mode(run),
+                                st->n);
+    size_t waves = (st->n + lanes - 1) / lanes;
+    jsonw_key(w, "slept_ms");
+    jsonw_uint(w, st->ms);
+    jsonw_key(w, "lanes");
+    jsonw_uint(w, lanes);
+    jsonw_key(w, "waves");
+    jsonw_uint(w, waves);
+    jsonw_key(w, "model_ms");
+    jsonw_uint(w, waves * st->ms);
 }
 
-static double estimate_ms(const struct run *run)
+static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
+                          const struct app *app)
 {
-    const struct sleep_state *st = run->state;
-    uint64_t lanes = lanes_of(run);
-    return (double)((run->n_tasks + lanes - 1) / lanes * st->job.ms);
+    size_t n = (size_t)a->v[P_TASKS];
+    size_t lanes = engine_lanes(app->engine, mode, n);
+    return (double)((n + lanes - 1) / lanes) * (double)a->v[P_MS];
 }
 
-static const struct run_ops sleep_ops = {
+static const struct engine_work work = {
     .compute = compute,
-    .start_async = start_async,
     .job = job,
     .absorb = absorb,
-    .task_json = task_json,
-    .result_json = result_json,
-    .free_state = free_state,
+    .start_async = start_async,
+    .cancel_async = cancel_async,
 };
 
-static struct run *prepare(struct app *app, struct request *req,
-                           struct params *p, enum run_mode mode,
-                           struct response *resp)
-{
-    int64_t tasks, ms;
-
-    if (params_int(p, "tasks", 1,
-                   mode == RUN_ASYNC ? TASKS_MAX_ASYNC : TASKS_MAX, 3,
-                   &tasks) < 0 ||
-        params_int(p, "ms", 0, MS_MAX, 2000, &ms) < 0 || params_finish(p) < 0)
-        return NULL;
-
-    struct sleep_state *st = calloc(1, sizeof(*st));
-    if (st && mode == RUN_ASYNC)
-        st->timers = calloc((size_t)tasks, sizeof(st->timers[0]));
-    json_t *echo = json_pack("{s:I, s:I}", "tasks", (json_int_t)tasks, "ms",
-                             (json_int_t)ms);
-    if (!st || (mode == RUN_ASYNC && !st->timers) || !echo) {
-        if (st)
-            free_state(st);
-        json_decref(echo);
-        response_error(resp, 500, "out of memory");
-        return NULL;
-    }
-    st->job.ms = (uint64_t)ms;
-
-    struct run *run =
-        run_new(app, req, "sleep", mode, echo, &sleep_ops, st, (size_t)tasks);
-    if (!run)
-        response_error(resp, 500, "out of memory");
-    return run;
-}
-
-static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS,
-                                      RUN_PROCESSES, RUN_GIL, RUN_ASYNC};
+static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
+                                         ENGINE_PROCESSES, ENGINE_GIL,
+                                         ENGINE_ASYNC};
 static const char *const outcome[] = {"slept_ms", NULL};
 
 const struct demo demo_sleep = {
     .name = "sleep",
+    .label = "wait",
+    .summary = "Waiting demo: tasks that each wait ms milliseconds",
+    .lesson = "Each task just waits ms milliseconds: no computing at all. "
+              "Look for: every concurrent mode overlaps the waits, so the "
+              "wall time is about ms x the number of waves, and a wave is "
+              "as wide as the pool that runs it: the demo threads, one "
+              "process per worker, any number of timers on the event loop. "
+              "async puts every task on the single loop lane, all waiting "
+              "at once (try 10,000); gil overlaps too, because a sleeping "
+              "thread gives the lock away.",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,
     .n_modes = sizeof(modes) / sizeof(modes[0]),
-    .default_mode = RUN_ASYNC,
+    .default_mode = ENGINE_ASYNC,
     .outcome = outcome,
     .shrink = "tasks or ms",
-    .prepare = prepare,
+    .n_tasks = n_tasks,
+    .cost = cost,
+    .bytes_per_task = 0,
     .estimate_ms = estimate_ms,
+    .prepare = prepare,
+    .free_state = free_state,
+    .work = &work,
+    .write_result = write_result,
+    .worker_job = worker_job,
 };
-
-enum handler_result sleep_handle(struct request *req, struct response *resp,
-                                 void *ctx)
-{
-    return run_handle(&demo_sleep, ctx, req, resp);
-}

@@ -1,174 +1,262 @@
 /*
- * square: GET /run/square, the tutorials' pool map: the squares of a list
- * of integers, in input order, computed in contiguous batches (one task,
- * one job each: a pool round trip per number would cost more than the
- * multiplication).
+ * square: /run/square, the tutorials' pool map: the squares of a list of
+ * integers, in input order, computed in contiguous batches (one task
+ * each; a pool round trip per number would cost more than the
+ * multiplication). A batch goes to a worker as jobs of at most
+ * SQUARE_JOB_MAX numbers.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/job.h"
-#include "../server/params.h"
-#include "handlers.h"
-#include "run.h"
+#include "../server/app.h"
+#include "demo.h"
 
-#define NUMBER_MAX  3037000499LL /* its square still fits in int64 */
-#define TASKS_MAX   256
-#define YIELD_EVERY 1024
+#define NUMBER_MAX     3037000499LL /* its square still fits in int64 */
+#define NUMBERS_MAX    10000
+#define TASKS_MAX      256
+#define YIELD_EVERY    1024
+#define SQUARE_JOB_MAX 8192 /* numbers in one worker job */
+/* Multiplications per ms on one core, roughly (with the copying). */
+#define SQUARES_PER_MS 200000.0
 
 struct square_state {
-    size_t count;
-    int64_t *numbers; /* owned */
-    int64_t *squares; /* owned */
-    size_t from[TASKS_MAX], to[TASKS_MAX];
+    size_t count, n;
+    int64_t *numbers;
+    int64_t *squares;
+    size_t *from; /* task i squares [from[i], from[i + 1]) */
 };
+
+enum { P_NUMBERS, P_TASKS };
+
+static const struct demo_param params[] = {
+    [P_NUMBERS] = {.name = "numbers",
+                   .type = DEMO_INT_LIST,
+                   .min = -NUMBER_MAX,
+                   .max = NUMBER_MAX,
+                   .def_list = "1,2,3,4",
+                   .form_list = "1,2,3,4,5,6,7,8",
+                   .max_items = NUMBERS_MAX,
+                   .doc = "Comma list of 1 to 10,000 integers within "
+                          "+-3,037,000,499 (the square fits in 64 bits); "
+                          "the whole request target is at most 32 KiB."},
+    [P_TASKS] = {.name = "tasks",
+                 .type = DEMO_INT,
+                 .min = 1,
+                 .max = TASKS_MAX,
+                 .def_from = DEMO_DEF_WORKERS,
+                 .form_value = 2,
+                 .doc = "Contiguous batches the numbers are squared in (one "
+                        "job each). At most the count of numbers: the "
+                        "accepted range is [1, min(256, count)]. Default: "
+                        "the number of worker processes (`--workers`), at "
+                        "most the count."},
+};
+
+/* tasks may not exceed the count; its default is capped by it too. */
+static int check(struct demo_args *a, enum engine_mode mode,
+                 const struct app *app, char *err, size_t err_len)
+{
+    (void)mode;
+    (void)app;
+    int64_t count = (int64_t)a->n[P_NUMBERS];
+    int64_t max = count < TASKS_MAX ? count : TASKS_MAX;
+    if (!a->given[P_TASKS]) {
+        if (a->v[P_TASKS] > max)
+            a->v[P_TASKS] = max;
+        return 0;
+    }
+    if (a->v[P_TASKS] > max) {
+        snprintf(err, err_len,
+                 "parameter 'tasks': '%lld' is not an integer in [1, %lld] "
+                 "(at most the count of numbers)",
+                 (long long)a->v[P_TASKS], (long long)max);
+        return 400;
+    }
+    return 0;
+}
+
+static size_t n_tasks(const struct demo_args *a)
+{
+    return (size_t)a->v[P_TASKS];
+}
+
+/* The numbers, their squares and the answer's list. */
+static void cost(const struct demo_args *a, enum engine_mode mode,
+                 size_t n, const struct app *app, struct budget_cost *c)
+{
+    (void)mode;
+    (void)n;
+    (void)app;
+    c->amount[BUDGET_BYTES] += a->n[P_NUMBERS] * (8u + 8u + 24u);
+}
 
 static void free_state(void *arg)
 {
     struct square_state *st = arg;
     free(st->numbers);
     free(st->squares);
+    free(st->from);
     free(st);
 }
 
-static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
-                   void *yield_arg)
+static void *prepare(const struct demo_args *a, enum engine_mode mode,
+                     const struct demo_env *env)
 {
-    struct square_state *st = run->state;
-    for (size_t i = st->from[task->id]; i < st->to[task->id]; i++) {
+    (void)mode;
+    (void)env;
+    struct square_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->count = a->n[P_NUMBERS];
+    st->n = (size_t)a->v[P_TASKS];
+    st->numbers = malloc(st->count * sizeof(int64_t));
+    st->squares = calloc(st->count, sizeof(int64_t));
+    st->from = malloc((st->n + 1) * sizeof(size_t));
+    if (!st->numbers || !st->squares || !st->from) {
+        free_state(st);
+        return NULL;
+    }
+    memcpy(st->numbers, a->list[P_NUMBERS], st->count * sizeof(int64_t));
+    for (size_t i = 0; i <= st->n; i++)
+        st->from[i] = st->count * i / st->n;
+    return st;
+}
+
+static int compute(struct engine_ctx *ctx, void *arg, size_t task)
+{
+    struct square_state *st = arg;
+    for (size_t i = st->from[task]; i < st->from[task + 1]; i++) {
         st->squares[i] = st->numbers[i] * st->numbers[i];
         if ((i + 1) % YIELD_EVERY == 0) {
-            int rc = yield(yield_arg);
+            int rc = engine_yield(ctx);
             if (rc < 0)
                 return rc;
         }
     }
-    return yield(yield_arg);
+    return engine_yield(ctx);
 }
 
-static void job(struct run *run, struct run_task *task, uint32_t *kind,
-                const void **params, uint32_t *len)
+static int job(void *arg, size_t task, unsigned slice, struct engine_job *out)
 {
-    struct square_state *st = run->state;
-    size_t from = st->from[task->id], to = st->to[task->id];
-    *kind = JOB_SQUARE;
-    *params = &st->numbers[from];
-    *len = (uint32_t)((to - from) * sizeof(int64_t));
+    struct square_state *st = arg;
+    size_t from = st->from[task] + (size_t)slice * SQUARE_JOB_MAX;
+    size_t to = st->from[task + 1];
+    if (to > from + SQUARE_JOB_MAX)
+        to = from + SQUARE_JOB_MAX;
+    out->kind = demo_kind(&demo_square);
+    out->params = &st->numbers[from];
+    out->len = (uint32_t)((to - from) * sizeof(int64_t));
+    out->last = to == st->from[task + 1];
+    return 0;
 }
 
-static int absorb(struct run *run, struct run_task *task, const void *result,
+static int absorb(void *arg, size_t task, unsigned slice, const void *result,
                   uint32_t len)
 {
-    struct square_state *st = run->state;
-    size_t from = st->from[task->id], to = st->to[task->id];
+    struct square_state *st = arg;
+    size_t from = st->from[task] + (size_t)slice * SQUARE_JOB_MAX;
+    size_t to = st->from[task + 1];
+    if (to > from + SQUARE_JOB_MAX)
+        to = from + SQUARE_JOB_MAX;
     if (len != (to - from) * sizeof(int64_t))
-        return -EINVAL;
+        return -EPROTO;
     memcpy(&st->squares[from], result, len);
     return 0;
 }
 
-static void task_json(struct run *run, struct run_task *task, json_t *obj)
+static int worker_job(const void *in, uint32_t len, void *out, uint32_t cap,
+                      uint32_t *out_len)
 {
-    struct square_state *st = run->state;
-    json_object_set_new(obj, "items",
-                        json_pack("{s:I, s:I}", "from",
-                                  (json_int_t)st->from[task->id], "to",
-                                  (json_int_t)st->to[task->id]));
+    if (len % sizeof(int64_t) != 0 || len > SQUARE_JOB_MAX * 8u || cap < len)
+        return -EINVAL;
+    const uint8_t *src = in;
+    uint8_t *dst = out;
+    for (uint32_t off = 0; off < len; off += sizeof(int64_t)) {
+        int64_t v;
+        memcpy(&v, src + off, sizeof(v));
+        if (v > NUMBER_MAX || v < -NUMBER_MAX)
+            return -EINVAL; /* the square would overflow */
+        v *= v;
+        memcpy(dst + off, &v, sizeof(v));
+    }
+    *out_len = len;
+    return 0;
 }
 
-static json_t *result_json(struct run *run)
+static void write_task(struct jsonw *w, void *arg, size_t task)
 {
-    struct square_state *st = run->state;
-    json_t *squares = json_array();
+    struct square_state *st = arg;
+    jsonw_key(w, "items");
+    jsonw_object(w);
+    jsonw_key(w, "from");
+    jsonw_uint(w, st->from[task]);
+    jsonw_key(w, "to");
+    jsonw_uint(w, st->from[task + 1]);
+    jsonw_end(w);
+}
+
+static void write_result(struct jsonw *w, void *arg,
+                         const struct engine_run *run)
+{
+    struct square_state *st = arg;
+    (void)run;
+    jsonw_key(w, "squares");
+    jsonw_array(w);
     for (size_t i = 0; i < st->count; i++)
-        json_array_append_new(squares, json_integer(st->squares[i]));
-    return json_pack("{s:o}", "squares", squares);
+        jsonw_int(w, st->squares[i]);
+    jsonw_end(w);
 }
 
-static const struct run_ops square_ops = {
+/* The multiplications, plus a pool round trip per job in processes. */
+static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
+                          const struct app *app)
+{
+    (void)app;
+    double ms = (double)a->n[P_NUMBERS] / SQUARES_PER_MS;
+    if (mode == ENGINE_PROCESSES)
+        ms += 0.1 * (double)a->v[P_TASKS];
+    return ms;
+}
+
+static const struct engine_work work = {
     .compute = compute,
     .job = job,
     .absorb = absorb,
-    .task_json = task_json,
-    .result_json = result_json,
-    .free_state = free_state,
 };
 
-static struct run *prepare(struct app *app, struct request *req,
-                           struct params *p, enum run_mode mode,
-                           struct response *resp)
-{
-    int64_t *numbers = NULL;
-    size_t count = 0;
-    int64_t tasks;
-
-    if (params_int_list(p, "numbers", -NUMBER_MAX, NUMBER_MAX, JOB_SQUARE_MAX,
-                        "1,2,3,4", &numbers, &count) < 0 ||
-        params_int(
-            p, "tasks", 1, count < TASKS_MAX ? (int64_t)count : TASKS_MAX,
-            app->cfg->workers < (int)count ? app->cfg->workers : (int64_t)count,
-            &tasks) < 0 ||
-        params_finish(p) < 0) {
-        free(numbers);
-        return NULL;
-    }
-
-    struct square_state *st = calloc(1, sizeof(*st));
-    int64_t *squares = calloc(count, sizeof(int64_t));
-    json_t *list = json_array();
-    for (size_t i = 0; list && i < count; i++)
-        json_array_append_new(list, json_integer(numbers[i]));
-    json_t *echo = list ? json_pack("{s:o, s:I}", "numbers", list, "tasks",
-                                    (json_int_t)tasks)
-                        : NULL;
-    if (!st || !squares || !echo) {
-        free(st);
-        free(squares);
-        free(numbers);
-        json_decref(echo);
-        response_error(resp, 500, "out of memory");
-        return NULL;
-    }
-    st->count = count;
-    st->numbers = numbers;
-    st->squares = squares;
-    for (size_t i = 0; i < (size_t)tasks; i++) {
-        st->from[i] = count * i / (size_t)tasks;
-        st->to[i] = count * (i + 1) / (size_t)tasks;
-    }
-
-    struct run *run =
-        run_new(app, req, "square", mode, echo, &square_ops, st, (size_t)tasks);
-    if (!run)
-        response_error(resp, 500, "out of memory");
-    return run;
-}
-
-/* A multiplication per number: nothing worth budgeting. */
-static double estimate_ms(const struct run *run)
-{
-    (void)run;
-    return 0.0;
-}
-
-static const enum run_mode modes[] = {RUN_SEQUENTIAL, RUN_THREADS,
-                                      RUN_PROCESSES};
+static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
+                                         ENGINE_PROCESSES};
 static const char *const outcome[] = {"squares", NULL};
 
 const struct demo demo_square = {
     .name = "square",
+    .label = "map",
+    .summary = "A pool map: the squares of a list, in input order",
+    .lesson = "A pool map: the list is cut into tasks contiguous batches, "
+              "each batch is squared by one worker, and the squares come "
+              "back in input order whichever mode ran them. Look for: the "
+              "work is tiny, so the bars are mostly the cost of handing a "
+              "batch to a thread or a process and getting it back: "
+              "parallelism has a price, and here it is larger than the "
+              "work.",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,
     .n_modes = sizeof(modes) / sizeof(modes[0]),
-    .default_mode = RUN_PROCESSES,
+    .default_mode = ENGINE_PROCESSES,
     .outcome = outcome,
     .shrink = "the numbers",
-    .prepare = prepare,
+    .check = check,
+    .n_tasks = n_tasks,
+    .cost = cost,
+    .bytes_per_task = 2 * sizeof(size_t),
     .estimate_ms = estimate_ms,
+    .prepare = prepare,
+    .free_state = free_state,
+    .work = &work,
+    .write_result = write_result,
+    .write_task = write_task,
+    .worker_job = worker_job,
 };
-
-enum handler_result square_handle(struct request *req, struct response *resp,
-                                  void *ctx)
-{
-    return run_handle(&demo_square, ctx, req, resp);
-}

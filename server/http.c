@@ -41,11 +41,13 @@
 
 #define LISTEN_BACKLOG 4096
 #define ORPHAN_WAIT_MS 200 /* for answers to orphaned requests to go out */
+#define SWEEP_BATCH    256 /* sockets polled at once by http_sweep() */
 
 enum exchange_state {
     EX_NEW,      /* recorded, waiting for the end of the request */
     EX_RUNNING,  /* dispatched, handler suspended it */
     EX_RESUMED,  /* response stored by http_resume(), not yet queued */
+    EX_WOKEN,    /* http_wake(): its function runs on the next call */
     EX_ANSWERED, /* response queued */
 };
 
@@ -55,6 +57,11 @@ struct exchange {
     _Atomic int state;
     size_t body_bytes;
     struct exchange *prev, *next; /* on srv->suspended while suspended */
+    http_wake_fn wake;            /* EX_WOKEN: what runs on resume */
+    void *wake_arg;
+    void (*gone)(void *arg); /* told once when the client leaves */
+    void *gone_arg;
+    bool gone_told;
     struct request req;
     struct response resp;
     char id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, "" until known */
@@ -103,6 +110,8 @@ static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind,
 static int open_listener(const char *bind_addr, int port, int *bound_port,
                          char *err, size_t err_len);
 static void list_remove(struct exchange *ex);
+static void unlink_suspended(struct exchange *ex);
+static bool fd_gone(const struct pollfd *pfd);
 
 struct http_server *http_new(const struct config *cfg,
                              const struct router *router, char *err,
@@ -206,13 +215,14 @@ void http_stop(struct http_server *srv)
     /* Owners are stopped; whatever is still suspended was orphaned. */
     bool orphans = false;
     pthread_mutex_lock(&srv->suspended_lock);
-    while (srv->suspended.next != &srv->suspended) {
-        struct exchange *ex = srv->suspended.next;
-        list_remove(ex);
+    for (struct exchange *ex = srv->suspended.next; ex != &srv->suspended;
+         ex = ex->next) {
+        int running = EX_RUNNING;
+        if (!atomic_compare_exchange_strong(&ex->state, &running, EX_RESUMED))
+            continue; /* woken or resumed already: its answer is coming */
         log_error("request %s was still suspended at shutdown", ex->path);
         response_cleanup(&ex->resp);
         response_error(&ex->resp, 503, "the service is shutting down");
-        atomic_store(&ex->state, EX_RESUMED);
         atomic_fetch_sub(&srv->n_suspended, 1);
         MHD_resume_connection(ex->conn);
         orphans = true;
@@ -234,29 +244,92 @@ void http_suspend(struct request *req)
 
     atomic_store(&ex->state, EX_RUNNING);
     pthread_mutex_lock(&srv->suspended_lock);
-    ex->next = &srv->suspended;
-    ex->prev = srv->suspended.prev;
-    ex->prev->next = ex;
-    srv->suspended.prev = ex;
+    if (!ex->next) {
+        ex->next = &srv->suspended;
+        ex->prev = srv->suspended.prev;
+        ex->prev->next = ex;
+        srv->suspended.prev = ex;
+    }
     pthread_mutex_unlock(&srv->suspended_lock);
     atomic_fetch_add(&srv->n_suspended, 1);
     MHD_suspend_connection(ex->conn);
 }
 
+/*
+ * Resuming takes no lock of ours: it may run inside a gone hook, which
+ * http_sweep() calls under suspended_lock. The exchange leaves the
+ * suspended list on its request thread, in on_access().
+ */
 void http_resume(struct request *req, struct response *resp)
 {
     struct exchange *ex = req->conn;
-    struct http_server *srv = ex->srv;
-
-    pthread_mutex_lock(&srv->suspended_lock);
-    list_remove(ex);
-    pthread_mutex_unlock(&srv->suspended_lock);
+    int running = EX_RUNNING;
 
     response_cleanup(&ex->resp);
     response_move(&ex->resp, resp);
-    atomic_store(&ex->state, EX_RESUMED);
-    atomic_fetch_sub(&srv->n_suspended, 1);
+    if (!atomic_compare_exchange_strong(&ex->state, &running, EX_RESUMED))
+        return; /* answered at shutdown already */
+    atomic_fetch_sub(&ex->srv->n_suspended, 1);
     MHD_resume_connection(ex->conn);
+}
+
+void http_wake(struct request *req, http_wake_fn fn, void *arg)
+{
+    struct exchange *ex = req->conn;
+    int running = EX_RUNNING;
+
+    ex->wake = fn;
+    ex->wake_arg = arg;
+    if (!atomic_compare_exchange_strong(&ex->state, &running, EX_WOKEN))
+        return;
+    atomic_fetch_sub(&ex->srv->n_suspended, 1);
+    MHD_resume_connection(ex->conn);
+}
+
+void http_watch(struct request *req, void (*gone)(void *arg), void *arg)
+{
+    struct exchange *ex = req->conn;
+    pthread_mutex_lock(&ex->srv->suspended_lock);
+    ex->gone = gone;
+    ex->gone_arg = arg;
+    ex->gone_told = false;
+    pthread_mutex_unlock(&ex->srv->suspended_lock);
+}
+
+void http_sweep(struct http_server *srv)
+{
+    struct pollfd pfds[SWEEP_BATCH];
+    struct exchange *batch[SWEEP_BATCH];
+
+    /* Under the lock: an exchange on the list is not freed (it leaves
+     * the list on its request thread, under this lock, first). */
+    pthread_mutex_lock(&srv->suspended_lock);
+    struct exchange *ex = srv->suspended.next;
+    while (ex != &srv->suspended) {
+        size_t n = 0;
+        for (; ex != &srv->suspended && n < SWEEP_BATCH; ex = ex->next) {
+            if (!ex->gone || ex->gone_told ||
+                atomic_load(&ex->state) != EX_RUNNING)
+                continue;
+            const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+                ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (!info)
+                continue;
+            pfds[n].fd = info->connect_fd;
+            pfds[n].events = POLLRDHUP;
+            pfds[n].revents = 0;
+            batch[n++] = ex;
+        }
+        if (n == 0 || poll(pfds, n, 0) <= 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (!fd_gone(&pfds[i]))
+                continue;
+            batch[i]->gone_told = true;
+            batch[i]->gone(batch[i]->gone_arg);
+        }
+    }
+    pthread_mutex_unlock(&srv->suspended_lock);
 }
 
 bool http_client_gone(const struct request *req)
@@ -267,8 +340,13 @@ bool http_client_gone(const struct request *req)
     if (!info)
         return false;
     struct pollfd pfd = {.fd = info->connect_fd, .events = POLLRDHUP};
-    return poll(&pfd, 1, 0) == 1 &&
-           (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    return poll(&pfd, 1, 0) == 1 && fd_gone(&pfd);
+}
+
+/* What a poll of a client's socket says about it. */
+static bool fd_gone(const struct pollfd *pfd)
+{
+    return pfd->revents & (POLLRDHUP | POLLHUP | POLLERR);
 }
 
 /* The client's X-Request-Id when it is a sane token, else a new one. */
@@ -324,6 +402,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     ex->req.id = ex->id;
     ex->req.header = lookup_header;
     ex->req.conn = ex;
+    const union MHD_ConnectionInfo *addr =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    ex->req.client = addr ? addr->client_addr : NULL;
     atomic_fetch_add(&srv->in_flight, 1);
     return ex;
 }
@@ -378,7 +459,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             return queue(ex);
         return MHD_YES; /* suspended; resumed by http_resume() */
     case EX_RESUMED:
+        unlink_suspended(ex);
         return queue(ex);
+    case EX_WOKEN: {
+        unlink_suspended(ex);
+        atomic_store(&ex->state, EX_NEW);
+        enum handler_result r = ex->wake(&ex->req, &ex->resp, ex->wake_arg);
+        if (r == HANDLER_DONE)
+            return queue(ex);
+        return MHD_YES; /* suspended again */
+    }
     case EX_RUNNING:
         /* Resumed without a response: a bug in the owner. */
         log_error("request %s resumed without a response", ex->path);
@@ -613,6 +703,15 @@ out_close:
 out_free:
     freeaddrinfo(ai);
     return -1;
+}
+
+/* On the request thread, once resumed: leave the suspended list. */
+static void unlink_suspended(struct exchange *ex)
+{
+    pthread_mutex_lock(&ex->srv->suspended_lock);
+    list_remove(ex);
+    ex->gone = NULL;
+    pthread_mutex_unlock(&ex->srv->suspended_lock);
 }
 
 static void list_remove(struct exchange *ex)

@@ -108,6 +108,37 @@ void http_suspend(struct request *req);
 void http_resume(struct request *req, struct response *resp);
 
 /*
+ * What http_wake() runs on a request thread once the request is resumed:
+ * fill resp and return HANDLER_DONE, or suspend again (http_suspend())
+ * and return HANDLER_ASYNC.
+ */
+typedef enum handler_result (*http_wake_fn)(struct request *req,
+                                            struct response *resp, void *arg);
+
+/*
+ * Resumes a suspended request so that fn runs on one of the request
+ * threads (where the answer is built, never on the thread that finished
+ * the work). Any thread, exactly once per http_suspend(); takes no lock of
+ * this module, so it may be called from a gone hook (http_watch()).
+ */
+void http_wake(struct request *req, http_wake_fn fn, void *arg);
+
+/*
+ * Asks to be told, once, when the client of the suspended request leaves
+ * (a reset or a full close; see http_client_gone()): gone(arg) is called
+ * by http_sweep() with this module's lock held, so it must not block and
+ * may only call http_wake()/http_resume() into this module. The watch
+ * ends when the request is resumed. Request thread, after http_suspend().
+ */
+void http_watch(struct request *req, void (*gone)(void *arg), void *arg);
+
+/*
+ * Polls the sockets of the watched suspended requests and tells the
+ * watchers of those whose client left. Main thread, every tick (100 ms).
+ */
+void http_sweep(struct http_server *srv);
+
+/*
  * True when the client of a suspended request has closed its side of the
  * connection (so its answer would be thrown away). Cheap (one poll(2) with
  * no wait); any thread, while the request is suspended.

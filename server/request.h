@@ -10,6 +10,7 @@
 #define CONLAB_REQUEST_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "response.h"
 
@@ -31,6 +32,7 @@ struct request {
     uint64_t accepted_ns; /* CLOCK_MONOTONIC when the request line arrived */
     int route;            /* the router's id of the matched route, or -1 */
     const char *id;       /* the X-Request-Id answered ("" before dispatch) */
+    const struct sockaddr *client; /* the peer's address, or NULL */
     /* Looks a request header up (case-insensitive); NULL when absent. */
     const char *(*header)(const struct request *req, const char *name);
     void *conn; /* the http module's; opaque to handlers */
