@@ -59,6 +59,16 @@ static const struct opt_def opts[] = {
      "recycle a worker after N jobs, with jitter; 0 = never (default 0)"},
     {"fetch-max-bytes", OPT_INT, OFF(fetch_max_bytes), 1, 64 << 20, "N",
      "body cap of one fetched URL (default 1048576)"},
+    {"budget-tasks", OPT_INT, OFF(budget_tasks), 1, 100000000, "N",
+     "tasks of admitted runs in flight at most (default 400000)"},
+    {"budget-timers", OPT_INT, OFF(budget_timers), 1, 100000000, "N",
+     "event-loop timers held by runs at most (default 400000)"},
+    {"budget-transfers", OPT_INT, OFF(budget_transfers), 1, 1000000, "N",
+     "outbound transfers held by runs at most (default 2000)"},
+    {"budget-bytes", OPT_INT, OFF(budget_bytes), 1 << 20, INT_MAX, "BYTES",
+     "memory held by runs at most, in bytes (default 100663296 = 96 MiB)"},
+    {"client-share", OPT_INT, OFF(client_share_pct), 1, 100, "PCT",
+     "percent of each budget and --queue one client may hold (default 50)"},
     {"max-connections", OPT_INT, OFF(max_connections), 16, 1000000, "N",
      "open connections at most (default 10000)"},
     {"max-per-ip", OPT_INT, OFF(max_per_ip), 1, 1000000, "N",
@@ -107,6 +117,11 @@ void config_defaults(struct config *cfg)
     cfg->queue = 1024;
     cfg->job_timeout_ms = 30000;
     cfg->fetch_max_bytes = 1 << 20;
+    cfg->budget_tasks = 400000;
+    cfg->budget_timers = 400000;
+    cfg->budget_transfers = 2000;
+    cfg->budget_bytes = 96 << 20;
+    cfg->client_share_pct = 50;
     cfg->max_connections = 10000;
     cfg->max_per_ip = 4096;
     cfg->conn_timeout_s = 15;

@@ -34,6 +34,12 @@ struct config {
     int job_timeout_ms;
     int worker_max_jobs; /* recycle a worker after this many; 0 = never */
     int fetch_max_bytes; /* body cap of one fetch */
+    /* Admission budgets (see budget.h); the queue budget is queue. */
+    int budget_tasks;
+    int budget_timers;
+    int budget_transfers;
+    int budget_bytes;
+    int client_share_pct; /* of every budget, per client address */
     int max_connections;
     int max_per_ip;
     int conn_timeout_s; /* idle connection timeout */

@@ -121,6 +121,11 @@ static void defaults(void **state)
     assert_int_equal(c->max_per_ip, 4096);
     assert_int_equal(c->conn_timeout_s, 15);
     assert_int_equal(c->grace_ms, 5000);
+    assert_int_equal(c->budget_tasks, 400000);
+    assert_int_equal(c->budget_timers, 400000);
+    assert_int_equal(c->budget_transfers, 2000);
+    assert_int_equal(c->budget_bytes, 100663296);
+    assert_int_equal(c->client_share_pct, 50);
     assert_int_equal(c->n_allow_hosts, 0);
     assert_string_equal(c->web_root, "web");
     assert_int_equal(c->log_level, LOG_INFO);
@@ -166,6 +171,15 @@ static const struct int_case int_cases[] = {
     INT_CASE("--max-per-ip", "CONLAB_MAX_PER_IP", "5", 5, max_per_ip),
     INT_CASE("--conn-timeout", "CONLAB_CONN_TIMEOUT", "60", 60, conn_timeout_s),
     INT_CASE("--grace-ms", "CONLAB_GRACE_MS", "0", 0, grace_ms),
+    INT_CASE("--budget-tasks", "CONLAB_BUDGET_TASKS", "123", 123, budget_tasks),
+    INT_CASE("--budget-timers", "CONLAB_BUDGET_TIMERS", "456", 456,
+             budget_timers),
+    INT_CASE("--budget-transfers", "CONLAB_BUDGET_TRANSFERS", "7", 7,
+             budget_transfers),
+    INT_CASE("--budget-bytes", "CONLAB_BUDGET_BYTES", "2097152", 2097152,
+             budget_bytes),
+    INT_CASE("--client-share", "CONLAB_CLIENT_SHARE", "25", 25,
+             client_share_pct),
 };
 
 #define N_INT_CASES (sizeof(int_cases) / sizeof(int_cases[0]))
@@ -263,6 +277,82 @@ static void int_not_an_integer(void **state)
         expect_rejected(ARGV(arg), NULL, "--queue");
         expect_rejected(ARGV("--queue", (char *)bad[i]), NULL, "--queue");
     }
+}
+
+/* ---- admission budgets ---- */
+
+static void budget_bounds(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(load(f, ARGV("--budget-tasks", "1"), NULL), 0);
+    assert_int_equal(f->cfg.budget_tasks, 1);
+    assert_int_equal(load(f, ARGV("--budget-timers=100000000"), NULL), 0);
+    assert_int_equal(f->cfg.budget_timers, 100000000);
+    assert_int_equal(load(f, ARGV("--budget-transfers", "1000000"), NULL), 0);
+    assert_int_equal(f->cfg.budget_transfers, 1000000);
+    assert_int_equal(load(f, ARGV("--budget-bytes", "1048576"), NULL), 0);
+    assert_int_equal(f->cfg.budget_bytes, 1048576);
+    assert_int_equal(load(f, ARGV("--budget-bytes", "2147483647"), NULL), 0);
+    assert_int_equal(f->cfg.budget_bytes, 2147483647);
+    assert_int_equal(load(f, ARGV("--client-share", "1"), NULL), 0);
+    assert_int_equal(f->cfg.client_share_pct, 1);
+    assert_int_equal(load(f, ARGV("--client-share", "100"), NULL), 0);
+    assert_int_equal(f->cfg.client_share_pct, 100);
+
+    expect_rejected(ARGV("--budget-tasks", "0"), NULL, "--budget-tasks");
+    expect_rejected(ARGV("--budget-timers", "100000001"), NULL,
+                    "--budget-timers");
+    expect_rejected(ARGV("--budget-transfers", "0"), NULL,
+                    "--budget-transfers");
+    expect_rejected(ARGV("--budget-transfers", "1000001"), NULL,
+                    "--budget-transfers");
+    /* Bytes, not MiB: a small number is refused, and says the range. */
+    expect_rejected(ARGV("--budget-bytes", "96"), NULL,
+                    "[1048576, 2147483647]");
+    expect_rejected(ARGV("--budget-bytes", "2147483648"), NULL,
+                    "--budget-bytes");
+    expect_rejected(ARGV("--budget-bytes", "96M"), NULL, "--budget-bytes");
+    expect_rejected(ARGV("--client-share", "0"), NULL, "[1, 100]");
+    expect_rejected(ARGV("--client-share", "101"), NULL, "--client-share");
+    expect_rejected(ARGV("--client-share", "50%"), NULL, "--client-share");
+    expect_rejected(NO_ARGS, ENVP("CONLAB_CLIENT_SHARE=0"),
+                    "CONLAB_CLIENT_SHARE");
+    expect_rejected(NO_ARGS, ENVP("CONLAB_BUDGET_BYTES=1"),
+                    "CONLAB_BUDGET_BYTES");
+}
+
+static void usage_lists_budget_options(void **state)
+{
+    static const char *const names[] = {
+        "--budget-tasks",
+        "--budget-timers",
+        "--budget-transfers",
+        "--budget-bytes",
+        "--client-share",
+        "CONLAB_BUDGET_TASKS",
+        "CONLAB_BUDGET_BYTES",
+        "CONLAB_CLIENT_SHARE",
+        "(default 400000)",
+        "(default 2000)",
+        "(default 100663296 = 96 MiB)",
+        "(default 50)",
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    (void)state;
+    assert_non_null(out);
+    config_usage(out, "conlab");
+    fclose(out);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strstr(text, names[i])) {
+            free(text);
+            fail_msg("usage lacks %s", names[i]);
+        }
+    }
+    free(text);
 }
 
 /* ---- --bind ---- */
@@ -708,6 +798,8 @@ int main(void)
         T(int_bounds_inclusive),
         T(int_out_of_range),
         T(int_not_an_integer),
+        T(budget_bounds),
+        T(usage_lists_budget_options),
         T(bind_option),
         T(bind_rejects_non_literals),
         T(web_root_option),
