@@ -31,8 +31,8 @@ static void unit_done(struct run *run);
 static void finish(struct run *run);
 static void on_job_done(struct pool_job *job);
 static bool job_abandoned(struct pool_job *job);
-static void on_thread_task(struct tpool_task *t, int thread_id);
-static void on_sequential(struct tpool_task *t, int thread_id);
+static void on_thread_task(struct tpool_task *t, int status);
+static void on_sequential(struct tpool_task *t, int status);
 static int run_in_process(struct run_task *task);
 static int yield_plain(void *arg);
 static int yield_gil(void *arg);
@@ -230,11 +230,11 @@ static bool job_abandoned(struct pool_job *job)
 }
 
 /* Demo thread: one task of the threads or gil mode. */
-static void on_thread_task(struct tpool_task *tt, int thread_id)
+static void on_thread_task(struct tpool_task *tt, int status)
 {
     struct run_task *t =
         (struct run_task *)((char *)tt - offsetof(struct run_task, ttask));
-    if (thread_id < 0) {
+    if (status < 0) {
         t->status = -ESHUTDOWN;
         snprintf(t->error, sizeof(t->error), "the service is shutting down");
     } else if (http_client_gone(t->run->req)) {
@@ -242,20 +242,20 @@ static void on_thread_task(struct tpool_task *tt, int thread_id)
         snprintf(t->error, sizeof(t->error), "the client went away");
     } else {
         t->worker_kind = "thread";
-        t->worker_id = thread_id;
+        t->worker_id = tt->thread_id;
         run_in_process(t);
     }
     unit_done(t->run);
 }
 
 /* Demo thread: every task, one after another. */
-static void on_sequential(struct tpool_task *tt, int thread_id)
+static void on_sequential(struct tpool_task *tt, int status)
 {
     struct run *run =
         (struct run *)((char *)tt - offsetof(struct run, seq_task));
     for (size_t i = 0; i < run->n_tasks; i++) {
         struct run_task *t = &run->tasks[i];
-        if (thread_id < 0) {
+        if (status < 0) {
             t->status = -ESHUTDOWN;
             snprintf(t->error, sizeof(t->error),
                      "the service is shutting down");
