@@ -208,15 +208,15 @@ static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
     return 0;
 }
 
-static void on_done(struct loop_fetch *lf, CURLcode rc)
+static void on_done(struct loop_fetch *lf, int status, CURLcode rc)
 {
     struct fetch_item *it = (struct fetch_item *)lf;
-    bool cancelled = rc == CURLE_ABORTED_BY_CALLBACK && !it->out.too_big;
     collect(it, rc);
-    if (cancelled)
-        snprintf(it->task->error, sizeof(it->task->error),
-                 "the service is shutting down");
-    run_task_done(it->task, cancelled ? -ESHUTDOWN : 0);
+    if (status != 0)
+        snprintf(it->task->error, sizeof(it->task->error), "%s",
+                 status == -ESHUTDOWN ? "the service is shutting down"
+                                      : strerror(-status));
+    run_task_done(it->task, status);
 }
 
 static int start_async(struct run *run)

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "../server/clock.h"
@@ -59,13 +60,14 @@ static int compute(struct run *run, struct run_task *task, prime_yield_fn yield,
     return rc;
 }
 
-static void on_timer(struct loop_timer *t, bool cancelled)
+static void on_timer(struct loop_timer *t, int status)
 {
     struct sleep_timer *st = (struct sleep_timer *)t;
-    if (cancelled)
-        snprintf(st->task->error, sizeof(st->task->error),
-                 "the service is shutting down");
-    run_task_done(st->task, cancelled ? -ESHUTDOWN : 0);
+    if (status != 0)
+        snprintf(st->task->error, sizeof(st->task->error), "%s",
+                 status == -ESHUTDOWN ? "the service is shutting down"
+                                      : strerror(-status));
+    run_task_done(st->task, status);
 }
 
 static int start_async(struct run *run)
