@@ -21,12 +21,12 @@ struct delay {
     uint64_t ms;
 };
 
-static void on_timer(struct loop_timer *t, bool cancelled)
+static void on_timer(struct loop_timer *t, int status)
 {
     struct delay *d = (struct delay *)t;
     struct response resp;
     response_init(&resp);
-    if (cancelled) {
+    if (status != 0) {
         response_error(&resp, 503, "the service is shutting down");
     } else {
         double waited = clock_ms_between(d->req->accepted_ns, clock_now_ns());

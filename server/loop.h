@@ -4,13 +4,25 @@
  * easy handle each, never a thread.
  *
  * Other threads hand it work through a bounded queue and a wake-up
- * (curl_multi_wakeup); nothing else touches its state. Callbacks run on
- * the loop thread and must not block. Timers and transfers are intrusive:
- * the caller embeds them and keeps them valid until their callback has
- * run, exactly once (with cancelled set when the loop stops first).
+ * (curl_multi_wakeup); nothing else touches its state. To act on what the
+ * loop holds (remove a timer or a transfer whose client left), another
+ * thread posts a loop_call, which runs on the loop thread.
  *
- * Threads: loop_add_timers, loop_add_fetches and loop_stats from any
- * thread; loop_start and loop_stop from the main thread.
+ * Callbacks run on the loop thread, at stop too, and must not block.
+ * Timers and transfers are intrusive: the caller embeds them and keeps
+ * them valid until their callback has run, exactly once, with a status:
+ * 0 (fired, or the transfer ended: see rc), -ECANCELED (removed by
+ * loop_timer_remove / loop_fetch_remove) or -ESHUTDOWN (the loop stopped
+ * first).
+ *
+ * Lifecycle: loop_start(), then loop_stop() (ends everything and joins the
+ * thread), then loop_free() once no other thread can call in.
+ *
+ * Threads: loop_add_timers, loop_add_fetches, loop_call, loop_stats and
+ * loop_stopping from any thread, before or after loop_stop (not after
+ * loop_free); loop_timer_remove and loop_fetch_remove on the loop thread
+ * only (from a callback or a loop_call); loop_start, loop_stop and
+ * loop_free from the main thread.
  */
 #ifndef CONLAB_LOOP_H
 #define CONLAB_LOOP_H
@@ -27,31 +39,49 @@
 struct loop;
 struct loop_timer;
 struct loop_fetch;
+struct loop_call;
 
-typedef void (*loop_timer_fn)(struct loop_timer *t, bool cancelled);
-typedef void (*loop_fetch_fn)(struct loop_fetch *f, CURLcode rc);
+/* status: 0 fired at due_ns or later, -ECANCELED, -ESHUTDOWN, or -ENOMEM
+ * (the heap could not grow to take it in). */
+typedef void (*loop_timer_fn)(struct loop_timer *t, int status);
+
+/*
+ * status 0: the transfer ended and rc is its result (CURLE_OK or its
+ * error). -ECANCELED or -ESHUTDOWN: removed or stopped before the end;
+ * rc is then CURLE_ABORTED_BY_CALLBACK.
+ */
+typedef void (*loop_fetch_fn)(struct loop_fetch *f, int status, CURLcode rc);
 
 struct loop_timer {
     uint64_t due_ns; /* CLOCK_MONOTONIC; set by the caller */
     loop_timer_fn fire;
-    /* private */
+    /* private: the pending list, then the loop's heap */
     struct loop_timer *next;
     size_t slot;
 };
 
+/* Zero it before its first submission. */
 struct loop_fetch {
     CURL *easy;         /* configured by the caller; the loop never frees it */
-    loop_fetch_fn done; /* rc CURLE_OK or the transfer's error;
-                           CURLE_ABORTED_BY_CALLBACK when cancelled */
+    loop_fetch_fn done; /* see loop_fetch_fn */
     /* private: the pending list, then the loop's active list */
     struct loop_fetch *next, *prev;
+};
+
+/*
+ * A function to run on the loop thread, caller's memory: valid from
+ * loop_call() until fn has been called (it may be freed inside fn).
+ */
+struct loop_call {
+    void (*fn)(struct loop *loop, struct loop_call *call);
+    struct loop_call *next; /* private */
 };
 
 struct loop_stats {
     uint64_t timers;         /* in flight */
     uint64_t transfers;      /* in flight */
-    uint64_t timers_fired;   /* since start */
-    uint64_t transfers_done; /* since start */
+    uint64_t timers_fired;   /* since start: fired, removed or stopped */
+    uint64_t transfers_done; /* since start: ended, removed or stopped */
 };
 
 /* Starts the loop thread. Returns the loop, or NULL with err set. */
@@ -59,7 +89,8 @@ struct loop *loop_start(char *err, size_t err_len);
 
 /*
  * Hands n timers to the loop, all or none. Returns 0, -EAGAIN when that
- * would pass LOOP_TIMERS_MAX, or -ESHUTDOWN when stopping.
+ * would pass LOOP_TIMERS_MAX, or -ESHUTDOWN once loop_stop() has begun
+ * (nothing taken, no callback). Any thread.
  */
 int loop_add_timers(struct loop *loop, struct loop_timer *const timers[],
                     size_t n);
@@ -68,13 +99,52 @@ int loop_add_timers(struct loop *loop, struct loop_timer *const timers[],
 int loop_add_fetches(struct loop *loop, struct loop_fetch *const fetches[],
                      size_t n);
 
-void loop_stats(struct loop *loop, struct loop_stats *out);
+/*
+ * Runs call->fn(loop, call) on the loop thread soon, after the timers and
+ * transfers handed over before it have been taken in, in the order calls
+ * were posted. Returns 0, and fn is then called exactly once (before
+ * loop_stop() returns, if it stops first); or -ESHUTDOWN once loop_stop()
+ * has begun, and fn is not called. The loop allocates nothing for it.
+ * Any thread.
+ */
+int loop_call(struct loop *loop, struct loop_call *call);
 
 /*
- * Stops the loop: every timer and transfer still in it gets its callback
- * with cancelled set (on the loop thread), then the thread is joined and
- * everything freed. loop_stop(NULL) does nothing.
+ * Loop thread only. If t is in the loop (handed over and not yet fired),
+ * takes it out (O(log n)) and calls its fire with -ECANCELED before
+ * returning; otherwise does nothing (it fired already, or was never
+ * added).
+ */
+void loop_timer_remove(struct loop *loop, struct loop_timer *t);
+
+/*
+ * Loop thread only. If f is in the loop (handed over, not yet done),
+ * removes its easy handle from the multi and calls its done with
+ * -ECANCELED and CURLE_ABORTED_BY_CALLBACK before returning; otherwise
+ * does nothing. The easy handle stays the caller's.
+ */
+void loop_fetch_remove(struct loop *loop, struct loop_fetch *f);
+
+/* A consistent snapshot of the counters (the final one after stop). */
+void loop_stats(struct loop *loop, struct loop_stats *out);
+
+/* True once loop_stop() has begun. Any thread. */
+bool loop_stopping(struct loop *loop);
+
+/*
+ * Stops the loop: later submissions and calls get -ESHUTDOWN; calls
+ * already posted run; every timer and transfer still in the loop gets its
+ * callback with -ESHUTDOWN (on the loop thread); the thread is joined.
+ * Frees nothing: the loop still answers the calls above. NULL, or a
+ * second call, does nothing. Main thread.
  */
 void loop_stop(struct loop *loop);
+
+/*
+ * Frees the loop after loop_stop() (which it calls if needed), once no
+ * other thread can call into it. loop_free(NULL) does nothing. Main
+ * thread.
+ */
+void loop_free(struct loop *loop);
 
 #endif

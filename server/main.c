@@ -3,8 +3,11 @@
  *
  * Order matters: SIGINT/SIGTERM are blocked before any thread exists, so
  * every thread inherits the mask and only this thread takes them with
- * sigwait(). Shutdown then runs here, in sequence: stop accepting, let
- * in-flight requests finish within the grace period, stop the daemon.
+ * sigwait(). Shutdown then runs here, in phases: stop admitting requests,
+ * let in-flight ones finish within the grace period, stop the back ends
+ * (each ends what it holds; a completion that submits to a back end
+ * already stopped gets -ESHUTDOWN), stop the daemon, and only then free:
+ * app's pointers stay valid while any thread may still read them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -135,9 +138,7 @@ int main(int argc, char **argv)
         allow_init(&allow, cfg.bind, http_port(app.http), cfg.allow_hosts,
                    cfg.n_allow_hosts, &unresolved, err, sizeof(err)) < 0) {
         log_error("--allow-host: %s", err);
-        http_stop(app.http);
-        app.http = NULL;
-        goto out_pools;
+        goto out_http;
     }
     if (unresolved)
         log_warn("%d --allow-host name(s) did not resolve: connections to "
@@ -146,9 +147,7 @@ int main(int argc, char **argv)
     app.allow = &allow;
     if (!app.http || http_run(app.http, err, sizeof(err)) < 0) {
         log_error("%s", err);
-        http_stop(app.http);
-        app.http = NULL;
-        goto out_pools;
+        goto out_http;
     }
     const char *host_fmt = strchr(cfg.bind, ':') ? "[%s]" : "%s";
     char host[CONFIG_BIND_MAX + 2];
@@ -173,24 +172,31 @@ int main(int argc, char **argv)
     http_quiesce(app.http);
     if (!http_wait_idle(app.http, cfg.grace_ms))
         log_warn("grace period over with requests still in flight");
-    /* Ending the pools answers what they still held with a 503. */
+    /* Ending the back ends answers what they still held with a 503. Each
+     * stays allocated (answering -ESHUTDOWN) until every thread is gone:
+     * a completion of one may submit to another, and request threads may
+     * still read their stats. */
     pool_stop(app.pool);
-    app.pool = NULL;
     tpool_stop(app.tpool);
-    app.tpool = NULL;
     loop_stop(app.loop);
-    app.loop = NULL;
     http_stop(app.http);
-    app.http = NULL;
     log_flush();
     log_info("stopped in %.1f ms",
              clock_ms_between(stop_started, clock_now_ns()));
     status = 0;
+    goto out_pools;
 
-out_pools:
+out_http:
+    /* Not serving yet: no request thread ran, nothing is in flight. */
     pool_stop(app.pool);
     tpool_stop(app.tpool);
     loop_stop(app.loop);
+    http_stop(app.http);
+out_pools:
+    /* No thread but this one is left: free in any order. */
+    pool_free(app.pool);
+    tpool_free(app.tpool);
+    loop_free(app.loop);
     gil_free(app.gil);
 out_router:
     router_free(router);

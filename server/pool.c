@@ -6,6 +6,15 @@
  * (the only lock here; callbacks never run while it is held). epoll data
  * carries what a descriptor is (SRC_*) and the worker's slot.
  *
+ * The queue is one doubly linked list in arrival order (its head is the
+ * oldest job, which the deadline of queued jobs needs), so pool_cancel()
+ * unlinks in O(1). Choosing a job for a free worker (take_fair) walks it
+ * from the oldest and stops at the first job whose client holds no worker;
+ * at worst, when every queued client holds workers, it walks the whole
+ * queue: O(queued * log(workers)) under the lock, queued <= --queue,
+ * for each job started. Which clients hold workers (p->fair) is the pool
+ * thread's alone.
+ *
  * Worker life: EMPTY -> spawn -> STARTING -> hello -> IDLE <-> BUSY, and
  * from any of these to DYING (socket closed or process killed) -> pidfd
  * readable -> reaped -> EMPTY, with a respawn time set by the back-off.
@@ -32,6 +41,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fair.h"
 #include "frame.h"
 #include "job.h"
 #include "log.h"
@@ -60,6 +70,10 @@ struct worker {
     struct frame_reader rd;
     struct frame_writer wr;
     struct pool_job *job;
+    /* the client this worker counts for: from assign() until its next
+     * job is chosen, or it goes */
+    bool holding;
+    uint64_t client;
     uint64_t deadline_ns;
     uint64_t started_ns;
     uint64_t respawn_at_ns;
@@ -78,6 +92,8 @@ struct pool {
     uint8_t *scratch; /* one job frame being built */
     uint64_t next_id;
     unsigned rng;
+    struct fair fair; /* pool thread */
+    bool stopped;     /* main thread: pool_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
     bool stopping;
@@ -102,6 +118,10 @@ static void kill_worker(struct worker *w);
 static void arm_timer(struct pool *p);
 static void expire_queued(struct pool *p, uint64_t now);
 static struct pool_job *take_head(struct pool *p, uint64_t before);
+static struct pool_job *take_fair(struct pool *p);
+static void unlink_job(struct pool *p, struct pool_job *job);
+static void hold(struct pool *p, struct worker *w, uint64_t client);
+static void unhold(struct pool *p, struct worker *w);
 static void publish(struct pool *p);
 static void shutdown_workers(struct pool *p);
 static int watch(struct pool *p, int fd, uint32_t events, enum src src,
@@ -143,6 +163,10 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
     strcpy(p->exe, cfg->exe);
 
     p->scratch = malloc(FRAME_PAYLOAD_MAX);
+    if (fair_init(&p->fair, (size_t)cfg->workers) < 0) {
+        snprintf(err, err_len, "out of memory");
+        goto out_free;
+    }
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -176,6 +200,7 @@ out_free:
     if (p->tfd >= 0)
         close(p->tfd);
     free(p->scratch);
+    fair_cleanup(&p->fair);
     pthread_mutex_destroy(&p->lock);
     free(p);
     return NULL;
@@ -201,6 +226,8 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     for (size_t i = 0; i < n; i++) {
         struct pool_job *job = jobs[i];
         job->next = NULL;
+        job->prev = pool->tail;
+        job->queued = true;
         job->id = ++pool->next_id;
         job->queued_ns = now;
         job->status = 0;
@@ -223,6 +250,18 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     return 0;
 }
 
+bool pool_cancel(struct pool *pool, struct pool_job *job)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool queued = job->queued;
+    if (queued) {
+        unlink_job(pool, job);
+        pool->stats.jobs.cancelled++;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return queued;
+}
+
 void pool_stats(struct pool *pool, struct pool_stats *out)
 {
     pthread_mutex_lock(&pool->lock);
@@ -230,10 +269,19 @@ void pool_stats(struct pool *pool, struct pool_stats *out)
     pthread_mutex_unlock(&pool->lock);
 }
 
+bool pool_stopping(struct pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool stopping = pool->stopping;
+    pthread_mutex_unlock(&pool->lock);
+    return stopping;
+}
+
 void pool_stop(struct pool *pool)
 {
-    if (!pool)
+    if (!pool || pool->stopped)
         return;
+    pool->stopped = true;
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
     pthread_mutex_unlock(&pool->lock);
@@ -241,7 +289,13 @@ void pool_stop(struct pool *pool)
     if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_error("pool: cannot wake the pool thread: %s", strerror(errno));
     pthread_join(pool->thread, NULL);
+}
 
+void pool_free(struct pool *pool)
+{
+    if (!pool)
+        return;
+    pool_stop(pool);
     for (int i = 0; i < pool->cfg.workers; i++) {
         frame_reader_cleanup(&pool->workers[i].rd);
         frame_writer_cleanup(&pool->workers[i].wr);
@@ -250,6 +304,7 @@ void pool_stop(struct pool *pool)
     close(pool->evfd);
     close(pool->tfd);
     free(pool->scratch);
+    fair_cleanup(&pool->fair);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
 }
@@ -553,34 +608,93 @@ static struct pool_job *take_head(struct pool *p, uint64_t before)
 {
     pthread_mutex_lock(&p->lock);
     struct pool_job *job = p->head;
-    if (job && job->queued_ns <= before) {
-        p->head = job->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->queued--;
-        p->stats.queued = p->queued;
-    } else {
+    if (job && job->queued_ns <= before)
+        unlink_job(p, job);
+    else
         job = NULL;
-    }
     pthread_mutex_unlock(&p->lock);
     return job;
 }
 
-/* Hands queued jobs to idle workers, oldest job first. */
+/*
+ * The oldest queued job of the client holding the fewest workers (NULL
+ * when nothing is queued), taken off the queue. Pool thread.
+ */
+static struct pool_job *take_fair(struct pool *p)
+{
+    struct pool_job *best = NULL;
+    unsigned best_held = UINT_MAX;
+    pthread_mutex_lock(&p->lock);
+    for (struct pool_job *job = p->head; job; job = job->next) {
+        unsigned held = fair_held(&p->fair, job->client);
+        if (held < best_held) {
+            best = job;
+            best_held = held;
+            if (held == 0)
+                break; /* nobody can hold fewer */
+        }
+    }
+    if (best)
+        unlink_job(p, best);
+    pthread_mutex_unlock(&p->lock);
+    return best;
+}
+
+/* Under the lock. */
+static void unlink_job(struct pool *p, struct pool_job *job)
+{
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        p->head = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    else
+        p->tail = job->prev;
+    job->next = job->prev = NULL;
+    job->queued = false;
+    p->queued--;
+    p->stats.queued = p->queued;
+}
+
+/* Pool thread. Each worker holds one client at most, so the table (one
+ * entry per worker) never fills. */
+static void hold(struct pool *p, struct worker *w, uint64_t client)
+{
+    unhold(p, w);
+    fair_hold(&p->fair, client);
+    w->holding = true;
+    w->client = client;
+}
+
+static void unhold(struct pool *p, struct worker *w)
+{
+    if (w->holding)
+        fair_release(&p->fair, w->client);
+    w->holding = false;
+}
+
+/*
+ * Hands queued jobs to idle workers, fairly (take_fair). An idle worker
+ * still counts for the client of the job it just finished while its next
+ * job is chosen; with nothing to run it counts for nobody.
+ */
 static void dispatch(struct pool *p)
 {
     for (int i = 0; i < p->cfg.workers; i++) {
         struct worker *w = &p->workers[i];
         if (w->state != W_IDLE)
             continue;
-        struct pool_job *job = take_head(p, UINT64_MAX);
+        struct pool_job *job = take_fair(p);
+        unhold(p, w);
         if (!job)
-            return;
+            continue;
         if (job->abandoned && job->abandoned(job)) {
             finish(p, job, -ECANCELED, "the client went away");
             i--; /* this worker is still idle */
             continue;
         }
+        hold(p, w, job->client);
         assign(p, w, job);
     }
 }
@@ -642,6 +756,7 @@ static void finish(struct pool *p, struct pool_job *job, int status,
 
 static void close_sock(struct pool *p, struct worker *w)
 {
+    unhold(p, w); /* a worker going away holds nothing */
     if (w->sock >= 0) {
         epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->sock, NULL);
         close(w->sock);
@@ -708,16 +823,12 @@ static void publish(struct pool *p)
 /* On the pool thread, once stopping: end every job, reap every worker. */
 static void shutdown_workers(struct pool *p)
 {
-    pthread_mutex_lock(&p->lock);
-    struct pool_job *queued = p->head;
-    p->head = p->tail = NULL;
-    p->queued = 0;
-    p->stats.queued = 0;
-    pthread_mutex_unlock(&p->lock);
-    while (queued) {
-        struct pool_job *next = queued->next;
-        finish(p, queued, -ESHUTDOWN, "the service is shutting down");
-        queued = next;
+    /* One at a time: a callback may take back other queued jobs. */
+    for (;;) {
+        struct pool_job *job = take_head(p, UINT64_MAX);
+        if (!job)
+            break;
+        finish(p, job, -ESHUTDOWN, "the service is shutting down");
     }
 
     for (int i = 0; i < p->cfg.workers; i++) {

@@ -18,11 +18,23 @@
  * is retired and replaced. Restarts are counted by reason.
  *
  * The queue is bounded: pool_submit() takes all of a request's jobs or none
- * (-EAGAIN), so a request never runs half its tasks.
+ * (-EAGAIN), so a request never runs half its tasks. pool_cancel() takes a
+ * queued job back at once (its client went away).
  *
- * Threads: pool_submit and pool_stats from any thread; pool_start and
- * pool_stop from the main thread. Job callbacks run on the pool thread and
- * must not block.
+ * Fair share: a free worker gets, among the queued jobs, one of the client
+ * holding the fewest workers, the oldest of those. A worker that has just
+ * finished a job still counts for that job's client while its next job is
+ * chosen, so two clients with queued work take turns even on one worker,
+ * and a lone client still gets every worker.
+ *
+ * Lifecycle: pool_start(), then pool_stop() (ends every job, reaps every
+ * worker, joins the pool thread), then pool_free() once no other thread
+ * can call in.
+ *
+ * Threads: pool_submit, pool_cancel, pool_stats and pool_stopping from any
+ * thread, before or after pool_stop (not after pool_free); pool_start,
+ * pool_stop and pool_free from the main thread. Job callbacks run on the
+ * pool thread, at stop too, and must not block.
  */
 #ifndef CONLAB_POOL_H
 #define CONLAB_POOL_H
@@ -43,13 +55,15 @@ typedef void (*pool_done_fn)(struct pool_job *job);
 /*
  * One job, owned by the caller: it must stay valid from pool_submit()
  * until its done callback has been called (exactly once, on the pool
- * thread), and may be freed inside that callback.
+ * thread) or pool_cancel() returned true, and may be freed inside that
+ * callback. Zero it before its first submission.
  */
 struct pool_job {
     /* set by the caller */
     uint32_t kind;       /* enum job_kind */
     const void *params;  /* the caller's, valid until done() */
     uint32_t params_len; /* <= JOB_PAYLOAD_MAX */
+    uint64_t client;     /* whose job: a hash of its address; 0 anonymous */
     pool_done_fn done;
     /* optional: asked (on the pool thread) before a queued job starts;
      * true drops it unrun with -ECANCELED (its client went away) */
@@ -64,8 +78,9 @@ struct pool_job {
     uint8_t *result;           /* pool-owned, valid during done() only */
     uint32_t result_len;
     char error[POOL_ERROR_MAX]; /* why, when status != 0 */
-    /* private to the pool */
-    struct pool_job *next;
+    /* private to the pool, under its lock */
+    struct pool_job *next, *prev;
+    bool queued;
     uint64_t id;
     uint64_t queued_ns;
 };
@@ -87,7 +102,8 @@ struct pool_outcomes {
     uint64_t ok;
     uint64_t failed;    /* the worker died or answered nonsense */
     uint64_t timeout;   /* past the deadline: the worker was killed */
-    uint64_t cancelled; /* abandoned by the client, or shutdown */
+    uint64_t cancelled; /* taken back or abandoned by the client, or
+                           ended by the stop */
     uint64_t rejected;  /* refused: the queue was full or too small */
 };
 
@@ -97,7 +113,7 @@ struct pool_stats {
     int busy;
     int queued;
     struct pool_restarts restarts;
-    uint64_t completed; /* jobs finished, any outcome */
+    uint64_t completed; /* done() called, any outcome */
     struct pool_outcomes jobs;
     pid_t pids[POOL_WORKERS_MAX];
 };
@@ -113,21 +129,42 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
 /*
  * Queues n jobs. Returns 0; -EAGAIN when fewer than n queue slots are
  * free (nothing is queued); -E2BIG when n is more than the whole queue
- * (it never fits); -ESHUTDOWN when the pool is stopping; -EINVAL for a
- * job whose parameters are too large. Refused jobs count as rejected.
- * Any thread.
+ * (it never fits); -ESHUTDOWN once pool_stop() has begun (nothing queued,
+ * no callback); -EINVAL for a job whose parameters are too large. Refused
+ * jobs count as rejected. Any thread, from inside a job callback too.
  */
 int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n);
 
-/* A consistent snapshot of the counters. Any thread. */
+/*
+ * Takes a job back if it is still queued: returns true, and its done
+ * callback will not be called (the caller ends it itself; it counts as
+ * cancelled). Returns false when a worker has it or it has ended (its
+ * callback is called, or was), or it was never queued. Any thread; O(1).
+ */
+bool pool_cancel(struct pool *pool, struct pool_job *job);
+
+/* A consistent snapshot of the counters (the final one after stop). Any
+ * thread. */
 void pool_stats(struct pool *pool, struct pool_stats *out);
 
+/* True once pool_stop() has begun. Any thread. */
+bool pool_stopping(struct pool *pool);
+
 /*
- * Stops the pool: queued jobs and running ones end with -ESHUTDOWN (their
- * callbacks run), every worker is stopped and reaped, the thread joined,
- * everything freed. pool_stop(NULL) does nothing. Main thread.
+ * Stops the pool: later submissions get -ESHUTDOWN; queued and running
+ * jobs end with -ESHUTDOWN (their callbacks run on the pool thread before
+ * this returns); every worker is stopped and reaped (SIGKILL after 2 s);
+ * the pool thread is joined. Frees nothing: the pool still answers the
+ * calls above. NULL, or a second call, does nothing. Main thread.
  */
 void pool_stop(struct pool *pool);
+
+/*
+ * Frees the pool after pool_stop() (which it calls if needed), once no
+ * other thread can call into it. pool_free(NULL) does nothing. Main
+ * thread.
+ */
+void pool_free(struct pool *pool);
 
 /* Milliseconds of back-off before the n-th consecutive early death. */
 unsigned pool_backoff_ms(unsigned consecutive_crashes);

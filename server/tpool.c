@@ -1,20 +1,34 @@
 /*
  * tpool: see tpool.h. One mutex and one condition variable guard the
- * queue and the counters; tasks run without the lock held.
+ * queue, the fair-share table and the counters; tasks run without the
+ * lock held.
+ *
+ * The queue is one doubly linked list in arrival order, so tpool_cancel()
+ * unlinks in O(1). Choosing the next task (take_fair) walks it from the
+ * oldest and stops at the first task whose client holds no thread; at
+ * worst, when every queued client holds threads, it walks the whole queue:
+ * O(queued * log(threads)) under the lock, with queued <= --queue.
  */
 #include "tpool.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fair.h"
+
 struct tpool_thread {
     struct tpool *pool;
     int id;
     pthread_t thread;
+    /* under the pool's lock: the client this thread counts for, from
+     * taking a task until it has chosen the next one */
+    bool holding;
+    uint64_t client;
 };
 
 struct tpool {
@@ -24,21 +38,27 @@ struct tpool {
     pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t wake;
     struct tpool_task *head, *tail;
+    struct fair fair;
     int queued;
     int busy;
     uint64_t completed;
+    uint64_t cancelled;
     bool stop;
+    bool joined;
     struct tpool_thread threads[];
 };
 
 static void *thread_main(void *arg);
+static struct tpool_task *take_fair(struct tpool *pool);
+static void unlink_task(struct tpool *pool, struct tpool_task *task);
 
 struct tpool *tpool_start(int threads, int queue, char *err, size_t err_len)
 {
     struct tpool *pool =
         calloc(1, sizeof(*pool) + (size_t)threads * sizeof(pool->threads[0]));
-    if (!pool) {
+    if (!pool || fair_init(&pool->fair, (size_t)threads) < 0) {
         snprintf(err, err_len, "out of memory");
+        free(pool);
         return NULL;
     }
     pool->cap = queue;
@@ -52,7 +72,7 @@ struct tpool *tpool_start(int threads, int queue, char *err, size_t err_len)
         if (rc != 0) {
             snprintf(err, err_len, "cannot start demo thread %d: %s", i,
                      strerror(rc));
-            tpool_stop(pool);
+            tpool_free(pool);
             return NULL;
         }
         pool->n_threads = i + 1;
@@ -72,12 +92,15 @@ int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[], size_t n)
         return n > (size_t)pool->cap ? -E2BIG : -EAGAIN;
     }
     for (size_t i = 0; i < n; i++) {
-        tasks[i]->next = NULL;
+        struct tpool_task *task = tasks[i];
+        task->next = NULL;
+        task->prev = pool->tail;
+        task->queued = true;
         if (pool->tail)
-            pool->tail->next = tasks[i];
+            pool->tail->next = task;
         else
-            pool->head = tasks[i];
-        pool->tail = tasks[i];
+            pool->head = task;
+        pool->tail = task;
     }
     pool->queued += (int)n;
     if (n == 1)
@@ -88,6 +111,18 @@ int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[], size_t n)
     return 0;
 }
 
+bool tpool_cancel(struct tpool *pool, struct tpool_task *task)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool queued = task->queued;
+    if (queued) {
+        unlink_task(pool, task);
+        pool->cancelled++;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return queued;
+}
+
 void tpool_stats(struct tpool *pool, struct tpool_stats *out)
 {
     pthread_mutex_lock(&pool->lock);
@@ -95,6 +130,7 @@ void tpool_stats(struct tpool *pool, struct tpool_stats *out)
     out->busy = pool->busy;
     out->queued = pool->queued;
     out->completed = pool->completed;
+    out->cancelled = pool->cancelled;
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -109,20 +145,37 @@ void tpool_stop(struct tpool *pool)
         return;
     atomic_store(&pool->stopping, true);
     pthread_mutex_lock(&pool->lock);
+    if (pool->joined) {
+        pthread_mutex_unlock(&pool->lock);
+        return;
+    }
     pool->stop = true;
-    struct tpool_task *cancelled = pool->head;
-    pool->head = pool->tail = NULL;
-    pool->queued = 0;
     pthread_cond_broadcast(&pool->wake);
+    /* One at a time, unlocked for the call: a callback may submit (and
+     * gets -ESHUTDOWN) or cancel. */
+    for (;;) {
+        struct tpool_task *task = pool->head;
+        if (!task)
+            break;
+        unlink_task(pool, task);
+        pool->completed++;
+        pthread_mutex_unlock(&pool->lock);
+        task->run(task, -ESHUTDOWN);
+        pthread_mutex_lock(&pool->lock);
+    }
+    pool->joined = true;
     pthread_mutex_unlock(&pool->lock);
 
-    while (cancelled) {
-        struct tpool_task *next = cancelled->next;
-        cancelled->run(cancelled, -1);
-        cancelled = next;
-    }
     for (int i = 0; i < pool->n_threads; i++)
         pthread_join(pool->threads[i].thread, NULL);
+}
+
+void tpool_free(struct tpool *pool)
+{
+    if (!pool)
+        return;
+    tpool_stop(pool);
+    fair_cleanup(&pool->fair);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
@@ -135,19 +188,27 @@ static void *thread_main(void *arg)
 
     pthread_mutex_lock(&pool->lock);
     for (;;) {
-        while (!pool->head && !pool->stop)
+        /* Chosen while this thread still counts for its last client. */
+        struct tpool_task *task = pool->stop ? NULL : take_fair(pool);
+        if (self->holding) {
+            fair_release(&pool->fair, self->client);
+            self->holding = false;
+        }
+        if (!task) {
+            if (pool->stop)
+                break; /* tpool_stop() ends what is still queued */
             pthread_cond_wait(&pool->wake, &pool->lock);
-        if (!pool->head)
-            break; /* stopping and nothing left */
-        struct tpool_task *task = pool->head;
-        pool->head = task->next;
-        if (!pool->head)
-            pool->tail = NULL;
-        pool->queued--;
+            continue;
+        }
+        /* At most one hold per thread: the table cannot be full. */
+        fair_hold(&pool->fair, task->client);
+        self->holding = true;
+        self->client = task->client;
         pool->busy++;
+        task->thread_id = self->id;
         pthread_mutex_unlock(&pool->lock);
 
-        task->run(task, self->id);
+        task->run(task, 0);
 
         pthread_mutex_lock(&pool->lock);
         pool->busy--;
@@ -155,4 +216,42 @@ static void *thread_main(void *arg)
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
+}
+
+/*
+ * Under the lock: unlinks and returns the oldest queued task of the client
+ * holding the fewest threads, or NULL when nothing is queued.
+ */
+static struct tpool_task *take_fair(struct tpool *pool)
+{
+    struct tpool_task *best = NULL;
+    unsigned best_held = UINT_MAX;
+    for (struct tpool_task *t = pool->head; t; t = t->next) {
+        unsigned held = fair_held(&pool->fair, t->client);
+        if (held < best_held) {
+            best = t;
+            best_held = held;
+            if (held == 0)
+                break; /* nobody can hold fewer */
+        }
+    }
+    if (best)
+        unlink_task(pool, best);
+    return best;
+}
+
+/* Under the lock. */
+static void unlink_task(struct tpool *pool, struct tpool_task *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        pool->head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        pool->tail = task->prev;
+    task->next = task->prev = NULL;
+    task->queued = false;
+    pool->queued--;
 }

@@ -1,7 +1,9 @@
 /*
  * Unit tests of server/loop.c: timers fire in deadline order, many at once
- * cost no thread, a stop cancels what is left, the bounds hold, and
- * transfers complete (or are cancelled) through the callback.
+ * cost no thread, a stop cancels what is left, the bounds hold,
+ * transfers complete (or are cancelled) through the callback, calls run
+ * on the loop thread, and timers and transfers can be removed, whether
+ * in the loop already or still on their way in.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,25 +27,29 @@
 
 #define WAIT_NS (10ull * 1000000000ull)
 
+#define ORDER_MAX 256
+
 struct ttimer {
     struct loop_timer timer;
     int id;
     _Atomic int fired;
     _Atomic bool cancelled;
+    _Atomic int status;
 };
 
 static _Atomic int order_len;
-static int order[64];
+static int order[ORDER_MAX];
 
-static void on_fire(struct loop_timer *t, bool cancelled)
+static void on_fire(struct loop_timer *t, int status)
 {
     struct ttimer *tt = (struct ttimer *)t;
-    if (!cancelled) {
+    if (status == 0) {
         int i = atomic_fetch_add(&order_len, 1);
-        if (i < 64)
+        if (i < ORDER_MAX)
             order[i] = tt->id;
     }
-    atomic_store(&tt->cancelled, cancelled);
+    atomic_store(&tt->status, status);
+    atomic_store(&tt->cancelled, status != 0);
     atomic_fetch_add(&tt->fired, 1);
 }
 
@@ -87,7 +93,7 @@ static void test_timers_in_order(void **state)
     loop_stats(loop, &s);
     assert_int_equal(s.timers, 0);
     assert_int_equal(s.timers_fired, 6);
-    loop_stop(loop);
+    loop_free(loop);
 }
 
 static void test_many_timers(void **state)
@@ -110,7 +116,7 @@ static void test_many_timers(void **state)
         assert_int_equal(atomic_load(&t[i].fired), 1);
         assert_false(atomic_load(&t[i].cancelled));
     }
-    loop_stop(loop);
+    loop_free(loop);
     free(t);
     free(ptrs);
 }
@@ -132,8 +138,9 @@ static void test_stop_cancels(void **state)
     loop_stop(loop);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(atomic_load(&t[i].fired), 1);
-        assert_true(atomic_load(&t[i].cancelled));
+        assert_int_equal(atomic_load(&t[i].status), -ESHUTDOWN);
     }
+    loop_free(loop);
 }
 
 static void test_bound(void **state)
@@ -149,18 +156,20 @@ static void test_bound(void **state)
     loop_stats(loop, &s);
     assert_int_equal(s.timers, 0);
     free(ptrs);
-    loop_stop(loop);
+    loop_free(loop);
 }
 
 struct tfetch {
     struct loop_fetch f;
     _Atomic int done;
+    _Atomic int status;
     _Atomic int rc;
 };
 
-static void on_fetch(struct loop_fetch *f, CURLcode rc)
+static void on_fetch(struct loop_fetch *f, int status, CURLcode rc)
 {
     struct tfetch *t = (struct tfetch *)f;
+    atomic_store(&t->status, status);
     atomic_store(&t->rc, rc);
     atomic_fetch_add(&t->done, 1);
 }
@@ -212,12 +221,236 @@ static void test_fetch_refused_and_cancelled(void **state)
     assert_int_equal(s.transfers, 1);
 
     loop_stop(loop);
+    assert_int_equal(atomic_load(&a.status), 0);
     assert_int_equal(atomic_load(&b.done), 1);
+    assert_int_equal(atomic_load(&b.status), -ESHUTDOWN);
     assert_int_equal(atomic_load(&b.rc), CURLE_ABORTED_BY_CALLBACK);
+    loop_free(loop);
     curl_easy_cleanup(a.f.easy);
     curl_easy_cleanup(b.f.easy);
     close(closed_fd);
     close(silent_fd);
+}
+
+/* A call that records where and how often it ran. */
+struct tcall {
+    struct loop_call call;
+    _Atomic int ran;
+    pthread_t thread;
+    void (*then)(struct loop *loop, struct tcall *c);
+    int rc; /* what then() got back */
+};
+
+static void on_call(struct loop *loop, struct loop_call *call)
+{
+    struct tcall *c = (struct tcall *)call;
+    c->thread = pthread_self();
+    if (c->then)
+        c->then(loop, c);
+    atomic_fetch_add(&c->ran, 1);
+}
+
+static void wait_call(struct tcall *c)
+{
+    uint64_t until = clock_now_ns() + WAIT_NS;
+    while (atomic_load(&c->ran) == 0) {
+        assert_true(clock_now_ns() < until);
+        usleep(1000);
+    }
+}
+
+static void test_call(void **state)
+{
+    (void)state;
+    char err[64];
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    struct tcall a = {.call.fn = on_call}, b = {.call.fn = on_call};
+    struct tcall late = {.call.fn = on_call};
+    assert_int_equal(loop_call(loop, &a.call), 0);
+    wait_call(&a);
+    assert_false(pthread_equal(a.thread, pthread_self()));
+    /* Posted before the stop: it runs before loop_stop() returns. */
+    assert_int_equal(loop_call(loop, &b.call), 0);
+    loop_stop(loop);
+    assert_int_equal(atomic_load(&a.ran), 1);
+    assert_int_equal(atomic_load(&b.ran), 1);
+    assert_true(pthread_equal(a.thread, b.thread));
+
+    /* Stopped, not freed: every call still answers. */
+    assert_true(loop_stopping(loop));
+    assert_int_equal(loop_call(loop, &late.call), -ESHUTDOWN);
+    struct ttimer t = {.timer.fire = on_fire};
+    struct loop_timer *one = &t.timer;
+    assert_int_equal(loop_add_timers(loop, &one, 1), -ESHUTDOWN);
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.timers, 0);
+    loop_stop(loop); /* twice: nothing */
+    loop_free(loop);
+    assert_int_equal(atomic_load(&late.ran), 0);
+    assert_int_equal(atomic_load(&t.fired), 0);
+    loop_free(NULL);
+    loop_stop(NULL);
+}
+
+/*
+ * 40 timers due within 20..70 ms and 40 due in a minute, interleaved. A
+ * first call (on the loop thread, so nothing fires meanwhile) hands them
+ * all over and at once removes 8 short ones, still on their way in; a
+ * second removes the 40 long ones from the middle of the heap. The rest
+ * fire in due order.
+ */
+#define RM_SHORT 40
+#define RM_LONG  40
+
+static struct ttimer rm_timers[RM_SHORT + RM_LONG];
+static struct ttimer rm_never; /* never handed over */
+
+static bool removed_early(int i)
+{
+    return i < RM_SHORT && i % 5 == 2;
+}
+
+static void add_and_remove(struct loop *loop, struct tcall *c)
+{
+    struct loop_timer *ptrs[RM_SHORT + RM_LONG];
+    uint64_t now = clock_now_ns();
+    for (int i = 0; i < RM_SHORT + RM_LONG; i++) {
+        struct ttimer *t = &rm_timers[i];
+        memset(t, 0, sizeof(*t));
+        t->id = i;
+        t->timer.fire = on_fire;
+        t->timer.due_ns =
+            i < RM_SHORT ? now + (20 + (uint64_t)(i * 7 % RM_SHORT)) * 1000000u
+                         : now + 60ull * 1000000000ull;
+    }
+    /* Interleaved: short, long, short, long... */
+    for (int i = 0; i < RM_SHORT; i++) {
+        ptrs[2 * i] = &rm_timers[i].timer;
+        ptrs[2 * i + 1] = &rm_timers[RM_SHORT + i].timer;
+    }
+    /* Checked by the test's thread: a failed assertion must not jump
+     * from this one. */
+    c->rc = loop_add_timers(loop, ptrs, RM_SHORT + RM_LONG);
+    for (int i = 0; i < RM_SHORT; i++) {
+        if (removed_early(i))
+            loop_timer_remove(loop, &rm_timers[i].timer);
+    }
+    loop_timer_remove(loop, &rm_never.timer); /* not in the loop: nothing */
+}
+
+static void remove_long(struct loop *loop, struct tcall *c)
+{
+    (void)c;
+    for (int i = RM_SHORT; i < RM_SHORT + RM_LONG; i++) {
+        loop_timer_remove(loop, &rm_timers[i].timer);
+        loop_timer_remove(loop, &rm_timers[i].timer); /* twice: nothing */
+    }
+    loop_timer_remove(loop, &rm_timers[2].timer); /* removed already */
+}
+
+static void test_timer_remove(void **state)
+{
+    (void)state;
+    char err[64];
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    atomic_store(&order_len, 0);
+    memset(&rm_never, 0, sizeof(rm_never));
+    rm_never.timer.fire = on_fire;
+    rm_never.timer.slot = 3; /* whatever it holds, it is not in the heap */
+    struct tcall first = {.call.fn = on_call, .then = add_and_remove};
+    struct tcall second = {.call.fn = on_call, .then = remove_long};
+    assert_int_equal(loop_call(loop, &first.call), 0);
+    assert_int_equal(loop_call(loop, &second.call), 0);
+    wait_call(&second);
+    assert_int_equal(first.rc, 0);
+
+    int expected = 0;
+    for (int i = 0; i < RM_SHORT; i++) {
+        if (removed_early(i))
+            continue;
+        expected++;
+        wait_fired(&rm_timers[i], 1);
+    }
+    assert_int_equal(atomic_load(&order_len), expected);
+    for (int k = 1; k < expected; k++)
+        assert_true(rm_timers[order[k - 1]].timer.due_ns <=
+                    rm_timers[order[k]].timer.due_ns);
+    for (int i = 0; i < RM_SHORT + RM_LONG; i++) {
+        assert_int_equal(atomic_load(&rm_timers[i].fired), 1);
+        bool removed = i >= RM_SHORT || removed_early(i);
+        assert_int_equal(atomic_load(&rm_timers[i].status),
+                         removed ? -ECANCELED : 0);
+    }
+    assert_int_equal(atomic_load(&rm_never.fired), 0);
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(s.timers_fired, RM_SHORT + RM_LONG);
+    loop_free(loop);
+}
+
+/* Transfers to a port that never answers: one in the multi, one still on
+ * its way in, one never handed over. */
+static struct tfetch rm_in, rm_pending, rm_idle;
+
+static void remove_in_multi(struct loop *loop, struct tcall *c)
+{
+    (void)c;
+    loop_fetch_remove(loop, &rm_in.f);
+    loop_fetch_remove(loop, &rm_in.f); /* twice: nothing */
+    loop_fetch_remove(loop, &rm_idle.f);
+}
+
+static void add_and_remove_fetch(struct loop *loop, struct tcall *c)
+{
+    struct loop_fetch *one = &rm_pending.f;
+    c->rc = loop_add_fetches(loop, &one, 1);
+    loop_fetch_remove(loop, &rm_pending.f);
+}
+
+static void test_fetch_remove(void **state)
+{
+    (void)state;
+    char err[64], url[64];
+    int port;
+    int fd = listener(&port, true);
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    struct tfetch *all[3] = {&rm_in, &rm_pending, &rm_idle};
+    for (int i = 0; i < 3; i++) {
+        memset(all[i], 0, sizeof(*all[i]));
+        all[i]->f.easy = curl_easy_init();
+        assert_non_null(all[i]->f.easy);
+        curl_easy_setopt(all[i]->f.easy, CURLOPT_URL, url);
+        all[i]->f.done = on_fetch;
+    }
+    struct loop_fetch *one = &rm_in.f;
+    assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
+    struct tcall first = {.call.fn = on_call, .then = remove_in_multi};
+    struct tcall second = {.call.fn = on_call, .then = add_and_remove_fetch};
+    assert_int_equal(loop_call(loop, &first.call), 0);
+    assert_int_equal(loop_call(loop, &second.call), 0);
+    wait_call(&second);
+    assert_int_equal(second.rc, 0);
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(atomic_load(&all[i]->done), 1);
+        assert_int_equal(atomic_load(&all[i]->status), -ECANCELED);
+        assert_int_equal(atomic_load(&all[i]->rc), CURLE_ABORTED_BY_CALLBACK);
+    }
+    assert_int_equal(atomic_load(&rm_idle.done), 0);
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.transfers, 0);
+    assert_int_equal(s.transfers_done, 2);
+    loop_free(loop);
+    for (int i = 0; i < 3; i++)
+        curl_easy_cleanup(all[i]->f.easy);
+    close(fd);
 }
 
 int main(void)
@@ -228,6 +461,9 @@ int main(void)
         cmocka_unit_test(test_stop_cancels),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_fetch_refused_and_cancelled),
+        cmocka_unit_test(test_call),
+        cmocka_unit_test(test_timer_remove),
+        cmocka_unit_test(test_fetch_remove),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests_name("loop", tests, NULL, NULL);

@@ -2,10 +2,12 @@
  * Unit tests of server/pool.c with real worker processes: the service
  * binary (CONLAB_BIN, set by the Makefile) started in worker mode. Covers
  * submit and result, a worker killed mid-job, a job past its deadline, a
- * full queue, recycling, and shutdown with jobs queued and running.
+ * full queue, recycling, fair shares between clients, taking queued jobs
+ * back, and shutdown with jobs queued and running.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,9 +28,15 @@
 
 #define WAIT_MS 20000 /* generous: sanitizer builds start slowly */
 
+/* The order jobs ended in, by name (callbacks run on the pool thread). */
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+static char order[64];
+static size_t order_len;
+
 /* A job the test can wait for. */
 struct tjob {
     struct pool_job job;
+    char name;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done;
@@ -44,6 +52,10 @@ struct tjob {
 static void on_done(struct pool_job *job)
 {
     struct tjob *t = job->owner;
+    pthread_mutex_lock(&order_lock);
+    if (order_len < sizeof(order) - 1)
+        order[order_len++] = t->name;
+    pthread_mutex_unlock(&order_lock);
     pthread_mutex_lock(&t->lock);
     t->done++;
     t->result_len = job->result_len < sizeof(t->result) ? job->result_len : 0;
@@ -147,7 +159,7 @@ static void test_prime_job(void **state)
     memcpy(&res, t.result, sizeof(res));
     assert_int_equal(res.primes, 9592);
     assert_int_equal(res.checked, 100000);
-    pool_stop(p);
+    pool_free(p);
     assert_no_children();
 }
 
@@ -170,7 +182,7 @@ static void test_square_job(void **state)
     assert_int_equal(out[1], 16);
     assert_int_equal(out[2], 0);
     assert_int_equal(out[3], 9223372030926249001LL);
-    pool_stop(p);
+    pool_free(p);
 }
 
 static void test_worker_killed_mid_job(void **state)
@@ -201,7 +213,7 @@ static void test_worker_killed_mid_job(void **state)
     assert_int_equal(pool_submit(p, &one, 1), 0);
     assert_true(wait_done(&t2));
     assert_int_equal(t2.job.status, 0);
-    pool_stop(p);
+    pool_free(p);
     assert_no_children();
 }
 
@@ -221,7 +233,7 @@ static void test_deadline(void **state)
     wait_stats(p, all_alive, &s);
     assert_int_equal(s.restarts.timeout, 1);
     assert_int_equal(s.restarts.crash, 0);
-    pool_stop(p);
+    pool_free(p);
     assert_no_children();
 }
 
@@ -259,7 +271,7 @@ static void test_queue_full(void **state)
     assert_true(wait_done(&queued[0]));
     assert_true(wait_done(&queued[1]));
     assert_int_equal(extra[0].done, 0);
-    pool_stop(p);
+    pool_free(p);
 }
 
 static void test_recycle(void **state)
@@ -279,7 +291,7 @@ static void test_recycle(void **state)
     /* max_jobs 2 plus jitter of at most 2/4+1: at least one recycle. */
     assert_true(s.restarts.recycle >= 1);
     assert_int_equal(s.restarts.crash, 0);
-    pool_stop(p);
+    pool_free(p);
     assert_no_children();
 }
 
@@ -305,6 +317,157 @@ static void test_shutdown_with_jobs(void **state)
         assert_int_equal(t[i].job.status, -ESHUTDOWN);
     }
     assert_no_children();
+
+    /* Stopped, not freed: every call still answers. */
+    assert_true(pool_stopping(p));
+    struct tjob late;
+    sleep_job(&late, 1);
+    struct pool_job *one = &late.job;
+    assert_int_equal(pool_submit(p, &one, 1), -ESHUTDOWN);
+    assert_false(pool_cancel(p, &late.job));
+    assert_false(pool_cancel(p, &t[4].job)); /* ended by the stop */
+    pool_stats(p, &s);
+    assert_int_equal(s.alive, 0);
+    assert_int_equal(s.busy, 0);
+    assert_int_equal(s.queued, 0);
+    assert_int_equal(s.completed, 5);
+    assert_int_equal(s.jobs.cancelled, 5);
+    pool_stop(p); /* twice: nothing */
+    pool_free(p);
+    assert_int_equal(late.done, 0);
+    pool_free(NULL);
+    pool_stop(NULL);
+}
+
+/* Queues jobs named by names (client = the letter) in one submission on
+ * a pool of one worker, and writes the order they ended in to out. */
+static void run_order(const char *names, char *out)
+{
+    struct pool *p = start(1, 16, 20000, 0);
+    size_t n = strlen(names);
+    struct tjob t[16];
+    struct pool_job *jobs[16];
+    pthread_mutex_lock(&order_lock);
+    order_len = 0;
+    pthread_mutex_unlock(&order_lock);
+    for (size_t i = 0; i < n; i++) {
+        sleep_job(&t[i], 0);
+        t[i].name = names[i];
+        t[i].job.client = (uint64_t)names[i];
+        jobs[i] = &t[i].job;
+    }
+    assert_int_equal(pool_submit(p, jobs, n), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(wait_done(&t[i]));
+        assert_int_equal(t[i].job.status, 0);
+    }
+    pool_free(p);
+    pthread_mutex_lock(&order_lock);
+    memcpy(out, order, order_len);
+    out[order_len] = '\0';
+    pthread_mutex_unlock(&order_lock);
+}
+
+/* One worker: b's one job runs right after a's first, not last; two
+ * clients with queued work take turns; a lone client keeps its order. */
+static void test_fair_share(void **state)
+{
+    (void)state;
+    char got[64];
+    run_order("aaab", got);
+    assert_string_equal(got, "abaa");
+    run_order("aaabbb", got);
+    assert_string_equal(got, "ababab");
+    run_order("aaaa", got);
+    assert_string_equal(got, "aaaa");
+    assert_no_children();
+}
+
+static void test_cancel_queued(void **state)
+{
+    (void)state;
+    struct pool *p = start(1, 8, 60000, 0);
+    struct pool_stats s;
+    struct tjob running, x, y, never;
+    sleep_job(&running, 30000); /* ended by the stop, not by time */
+    sleep_job(&x, 1);
+    sleep_job(&y, 1);
+    sleep_job(&never, 1);
+    struct pool_job *one = &running.job;
+    assert_int_equal(pool_submit(p, &one, 1), 0);
+    wait_stats(p, one_busy, &s);
+    struct pool_job *two[2] = {&x.job, &y.job};
+    assert_int_equal(pool_submit(p, two, 2), 0);
+
+    assert_true(pool_cancel(p, &x.job));
+    assert_false(pool_cancel(p, &x.job));       /* already taken back */
+    assert_false(pool_cancel(p, &running.job)); /* a worker has it */
+    assert_false(pool_cancel(p, &never.job));   /* never queued */
+    pool_stats(p, &s);
+    assert_int_equal(s.queued, 1);
+    assert_int_equal(s.jobs.cancelled, 1);
+    pool_stop(p);
+    assert_int_equal(x.done, 0);
+    assert_int_equal(y.done, 1);
+    assert_int_equal(y.job.status, -ESHUTDOWN);
+    assert_int_equal(running.done, 1);
+    assert_int_equal(running.job.status, -ESHUTDOWN);
+    pool_free(p);
+    assert_no_children();
+}
+
+/* Cancel while the pool thread dispatches: the callback comes exactly
+ * when pool_cancel() said no. */
+#define RACE_JOBS 300
+
+static void test_cancel_race(void **state)
+{
+    (void)state;
+    struct pool *p = start(2, 4, 20000, 0);
+    struct pool_stats s;
+    wait_stats(p, all_alive, &s);
+    struct tjob *t = calloc(RACE_JOBS, sizeof(*t));
+    bool *taken = calloc(RACE_JOBS, sizeof(*taken));
+    assert_non_null(t);
+    assert_non_null(taken);
+    int n_taken = 0;
+    for (int i = 0; i < RACE_JOBS; i++) {
+        sleep_job(&t[i], 0);
+        t[i].job.client = (uint64_t)(i % 3);
+        struct pool_job *one = &t[i].job;
+        int rc;
+        while ((rc = pool_submit(p, &one, 1)) == -EAGAIN)
+            sched_yield();
+        assert_int_equal(rc, 0);
+        if (i % 2 == 1)
+            continue;
+        /* The workers are idle: after a spread of delays, some cancels
+         * land before the pool thread hands the job out, some after. */
+        for (volatile int k = 0; k < (i % 40) * 3000; k++)
+            ;
+        taken[i] = pool_cancel(p, &t[i].job);
+        n_taken += taken[i];
+        assert_true(taken[i] || wait_done(&t[i]));
+        if (i > 0)
+            assert_true(wait_done(&t[i - 1]));
+    }
+    for (int i = 0; i < RACE_JOBS; i++) {
+        if (!taken[i]) {
+            assert_true(wait_done(&t[i]));
+            assert_int_equal(t[i].job.status, 0);
+        }
+    }
+    pool_stop(p); /* every callback that will come has come */
+    print_message("cancel race: %d of %d taken back\n", n_taken, RACE_JOBS);
+    for (int i = 0; i < RACE_JOBS; i++)
+        assert_int_equal(t[i].done, taken[i] ? 0 : 1);
+    pool_stats(p, &s);
+    assert_int_equal(s.jobs.cancelled, (uint64_t)n_taken);
+    assert_int_equal(s.jobs.ok, (uint64_t)(RACE_JOBS - n_taken));
+    pool_free(p);
+    free(t);
+    free(taken);
+    assert_no_children();
 }
 
 static void test_bad_job_rejected(void **state)
@@ -322,7 +485,7 @@ static void test_bad_job_rejected(void **state)
     tjob_init(&big, JOB_SQUARE, JOB_PAYLOAD_MAX + 8);
     one = &big.job;
     assert_int_equal(pool_submit(p, &one, 1), -EINVAL);
-    pool_stop(p);
+    pool_free(p);
 }
 
 /* Workers that die at once are restarted ever more slowly, and queued
@@ -350,7 +513,7 @@ static void test_crash_loop_backs_off(void **state)
     assert_int_equal(s.alive, 0);
     /* 1.5 s of 50, 100, 200, 400, 800 ms back-off: a handful, not a loop. */
     assert_true(s.restarts.crash >= 2 && s.restarts.crash <= 8);
-    pool_stop(p);
+    pool_free(p);
     assert_no_children();
 }
 
@@ -377,6 +540,9 @@ int main(void)
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_recycle),
         cmocka_unit_test(test_shutdown_with_jobs),
+        cmocka_unit_test(test_fair_share),
+        cmocka_unit_test(test_cancel_queued),
+        cmocka_unit_test(test_cancel_race),
         cmocka_unit_test(test_bad_job_rejected),
         cmocka_unit_test(test_crash_loop_backs_off),
     };
