@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "../server/budget.h"
 #include "../server/clock.h"
+#include "../server/container.h"
 #include "../server/http.h"
 #include "../server/loop.h"
 #include "../server/params.h"
@@ -19,11 +21,12 @@ struct delay {
     struct loop_timer timer;
     struct request *req;
     uint64_t ms;
+    struct budget_claim claim;
 };
 
 static void on_timer(struct loop_timer *t, int status)
 {
-    struct delay *d = (struct delay *)t;
+    struct delay *d = container_of(t, struct delay, timer);
     struct response resp;
     response_init(&resp);
     if (status != 0) {
@@ -36,6 +39,7 @@ static void on_timer(struct loop_timer *t, int status)
         response_header(&resp, "Cache-Control", "no-store");
     }
     struct request *req = d->req;
+    budget_release(&d->claim);
     free(d);
     http_resume(req, &resp);
 }
@@ -54,11 +58,31 @@ enum handler_result delay_handle(struct request *req, struct response *resp,
     }
     params_cleanup(&p);
 
+    /* One timer, charged to the client (or to whom a self-fetch of
+     * /run/fetch charges it). */
+    struct budget_client client = {{0}};
+    const char *token = request_header(req, "X-Conlab-Charge");
+    if (!(token && budget_token_client(app->budget, token, &client)) &&
+        req->client)
+        budget_client_from_sockaddr(req->client, &client);
+    struct budget_cost cost = {{0}};
+    cost.amount[BUDGET_TIMERS] = 1;
+    cost.amount[BUDGET_BYTES] = sizeof(struct delay);
+    struct budget_claim claim;
+    enum budget_kind which;
+    if (budget_acquire(app->budget, &client, &cost, &claim, &which) < 0) {
+        response_error(resp, 503,
+                       "the %s budget is busy; retry shortly",
+                       budget_names[which]);
+        return HANDLER_DONE;
+    }
     struct delay *d = calloc(1, sizeof(*d));
     if (!d) {
+        budget_release(&claim);
         response_error(resp, 500, "out of memory");
         return HANDLER_DONE;
     }
+    d->claim = claim;
     d->req = req;
     d->ms = (uint64_t)ms;
     d->timer.due_ns = req->accepted_ns + d->ms * 1000000u;
@@ -74,6 +98,7 @@ enum handler_result delay_handle(struct request *req, struct response *resp,
                        rc == -EAGAIN ? "too many timers in flight; retry "
                                        "shortly"
                                      : "the service is shutting down");
+        budget_release(&d->claim);
         free(d);
         http_resume(req, &err);
     }

@@ -53,7 +53,7 @@ struct fetch_state {
     size_t n;
     char **urls; /* n URLs, or NULL: every task fetches self_url */
     char self_url[ALLOW_URL_MAX];
-    char self_base[ALLOW_URL_MAX]; /* "http://host:port/" of this service */
+    char self_base[128]; /* "http://host:port/" of this service */
     const struct allow_list *allow;
     uint64_t max_bytes;
     int timeout_ms;

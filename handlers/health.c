@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../server/budget.h"
 #include "../server/clock.h"
 #include "../server/http.h"
 #include "../server/loop.h"
@@ -25,6 +26,7 @@ static void field(struct text *t, const char *name, uint64_t value);
 static void process_pool(struct text *t, struct pool *pool);
 static void thread_pool(struct text *t, struct tpool *tpool);
 static void event_loop(struct text *t, struct loop *loop);
+static void budgets(struct text *t, struct budget *budget);
 
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *ctx)
@@ -60,7 +62,9 @@ enum handler_result health_handle(struct request *req, struct response *resp,
         thread_pool(&t, app->tpool);
     if (app->loop)
         event_loop(&t, app->loop);
-    text_str(&t, "}}");
+    text_char(&t, '}');
+    budgets(&t, app->budget);
+    text_char(&t, '}');
 
     char *body = malloc(t.len + 1);
     if (!body || text_overflowed(&t)) {
@@ -143,4 +147,25 @@ static void event_loop(struct text *t, struct loop *loop)
     field(t, "transfers_done", ls.transfers_done);
     t->len--;
     text_char(t, '}');
+}
+
+/* ,"budgets":{"tasks":{"used":N,"limit":M,"client_limit":C},...},
+ * "clients":K: what admission holds, against its limits. */
+static void budgets(struct text *t, struct budget *budget)
+{
+    struct budget_usage u;
+    budget_stats(budget, &u);
+    text_str(t, ",\"budgets\":{");
+    for (int k = 0; k < BUDGET_KINDS; k++) {
+        text_str(t, k ? ",\"" : "\"");
+        text_str(t, budget_names[k]);
+        text_str(t, "\":{");
+        field(t, "used", u.used[k]);
+        field(t, "limit", u.limit[k]);
+        field(t, "client_limit", u.client_limit[k]);
+        t->len--;
+        text_char(t, '}');
+    }
+    text_str(t, "},\"clients\":");
+    text_u64(t, u.clients);
 }

@@ -11,6 +11,7 @@
 
 #include "../server/clock.h"
 #include "../server/http.h"
+#include "../server/budget.h"
 #include "../server/loop.h"
 #include "../server/metrics.h"
 #include "../server/pool.h"
@@ -128,6 +129,7 @@ enum handler_result metrics_handle(struct request *req, struct response *resp,
     run_write_metrics(out);
     write_pools(out, app);
     fetch_write_metrics(out);
+    budget_write_metrics(app->budget, out);
 
     if (fclose(out) != 0 || !text) {
         free(text);

@@ -11,8 +11,11 @@
 #include <string.h>
 
 #include "../server/app.h"
+#include "../server/job.h"
 #include "../server/prime.h"
 #include "demo.h"
+
+extern const struct demo demo_prime;
 
 #define TASKS_MAX 256
 
@@ -24,16 +27,11 @@
 #define REF_LIMIT 1e7
 #define REF_MS    1600.0
 
-struct prime_result {
-    uint64_t checked;
-    uint64_t primes;
-};
-
 struct prime_state {
     size_t n;
     uint64_t limit;
     struct prime_span *spans;
-    struct prime_result *counts;
+    struct job_prime_result *counts;
 };
 
 enum { P_LIMIT, P_TASKS };
@@ -96,7 +94,7 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
 static int compute(struct engine_ctx *ctx, void *arg, size_t task)
 {
     struct prime_state *st = arg;
-    struct prime_result *c = &st->counts[task];
+    struct job_prime_result *c = &st->counts[task];
     return prime_count(&st->spans[task], engine_yield, ctx, &c->checked,
                        &c->primes);
 }
@@ -137,7 +135,7 @@ static int absorb(void *arg, size_t task, unsigned slice, const void *result,
                   uint32_t len)
 {
     struct prime_state *st = arg;
-    struct prime_result r;
+    struct job_prime_result r;
     if (len != sizeof(r))
         return -EPROTO;
     memcpy(&r, result, sizeof(r));
@@ -152,7 +150,7 @@ static int worker_job(const void *in, uint32_t len, void *out, uint32_t cap,
                       uint32_t *out_len)
 {
     struct prime_span span;
-    struct prime_result res;
+    struct job_prime_result res;
     if (len != sizeof(span) || cap < sizeof(res))
         return -EINVAL;
     memcpy(&span, in, sizeof(span));
@@ -247,7 +245,7 @@ const struct demo demo_prime = {
     .outcome = outcome,
     .shrink = "limit",
     .n_tasks = n_tasks,
-    .bytes_per_task = sizeof(struct prime_span) + sizeof(struct prime_result),
+    .bytes_per_task = sizeof(struct prime_span) + sizeof(struct job_prime_result),
     .estimate_ms = estimate_ms,
     .prepare = prepare,
     .free_state = free_state,

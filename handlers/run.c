@@ -292,10 +292,13 @@ static enum handler_result on_wake(struct request *req, struct response *resp,
                                    void *arg)
 {
     struct run_req *rr = arg;
-    (void)req;
     size_t d = demo_kind(rr->d) - 1;
     atomic_fetch_add_explicit(&runs_total[d][rr->mode][rr->status != 0], 1,
                               memory_order_relaxed);
+    if (http_closing(req)) {
+        run_req_free(rr);
+        return HANDLER_DONE;
+    }
     enum handler_result r = rr->then(rr, rr->status, resp);
     if (r == HANDLER_DONE)
         run_req_free(rr);

@@ -14,13 +14,18 @@
 
 #include "../server/app.h"
 #include "../server/clock.h"
+#include "../server/container.h"
+#include "../server/job.h"
 #include "../server/loop.h"
 #include "demo.h"
+
+extern const struct demo demo_sleep;
 
 #define MS_MAX          10000
 #define TASKS_MAX_ASYNC 10000
 #define TASKS_MAX       1000
 #define NAP_NS          (20u * 1000u * 1000u) /* deadline checks while asleep */
+#define WORKER_SLEEP_MAX_MS 600000 /* what a worker accepts in one job */
 #define SLICE_MS        (ENGINE_SLICE_NS / 1000000u)
 
 struct sleep_timer {
@@ -34,10 +39,6 @@ struct sleep_state {
     size_t n;
     struct loop *loop;
     struct sleep_timer *timers; /* async mode: one per task */
-};
-
-struct sleep_job {
-    uint64_t ms;
 };
 
 enum { P_TASKS, P_MS };
@@ -130,7 +131,7 @@ static int compute(struct engine_ctx *ctx, void *arg, size_t task)
 /* Loop thread: a task's timer fired, or was removed, or the loop stops. */
 static void on_timer(struct loop_timer *t, int status)
 {
-    struct sleep_timer *st = (struct sleep_timer *)t;
+    struct sleep_timer *st = container_of(t, struct sleep_timer, timer);
     if (status == -ECANCELED)
         status = engine_run_check(st->run);
     engine_task_end(st->run, st->task, status, 0, NULL);
@@ -168,7 +169,7 @@ static int job(void *arg, size_t task, unsigned slice, struct engine_job *out)
 {
     struct sleep_state *st = arg;
     uint64_t done = (uint64_t)slice * SLICE_MS;
-    struct sleep_job j = {.ms = st->ms - done < SLICE_MS ? st->ms - done
+    struct job_sleep j = {.ms = st->ms - done < SLICE_MS ? st->ms - done
                                                          : SLICE_MS};
     (void)task;
     out->kind = demo_kind(&demo_sleep);
@@ -192,14 +193,14 @@ static int absorb(void *arg, size_t task, unsigned slice, const void *result,
 static int worker_job(const void *in, uint32_t len, void *out, uint32_t cap,
                       uint32_t *out_len)
 {
-    struct sleep_job j;
+    struct job_sleep j;
     (void)out;
     (void)cap;
     *out_len = 0;
     if (len != sizeof(j))
         return -EINVAL;
     memcpy(&j, in, sizeof(j));
-    if (j.ms > MS_MAX)
+    if (j.ms > WORKER_SLEEP_MAX_MS)
         return -EINVAL;
     struct timespec ts = {(time_t)(j.ms / 1000),
                           (long)(j.ms % 1000) * 1000000L};

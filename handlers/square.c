@@ -11,13 +11,16 @@
 #include <string.h>
 
 #include "../server/app.h"
+#include "../server/job.h"
 #include "demo.h"
+
+extern const struct demo demo_square;
 
 #define NUMBER_MAX     3037000499LL /* its square still fits in int64 */
 #define NUMBERS_MAX    10000
 #define TASKS_MAX      256
 #define YIELD_EVERY    1024
-#define SQUARE_JOB_MAX 8192 /* numbers in one worker job */
+#define SQUARE_JOB_MAX (JOB_PAYLOAD_MAX / 8) /* numbers in one job */
 /* Multiplications per ms on one core, roughly (with the copying). */
 #define SQUARES_PER_MS 200000.0
 

@@ -20,6 +20,8 @@ struct tpool;
 struct gil;
 struct loop;
 struct allow_list;
+struct budget;
+struct engine;
 
 struct app {
     const struct config *cfg;
@@ -33,6 +35,8 @@ struct app {
     struct gil *gil;             /* the simulated interpreter lock */
     struct loop *loop;           /* the event loop: timers and fetches */
     struct allow_list *allow;    /* fetch targets allowed */
+    struct budget *budget;       /* admission by cost */
+    struct engine *engine;       /* runs the demos' tasks */
 };
 
 #endif

@@ -62,6 +62,7 @@ struct exchange {
     void (*gone)(void *arg); /* told once when the client leaves */
     void *gone_arg;
     bool gone_told;
+    bool closing; /* completed before a woken request was answered */
     struct request req;
     struct response resp;
     char id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, "" until known */
@@ -284,6 +285,12 @@ void http_wake(struct request *req, http_wake_fn fn, void *arg)
         return;
     atomic_fetch_sub(&ex->srv->n_suspended, 1);
     MHD_resume_connection(ex->conn);
+}
+
+bool http_closing(const struct request *req)
+{
+    const struct exchange *ex = req->conn;
+    return ex->closing;
 }
 
 void http_watch(struct request *req, void (*gone)(void *arg), void *arg)
@@ -585,6 +592,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!ex)
         return;
     *con_cls = NULL;
+    if (atomic_load(&ex->state) == EX_WOKEN) {
+        /* Woken, but the connection ended first (shutdown, a reset): its
+         * owner still frees what it holds, and nothing is sent. */
+        ex->closing = true;
+        unlink_suspended(ex);
+        ex->wake(&ex->req, &ex->resp, ex->wake_arg);
+    } else if (atomic_load(&ex->state) != EX_NEW &&
+               atomic_load(&ex->state) != EX_ANSWERED) {
+        unlink_suspended(ex);
+    }
 
     uint64_t ns = clock_now_ns() - ex->req.accepted_ns;
     /* Never answered: the client left first (nginx's 499). */

@@ -124,6 +124,13 @@ typedef enum handler_result (*http_wake_fn)(struct request *req,
 void http_wake(struct request *req, http_wake_fn fn, void *arg);
 
 /*
+ * True inside a wake function called because the connection ended before
+ * the woken request could be answered: free what it holds, start nothing
+ * (the response is dropped).
+ */
+bool http_closing(const struct request *req);
+
+/*
  * Asks to be told, once, when the client of the suspended request leaves
  * (a reset or a full close; see http_client_gone()): gone(arg) is called
  * by http_sweep() with this module's lock held, so it must not block and

@@ -21,6 +21,8 @@
 
 #include "../handlers/handlers.h"
 #include "allow.h"
+#include "budget.h"
+#include "engine.h"
 #include "app.h"
 #include "clock.h"
 #include "config.h"
@@ -35,6 +37,8 @@
 #include "worker.h"
 
 extern char **environ;
+
+#define STOP_WAIT_MS 5000 /* for runs and answers after the back ends stop */
 
 /* Descriptors kept beside client connections: files, workers, and the
  * event loop's outbound connections. */
@@ -130,6 +134,23 @@ int main(int argc, char **argv)
         log_error("cannot start the event loop: %s", err);
         goto out_pools;
     }
+    struct budget_limits limits;
+    budget_limits_from_config(&cfg, &limits);
+    app.budget = budget_new(&limits);
+    struct engine_config engine_cfg = {
+        .pool = app.pool,
+        .tpool = app.tpool,
+        .gil = app.gil,
+        .loop = app.loop,
+        .workers = cfg.workers,
+        .demo_threads = cfg.demo_threads,
+        .job_timeout_ms = cfg.job_timeout_ms,
+    };
+    app.engine = engine_new(&engine_cfg);
+    if (!app.budget || !app.engine) {
+        log_error("cannot set up the run engine: out of memory");
+        goto out_pools;
+    }
 
     /* Published before any request thread exists: handlers read it. */
     app.http = http_new(&cfg, router, err, sizeof(err));
@@ -164,6 +185,7 @@ int main(int argc, char **argv)
     do {
         sig = sigtimedwait(&stop_signals, NULL, &tick);
         log_flush();
+        http_sweep(app.http); /* runs of clients that left are cancelled */
     } while (sig < 0);
     log_info("received %s: stopping (grace period %d ms)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace_ms);
@@ -172,13 +194,19 @@ int main(int argc, char **argv)
     http_quiesce(app.http);
     if (!http_wait_idle(app.http, cfg.grace_ms))
         log_warn("grace period over with requests still in flight");
-    /* Ending the back ends answers what they still held with a 503. Each
-     * stays allocated (answering -ESHUTDOWN) until every thread is gone:
-     * a completion of one may submit to another, and request threads may
-     * still read their stats. */
+    /* Phase 2: cancel every run, then end the back ends, which answer
+     * what they still hold with -ESHUTDOWN. Each stays allocated until
+     * every thread is gone: a completion of one may submit to another,
+     * and request threads may still read their stats. */
+    engine_stop(app.engine);
     pool_stop(app.pool);
     tpool_stop(app.tpool);
     loop_stop(app.loop);
+    /* Phase 3: every run's callback has returned and its request has had
+     * its answer built on a request thread; then the daemon goes. */
+    if (!engine_wait_idle(app.engine, STOP_WAIT_MS))
+        log_error("runs still live after the back ends stopped");
+    http_wait_idle(app.http, STOP_WAIT_MS);
     http_stop(app.http);
     log_flush();
     log_info("stopped in %.1f ms",
@@ -193,6 +221,8 @@ out_http:
     loop_stop(app.loop);
     http_stop(app.http);
 out_pools:
+    engine_free(app.engine);
+    budget_free(app.budget);
     /* No thread but this one is left: free in any order. */
     pool_free(app.pool);
     tpool_free(app.tpool);

@@ -14,7 +14,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "job.h"
-#include "prime.h"
+#include "../handlers/demo.h"
 
 int worker_main(int fd, int parent)
 {
@@ -68,54 +68,9 @@ out_free:
     return status;
 }
 
+/* The registry knows every demo's job (demo.h). */
 int worker_run_job(uint32_t kind, const void *params, uint32_t len, void *out,
                    uint32_t cap, uint32_t *out_len)
 {
-    *out_len = 0;
-    switch (kind) {
-    case JOB_PRIME: {
-        struct prime_span span;
-        struct job_prime_result res;
-        if (len != sizeof(span) || cap < sizeof(res))
-            return -EINVAL;
-        memcpy(&span, params, sizeof(span));
-        if (span.block == 0 || span.stride < span.block)
-            return -EINVAL;
-        prime_count(&span, NULL, NULL, &res.checked, &res.primes);
-        memcpy(out, &res, sizeof(res));
-        *out_len = sizeof(res);
-        return 0;
-    }
-    case JOB_SQUARE: {
-        if (len % sizeof(int64_t) != 0 || len > JOB_PAYLOAD_MAX || cap < len)
-            return -EINVAL;
-        const uint8_t *src = params;
-        uint8_t *dst = out;
-        for (uint32_t off = 0; off < len; off += sizeof(int64_t)) {
-            int64_t v;
-            memcpy(&v, src + off, sizeof(v));
-            if (v > 3037000499LL || v < -3037000499LL)
-                return -EINVAL; /* the square would overflow */
-            v *= v;
-            memcpy(dst + off, &v, sizeof(v));
-        }
-        *out_len = len;
-        return 0;
-    }
-    case JOB_SLEEP: {
-        struct job_sleep s;
-        if (len != sizeof(s))
-            return -EINVAL;
-        memcpy(&s, params, sizeof(s));
-        if (s.ms > 600000)
-            return -EINVAL;
-        struct timespec ts = {(time_t)(s.ms / 1000),
-                              (long)(s.ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-        return 0;
-    }
-    default:
-        return -EINVAL;
-    }
+    return demo_worker_job(kind, params, len, out, cap, out_len);
 }
