@@ -1,0 +1,185 @@
+/*
+ * demo: the demo registry, the single description of every demo.
+ *
+ * A demo declares once: its parameters (name, type, bounds, default, one
+ * line of documentation), its modes, its cost, its work (the engine's
+ * hooks and the worker-process job), and how its answer reads. Routes
+ * (/run/<name>), validation, /run/compare, the metrics labels, the
+ * OpenAPI parameters and the dashboard's forms (which read the OpenAPI
+ * document) all follow from this table. Adding a demo is one file that
+ * defines a `const struct demo` and one line in registry.c's list.
+ *
+ * Everything here is constant after start-up: any thread may read it.
+ */
+#ifndef CONLAB_DEMO_H
+#define CONLAB_DEMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../server/budget.h"
+#include "../server/engine.h"
+#include "../server/jsonw.h"
+
+struct app;
+struct params;
+
+#define DEMO_PARAMS_MAX 8
+#define DEMOS_MAX       16
+#define DEMO_ALL_MODES  ENGINE_MODES /* "every mode of the demo" */
+
+enum demo_param_type {
+    DEMO_INT,      /* an integer in [min, max] */
+    DEMO_INT_LIST, /* a comma list of integers, each in [min, max] */
+    DEMO_URLS,     /* a repeatable string (URLs), up to max_items */
+};
+
+/* The option a default comes from, when it is not a constant. */
+enum demo_default_from { DEMO_DEF_CONST, DEMO_DEF_WORKERS };
+
+struct demo_param {
+    const char *name;
+    enum demo_param_type type;
+    int64_t min, max;       /* the value, or each item of a list */
+    int64_t mode_max[ENGINE_MODES]; /* a tighter maximum in a mode; 0 none */
+    int64_t def;            /* DEMO_INT, when def_from is DEMO_DEF_CONST */
+    enum demo_default_from def_from;
+    const char *def_list;  /* DEMO_INT_LIST: the default list ("1,2,3,4") */
+    size_t max_items;      /* DEMO_INT_LIST and DEMO_URLS */
+    int64_t form_value;    /* the dashboard's starting value; 0: def */
+    const char *form_list; /* the same for a list */
+    bool scales_time;      /* raising it makes the run longer */
+    const char *doc;       /* one line for the OpenAPI document */
+};
+
+/* The parsed parameters of one request, in the order of demo->params. */
+struct demo_args {
+    int64_t v[DEMO_PARAMS_MAX];
+    bool given[DEMO_PARAMS_MAX];
+    bool unused[DEMO_PARAMS_MAX]; /* not echoed (fetch: count with url) */
+    int64_t *list[DEMO_PARAMS_MAX]; /* DEMO_INT_LIST: owned */
+    char **strings[DEMO_PARAMS_MAX]; /* DEMO_URLS: owned copies */
+    size_t n[DEMO_PARAMS_MAX];       /* items of a list or strings */
+};
+
+/* What prepare() may use besides the arguments. */
+struct demo_env {
+    struct app *app;
+    const struct budget_client *client;
+    const char *charge_token; /* for self-requests ("" when none) */
+};
+
+struct demo {
+    const char *name;    /* the path is /run/<name> */
+    const char *label;   /* a short tag for the dashboard ("CPU") */
+    const char *summary; /* one line */
+    const char *lesson;  /* what to look for in the timeline */
+    const struct demo_param *params;
+    size_t n_params;
+    const enum engine_mode *modes; /* in engine_mode order */
+    size_t n_modes;
+    enum engine_mode default_mode;
+    /* Result fields that must not depend on the mode (NULL-terminated). */
+    const char *const *outcome;
+    /* The parameters to lower when a comparison is over budget. */
+    const char *shrink;
+
+    /*
+     * Checks what one parameter's bounds cannot say (a bound that depends
+     * on another parameter, parameters that exclude each other) and may
+     * fill in defaults that depend on others. Returns 0, or the HTTP
+     * status (400, 403) with the message in err. May be NULL.
+     */
+    int (*check)(struct demo_args *a, enum engine_mode mode,
+                 const struct app *app, char *err, size_t err_len);
+    /* How many tasks the run has. */
+    size_t (*n_tasks)(const struct demo_args *a);
+    /*
+     * Adds the demo's own costs to c: timers, transfers, and the bytes of
+     * its state beyond bytes_per_task (the tasks, queue slots and the
+     * engine's records are added by the caller). May be NULL.
+     */
+    void (*cost)(const struct demo_args *a, enum engine_mode mode,
+                 size_t n_tasks, const struct app *app,
+                 struct budget_cost *c);
+    size_t bytes_per_task; /* the demo's state per task, and its answer's */
+    /*
+     * The wall time the run should take here in ms (a model that covers
+     * every parameter: what /run/compare budgets with).
+     */
+    double (*estimate_ms)(const struct demo_args *a, enum engine_mode mode,
+                          const struct app *app);
+    /*
+     * The run's state, after admission; NULL without memory. Takes
+     * nothing from a (it copies what it needs).
+     */
+    void *(*prepare)(const struct demo_args *a, enum engine_mode mode,
+                     const struct demo_env *env);
+    void (*free_state)(void *state);
+    const struct engine_work *work;
+    /* Writes the fields of the answer's "result" object. */
+    void (*write_result)(struct jsonw *w, void *state,
+                         const struct engine_run *run);
+    /* Writes the task's own fields into its object (may be NULL). */
+    void (*write_task)(struct jsonw *w, void *state, size_t task);
+    /*
+     * In a worker process: runs one job (what work->job described) into
+     * out (cap bytes), setting *out_len. Returns 0 or -EINVAL for
+     * parameters it refuses. NULL for demos without processes mode.
+     */
+    int (*worker_job)(const void *params, uint32_t len, void *out,
+                      uint32_t cap, uint32_t *out_len);
+};
+
+/* The registry, in the order the dashboard shows the demos. */
+extern const struct demo *const demo_registry[];
+extern const size_t demo_count;
+
+/* The demo named name, or NULL. */
+const struct demo *demo_find(const char *name);
+
+/* The worker job kind of a demo (1..demo_count), and back. */
+uint32_t demo_kind(const struct demo *d);
+const struct demo *demo_of_kind(uint32_t kind);
+
+/* True when the demo runs in mode. */
+bool demo_has_mode(const struct demo *d, enum engine_mode mode);
+
+/* The index of a parameter by name, or -1. */
+int demo_param_index(const struct demo *d, const char *name);
+
+/*
+ * The largest value a parameter accepts in mode (DEMO_ALL_MODES: in every
+ * mode of the demo, what /run/compare accepts).
+ */
+int64_t demo_param_max(const struct demo *d, const struct demo_param *p,
+                       int mode);
+
+/* The default of an integer parameter, given the options. */
+int64_t demo_param_default(const struct demo_param *p, const struct app *app);
+
+/*
+ * Takes the demo's parameters from p (mode: one engine mode, or
+ * DEMO_ALL_MODES), then runs demo->check. Returns 0; -EINVAL with p's
+ * message set (a 400); or a status (400, 403) with the message in err.
+ * demo_args_cleanup() in every case.
+ */
+int demo_parse(const struct demo *d, struct params *p, int mode,
+               const struct app *app, struct demo_args *a, char *err,
+               size_t err_len);
+
+void demo_args_cleanup(struct demo_args *a);
+
+/* Writes the "params" object: every used parameter's effective value. */
+void demo_write_params(struct jsonw *w, const struct demo *d,
+                       const struct demo_args *a);
+
+/*
+ * The worker side: runs a job of any demo (what worker.c calls). Returns
+ * 0, or -EINVAL for an unknown kind or refused parameters.
+ */
+int demo_worker_job(uint32_t kind, const void *params, uint32_t len,
+                    void *out, uint32_t cap, uint32_t *out_len);
+
+#endif
