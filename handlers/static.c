@@ -1,12 +1,20 @@
 /*
  * static: see static.h and handlers.h.
  *
- * Containment is checked twice: the request path may hold no dot segments
- * at all (so "..", "%2e%2e" and "%2f.." are refused before touching the
- * disk, the http module having already decoded them and refused NUL), and
- * the realpath() of the result must lie under the web root (so a symbolic
- * link cannot lead out). Files are sent from an open descriptor; ETag and
- * Last-Modified let browsers revalidate with a 304.
+ * Containment is checked three times: the request path may hold no dot
+ * segments at all (so "..", "%2e%2e" and "%2f.." are refused before
+ * touching the disk, the http module having already decoded them and
+ * refused NUL); the realpath() of the result must lie under the web root
+ * (so a symbolic link may point within the root but cannot lead out); and
+ * that real path, which has no link left in it, is then opened one
+ * component at a time from the root with O_NOFOLLOW (static_open()), so a
+ * link swapped in between the check and the open is refused instead of
+ * followed. Files are sent from an open descriptor; ETag and Last-Modified
+ * let browsers revalidate with a 304.
+ *
+ * A directory named without its final '/' is redirected to the same path
+ * with it. The Location is path-only with single slashes: "//host/" would
+ * be read by a browser as another host.
  */
 #include "static.h"
 
@@ -28,6 +36,7 @@
 
 static bool not_modified(const struct request *req, const char *etag,
                          time_t mtime);
+static int open_component(int dir_fd, const char *name, bool last);
 
 static const struct {
     const char *ext;
@@ -116,6 +125,82 @@ int static_resolve(const char *root_real, const char *path, char *out,
     return 0;
 }
 
+int static_open(const char *root_real, const char *real)
+{
+    size_t root_len = strlen(root_real);
+    char name[NAME_MAX + 1];
+    int fd;
+
+    /* real must be root_real itself plus "/..." (a root of "/" ends in
+     * '/' already). */
+    if (root_len == 0 || strncmp(real, root_real, root_len) != 0)
+        return -EINVAL;
+    const char *rest = real + root_len;
+    if (root_real[root_len - 1] != '/') {
+        if (rest[0] != '/')
+            return -EINVAL;
+        rest++;
+    }
+    if (rest[0] == '\0')
+        return -EINVAL;
+
+    fd = open(root_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    while (*rest) {
+        const char *end = strchr(rest, '/');
+        size_t len = end ? (size_t)(end - rest) : strlen(rest);
+        if (len == 0 || len > NAME_MAX || (len == 1 && rest[0] == '.') ||
+            (len == 2 && rest[0] == '.' && rest[1] == '.')) {
+            close(fd);
+            return -EINVAL;
+        }
+        memcpy(name, rest, len);
+        name[len] = '\0';
+        rest += len;
+        if (*rest == '/')
+            rest++;
+        int next = open_component(fd, name, *rest == '\0');
+        close(fd);
+        if (next < 0)
+            return next;
+        fd = next;
+    }
+
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -ENOENT;
+    }
+    return fd;
+}
+
+int static_location(char *out, size_t out_len, const char *path)
+{
+    char collapsed[PATH_MAX];
+    size_t n = 0;
+
+    for (const char *c = path; *c; c++) {
+        if (*c == '/' && n > 0 && collapsed[n - 1] == '/')
+            continue;
+        if (n + 1 >= sizeof(collapsed))
+            return -ENAMETOOLONG;
+        collapsed[n++] = *c;
+    }
+    collapsed[n] = '\0';
+    if (n == 0 || collapsed[0] != '/' || out_len < 2)
+        return -EINVAL;
+    if (collapsed[n - 1] == '/')
+        collapsed[--n] = '\0';
+    int rc = uri_encode_path(out, out_len - 1, collapsed);
+    if (rc < 0)
+        return rc;
+    size_t len = strlen(out);
+    out[len] = '/';
+    out[len + 1] = '\0';
+    return 0;
+}
+
 const char *static_content_type(const char *file_name)
 {
     const char *slash = strrchr(file_name, '/');
@@ -141,15 +226,11 @@ enum handler_result static_handle(struct request *req, struct response *resp,
     if (rc == -EISDIR) {
         /* Relative links in the directory's index need the final '/'. */
         char location[RESPONSE_HEADER_VALUE_MAX];
-        size_t len;
-        if (uri_encode_path(location, sizeof(location) - 1, req->path) < 0) {
+        if (static_location(location, sizeof(location), req->path) < 0) {
             response_error(resp, 404, "no such file: %s",
                            uri_quote(q, sizeof(q), req->path));
             return HANDLER_DONE;
         }
-        len = strlen(location);
-        location[len] = '/';
-        location[len + 1] = '\0';
         response_json(resp, 301, json_pack("{s:s}", "location", location));
         response_header(resp, "Location", location);
         return HANDLER_DONE;
@@ -166,9 +247,9 @@ enum handler_result static_handle(struct request *req, struct response *resp,
         return HANDLER_DONE;
     }
 
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    int fd = static_open(app->web_root, file);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
         response_error(resp, 404, "no such file: %s",
@@ -199,6 +280,30 @@ enum handler_result static_handle(struct request *req, struct response *resp,
     response_header(resp, "Cache-Control", "no-cache");
     response_header(resp, "X-Content-Type-Options", "nosniff");
     return HANDLER_DONE;
+}
+
+/*
+ * Opens name in dir_fd without following a link: a directory as an O_PATH
+ * handle, the last component for reading. O_NONBLOCK: a FIFO swapped in
+ * must not block the request thread (it is refused by the fstat() after).
+ * Returns the descriptor, -ELOOP for a link, or another -errno.
+ */
+static int open_component(int dir_fd, const char *name, bool last)
+{
+    int flags = O_NOFOLLOW | O_CLOEXEC |
+                (last ? O_RDONLY | O_NONBLOCK : O_PATH | O_DIRECTORY);
+    int fd = openat(dir_fd, name, flags);
+    if (fd >= 0)
+        return fd;
+    /* O_DIRECTORY | O_NOFOLLOW on a link is ENOTDIR: a link all the same. */
+    if (errno == ENOTDIR && !last) {
+        struct stat st;
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode))
+            return -ELOOP;
+        return -ENOTDIR;
+    }
+    return -errno;
 }
 
 /* RFC 9110 13.1.2/13.1.3: If-None-Match decides when present. */

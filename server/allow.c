@@ -53,6 +53,7 @@ static bool entry_allows(const struct allow_list *al, const char *host,
 static bool parse_literal(const char *host, struct sockaddr_storage *ss);
 static bool normalize(const struct sockaddr *sa, struct sockaddr_storage *out);
 static bool unspecified(const struct sockaddr_storage *ss);
+static bool loopback(const struct sockaddr_storage *ss);
 static bool same_address(const struct sockaddr_storage *a,
                          const struct sockaddr_storage *b);
 static void add_address(struct allow_list *al,
@@ -68,6 +69,7 @@ int allow_init(struct allow_list *al, const char *self_host, int self_port,
     char quoted[QUOTE_MAX];
     struct sockaddr_storage self;
     CURLU *u = NULL;
+    size_t n_self;
     int n_unresolved = 0;
     int rc;
 
@@ -101,9 +103,18 @@ int allow_init(struct allow_list *al, const char *self_host, int self_port,
         parse_literal(self.ss_family == AF_INET ? "127.0.0.1" : "::1", &self);
     address_host(&self, al->entries[0].host, sizeof(al->entries[0].host));
     al->entries[0].port = self_port;
-    strcpy(al->entries[1].host, "localhost");
-    al->entries[1].port = self_port;
-    al->n_entries = 2;
+    al->n_entries = 1;
+    /* "localhost" names the service only when it listens on loopback, and
+     * it adds no address of its own: what the name resolves to (::1 as well
+     * as 127.0.0.1 with Debian's stock /etc/hosts) may be another program's
+     * socket on the same port. The connect-time check lets libcurl reach
+     * the self address only. */
+    if (loopback(&self)) {
+        strcpy(al->entries[1].host, "localhost");
+        al->entries[1].port = self_port;
+        al->n_entries = 2;
+    }
+    n_self = al->n_entries;
     add_address(al, &self, self_port);
 
     u = curl_url();
@@ -117,7 +128,7 @@ int allow_init(struct allow_list *al, const char *self_host, int self_port,
             goto out;
     }
 
-    for (size_t i = 0; i < al->n_entries; i++) {
+    for (size_t i = n_self; i < al->n_entries; i++) {
         const char *host = al->entries[i].host;
         struct sockaddr_storage ss;
         bool seen = false;
@@ -126,7 +137,7 @@ int allow_init(struct allow_list *al, const char *self_host, int self_port,
             add_address(al, &ss, al->entries[i].port);
             continue;
         }
-        for (size_t j = 0; j < i && !seen; j++)
+        for (size_t j = n_self; j < i && !seen; j++)
             seen = strcmp(al->entries[j].host, host) == 0;
         /* Each entry adds its own (address, port) pairs; a name given
          * twice counts once when it does not resolve. */
@@ -590,6 +601,15 @@ static bool unspecified(const struct sockaddr_storage *ss)
                htonl(INADDR_ANY);
     return IN6_IS_ADDR_UNSPECIFIED(
         &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* 127.0.0.1 or ::1 (normalized): what a wildcard bind is reached as. */
+static bool loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+               htonl(INADDR_LOOPBACK);
+    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 /* Both normalized: same family and address. */

@@ -60,17 +60,21 @@ struct allow_list {
 /*
  * Builds *al (caller's memory; nothing to clean up): the service itself,
  * self_host on self_port (1-65535), where self_host is its bind address, an
- * IPv4 or IPv6 literal (0.0.0.0 means 127.0.0.1 and :: means ::1), plus
- * "localhost" on the same port; then every hosts[0..n_hosts) entry, each
- * HOST, HOST:PORT, [IPv6] or [IPv6]:PORT with HOST a DNS name or an IPv4
- * literal (no port = any port). Host names are lower-cased and a single
- * trailing dot removed.
+ * IPv4 or IPv6 literal (0.0.0.0 means 127.0.0.1 and :: means ::1); when that
+ * self address is 127.0.0.1 or ::1, the name "localhost" on the same port
+ * too; then every hosts[0..n_hosts) entry, each HOST, HOST:PORT, [IPv6] or
+ * [IPv6]:PORT with HOST a DNS name or an IPv4 literal (no port = any port).
+ * Host names are lower-cased and a single trailing dot removed.
  *
- * The address set holds the self address, every literal IP of the entries,
- * and what each name (localhost included) resolves to at this moment
- * (getaddrinfo(), which may block on DNS). A name that does not resolve is
- * kept as an entry but adds no address; nothing is logged: the count of
- * such names is stored in *unresolved when unresolved is not NULL.
+ * The address set holds the self address on self_port and nothing else of
+ * the built-in entries (the built-in "localhost" is not resolved: a fetch
+ * of http://localhost:PORT/ may connect only to the address the service
+ * listens on, whatever else the name resolves to); then every literal IP of
+ * the entries, and what each --allow-host name (localhost included)
+ * resolves to at this moment (getaddrinfo(), which may block on DNS). A
+ * name that does not resolve is kept as an entry but adds no address;
+ * nothing is logged: the count of such names is stored in *unresolved when
+ * unresolved is not NULL.
  * Addresses beyond ALLOW_ADDRS_MAX are left out, so connections to them are
  * refused.
  *

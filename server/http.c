@@ -12,6 +12,16 @@
  *
  * Suspended exchanges are also kept on a list, under suspended_lock, so
  * that http_stop() can answer any an owner failed to complete.
+ *
+ * A client that sent FIN may have closed its socket (gone) or only shut its
+ * write side (a legal HTTP/1.1 half-close: it still reads). TCP shows both
+ * the same way until something is sent: a closed socket answers data with a
+ * reset. So http_client_gone() sends an HTTP/1.1 client that has sent FIN
+ * one interim "100 Continue" (RFC 9110 15.2: clients must accept an
+ * unexpected 1xx), once, while the request is suspended and before any
+ * answer, and the reset, when it comes, marks the client gone. On loopback
+ * the reset is there by the time send() returns; from farther away a later
+ * check sees it.
  */
 #include "http.h"
 
@@ -29,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -42,6 +54,8 @@
 #define LISTEN_BACKLOG 4096
 #define ORPHAN_WAIT_MS 200 /* for answers to orphaned requests to go out */
 #define SWEEP_BATCH    256 /* sockets polled at once by http_sweep() */
+/* Sent to a client that sent FIN, to tell a half-close from a close. */
+#define GONE_PROBE "HTTP/1.1 100 Continue\r\n\r\n"
 
 enum exchange_state {
     EX_NEW,      /* recorded, waiting for the end of the request */
@@ -55,6 +69,8 @@ struct exchange {
     struct http_server *srv;
     struct MHD_Connection *conn;
     _Atomic int state;
+    _Atomic bool probed; /* GONE_PROBE sent (at most once) */
+    bool http11;         /* the request is HTTP/1.1: 1xx may be sent */
     size_t body_bytes;
     struct exchange *prev, *next; /* on srv->suspended while suspended */
     http_wake_fn wake;            /* EX_WOKEN: what runs on resume */
@@ -112,7 +128,8 @@ static int open_listener(const char *bind_addr, int port, int *bound_port,
                          char *err, size_t err_len);
 static void list_remove(struct exchange *ex);
 static void unlink_suspended(struct exchange *ex);
-static bool fd_gone(const struct pollfd *pfd);
+static bool fd_gone(struct exchange *ex, const struct pollfd *pfd);
+static bool probe_closed(struct exchange *ex, int fd);
 
 struct http_server *http_new(const struct config *cfg,
                              const struct router *router, char *err,
@@ -330,7 +347,7 @@ void http_sweep(struct http_server *srv)
         if (n == 0 || poll(pfds, n, 0) <= 0)
             continue;
         for (size_t i = 0; i < n; i++) {
-            if (!fd_gone(&pfds[i]))
+            if (!fd_gone(batch[i], &pfds[i]))
                 continue;
             batch[i]->gone_told = true;
             batch[i]->gone(batch[i]->gone_arg);
@@ -341,19 +358,28 @@ void http_sweep(struct http_server *srv)
 
 bool http_client_gone(const struct request *req)
 {
-    const struct exchange *ex = req->conn;
+    struct exchange *ex = req->conn;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!info)
         return false;
     struct pollfd pfd = {.fd = info->connect_fd, .events = POLLRDHUP};
-    return poll(&pfd, 1, 0) == 1 && fd_gone(&pfd);
+    return poll(&pfd, 1, 0) == 1 && fd_gone(ex, &pfd);
 }
 
-/* What a poll of a client's socket says about it. */
-static bool fd_gone(const struct pollfd *pfd)
+/*
+ * What a poll of a client's socket says about it: a reset (POLLERR) or
+ * both directions shut (POLLHUP) is gone; POLLRDHUP alone is a FIN, from
+ * a client that closed or one that half-closed and still reads, which
+ * probe_closed() tells apart.
+ */
+static bool fd_gone(struct exchange *ex, const struct pollfd *pfd)
 {
-    return pfd->revents & (POLLRDHUP | POLLHUP | POLLERR);
+    if (pfd->revents & (POLLHUP | POLLERR))
+        return true;
+    if (pfd->revents & POLLRDHUP)
+        return probe_closed(ex, pfd->fd);
+    return false;
 }
 
 /* The client's X-Request-Id when it is a sane token, else a new one. */
@@ -396,6 +422,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     ex->srv = srv;
     ex->conn = conn;
     atomic_init(&ex->state, EX_NEW);
+    atomic_init(&ex->probed, false);
     response_init(&ex->resp);
     ex->uri_len = len;
     ex->uri = ex->storage;
@@ -424,7 +451,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     struct exchange *ex = *con_cls;
     (void)cls;
     (void)url;
-    (void)version;
     (void)upload;
 
     if (!ex)
@@ -435,6 +461,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         if (ex->req.method == 0) {
             /* First call: record only (see the file comment). */
             ex->req.method = http_method_parse(method);
+            ex->http11 = version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
             set_request_id(ex);
             const char *length = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -467,11 +494,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         return MHD_YES; /* suspended; resumed by http_resume() */
     case EX_RESUMED:
         unlink_suspended(ex);
+        /* Nobody would read it: close instead (counted 499). */
+        if (http_client_gone(&ex->req))
+            return MHD_NO;
         return queue(ex);
     case EX_WOKEN: {
         unlink_suspended(ex);
         atomic_store(&ex->state, EX_NEW);
         enum handler_result r = ex->wake(&ex->req, &ex->resp, ex->wake_arg);
+        if (r == HANDLER_DONE && http_client_gone(&ex->req))
+            return MHD_NO; /* nobody would read it (counted 499) */
         if (r == HANDLER_DONE)
             return queue(ex);
         return MHD_YES; /* suspended again */
@@ -729,6 +761,34 @@ static void unlink_suspended(struct exchange *ex)
     list_remove(ex);
     ex->gone = NULL;
     pthread_mutex_unlock(&ex->srv->suspended_lock);
+}
+
+/*
+ * Tells a client that sent FIN and closed its socket from one that only
+ * shut its write side (see the file comment): true when the probe meets a
+ * reset. Sent once per request, and only when nothing else is waiting in
+ * the send queue, so the 25 bytes go out whole and before the answer.
+ * HTTP/1.0 clients get no probe (no 1xx may be sent to them): for them a
+ * FIN alone never means gone.
+ */
+static bool probe_closed(struct exchange *ex, int fd)
+{
+    int queued = 0;
+
+    if (!ex->http11 || atomic_load(&ex->probed))
+        return false;
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0 || queued != 0)
+        return false;
+    if (atomic_exchange(&ex->probed, true))
+        return false; /* another thread is probing */
+    ssize_t sent = send(fd, GONE_PROBE, sizeof(GONE_PROBE) - 1,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0)
+        return errno == EPIPE || errno == ECONNRESET;
+    if (sent != (ssize_t)sizeof(GONE_PROBE) - 1)
+        return true; /* cut mid-line: the connection can carry no answer */
+    struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
 }
 
 static void list_remove(struct exchange *ex)

@@ -146,9 +146,15 @@ void http_watch(struct request *req, void (*gone)(void *arg), void *arg);
 void http_sweep(struct http_server *srv);
 
 /*
- * True when the client of a suspended request has closed its side of the
- * connection (so its answer would be thrown away). Cheap (one poll(2) with
- * no wait); any thread, while the request is suspended.
+ * True when the client of a suspended request is gone: it reset the
+ * connection, or closed its socket (so its answer would be thrown away). A
+ * client that only shut its write side (shutdown(SHUT_WR), a legal
+ * HTTP/1.1 half-close) is not gone: it still reads its answer. The two send
+ * the same FIN, so the first call that sees a FIN from an HTTP/1.1 client
+ * sends it an interim "HTTP/1.1 100 Continue" (once per request): a closed
+ * socket answers it with a reset. For an HTTP/1.0 client a FIN alone never
+ * means gone. Cheap (poll(2) with no wait, at most one send(2)); any thread,
+ * while the request is suspended.
  */
 bool http_client_gone(const struct request *req);
 

@@ -375,7 +375,20 @@ static void spawn(struct pool *p, struct worker *w)
     }
     snprintf(parent, sizeof(parent), "%d", (int)getpid());
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], WORKER_FD);
+    /* Only 0-2 and the channel go across: libraries do not all set
+     * CLOEXEC (libcurl 7.88's multi wakeup socketpair is open in the
+     * service by the time a worker is respawned). */
+    int fa_rc = posix_spawn_file_actions_adddup2(&fa, sv[1], WORKER_FD);
+    if (fa_rc == 0)
+        fa_rc = posix_spawn_file_actions_addclosefrom_np(&fa, WORKER_FD + 1);
+    if (fa_rc != 0) {
+        log_error("pool: cannot prepare a worker's descriptors: %s",
+                  strerror(fa_rc));
+        posix_spawn_file_actions_destroy(&fa);
+        close(sv[0]);
+        close(sv[1]);
+        goto out_retry;
+    }
     posix_spawnattr_init(&attr);
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);

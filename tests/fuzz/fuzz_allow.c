@@ -6,8 +6,9 @@
  *
  * The list is built once, touching no network: allow_init() for a service
  * on 127.0.0.1:8080 with the entries 127.0.0.2:9000, [::1], 198.51.100.7
- * and [2001:db8::5]:8443 (IP literals, and "localhost", which resolves
- * from /etc/hosts), then the names example.test (any port) and
+ * and [2001:db8::5]:8443 (IP literals only: the built-in "localhost" entry
+ * adds no address, whatever it resolves to), then the names example.test
+ * (any port) and
  * api.example.test:443 appended as allow_init() stores names, so that no
  * DNS query is ever made. The fuzzer keeps its own copy of that policy,
  * written here from allow.h, as the oracle.
@@ -38,7 +39,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,13 +73,11 @@ static const struct allowed policy[] = {
     {"example.test", 0},      {"api.example.test", 443},
 };
 
-/* The oracle's addresses: the literals above plus what localhost resolves
- * to (on the service's port). */
+/* The oracle's addresses: the literals above, nothing more. */
 struct allowed_addr {
     int family;
     uint8_t addr[16];
     int port;
-    bool from_localhost;
 };
 
 static struct allow_list *al;
@@ -95,8 +93,7 @@ static bool policy_allows(const char *host, int port);
 static bool literal_address(const char *host, int *family, uint8_t addr[16]);
 static bool oracle_address(int family, const uint8_t addr[16], int port);
 static bool connect_check(int family, const uint8_t addr[16], int port);
-static void add_oracle_addr(int family, const void *addr, int port,
-                            bool from_localhost);
+static void add_oracle_addr(int family, const void *addr, int port);
 static char *curl_part(CURLU *u, CURLUPart part, unsigned flags);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -125,32 +122,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct in_addr v4;
     struct in6_addr v6;
     inet_pton(AF_INET, "127.0.0.1", &v4);
-    add_oracle_addr(AF_INET, &v4, SELF_PORT, false);
+    add_oracle_addr(AF_INET, &v4, SELF_PORT);
     inet_pton(AF_INET, "127.0.0.2", &v4);
-    add_oracle_addr(AF_INET, &v4, 9000, false);
+    add_oracle_addr(AF_INET, &v4, 9000);
     inet_pton(AF_INET6, "::1", &v6);
-    add_oracle_addr(AF_INET6, &v6, 0, false);
+    add_oracle_addr(AF_INET6, &v6, 0);
     inet_pton(AF_INET, "198.51.100.7", &v4);
-    add_oracle_addr(AF_INET, &v4, 0, false);
+    add_oracle_addr(AF_INET, &v4, 0);
     inet_pton(AF_INET6, "2001:db8::5", &v6);
-    add_oracle_addr(AF_INET6, &v6, 8443, false);
-
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo("localhost", NULL, &hints, &res) == 0) {
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            if (ai->ai_family == AF_INET)
-                add_oracle_addr(AF_INET,
-                                &((struct sockaddr_in *)ai->ai_addr)->sin_addr,
-                                SELF_PORT, true);
-            else if (ai->ai_family == AF_INET6)
-                add_oracle_addr(
-                    AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
-                    SELF_PORT, true);
-        }
-        freeaddrinfo(res);
-    }
+    add_oracle_addr(AF_INET6, &v6, 8443);
     return 0;
 }
 
@@ -235,20 +215,9 @@ static void fuzz_url(const char *url)
         if (rc == 0)
             check(by_address, "an accepted URL's address passes at connect",
                   url);
-        else if (rc == -EACCES && by_address) {
-            /* Only localhost's own addresses may pass at connect without
-             * being entries (they are reached through the name). */
-            bool via_name = false;
-            for (size_t i = 0; i < n_addrs; i++) {
-                via_name =
-                    via_name ||
-                    (addrs[i].from_localhost && addrs[i].family == family &&
-                     memcmp(addrs[i].addr, addr, family == AF_INET ? 4 : 16) ==
-                         0);
-            }
-            check(via_name, "an address allowed at connect is refused as a URL",
-                  url);
-        }
+        else if (rc == -EACCES)
+            check(!by_address,
+                  "an address allowed at connect is refused as a URL", url);
     }
 
     curl_free(scheme);
@@ -425,8 +394,7 @@ static bool connect_check(int family, const uint8_t addr[16], int port)
     return allow_address(al, (const struct sockaddr *)&ss);
 }
 
-static void add_oracle_addr(int family, const void *addr, int port,
-                            bool from_localhost)
+static void add_oracle_addr(int family, const void *addr, int port)
 {
     if (n_addrs >= ORACLE_MAX)
         return;
@@ -435,7 +403,6 @@ static void add_oracle_addr(int family, const void *addr, int port,
     memset(a->addr, 0, sizeof(a->addr));
     memcpy(a->addr, addr, family == AF_INET ? 4 : 16);
     a->port = port;
-    a->from_localhost = from_localhost;
     /* Store IPv4-mapped IPv6 as IPv4, as allow.h says connections are
      * compared. */
     if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((struct in6_addr *)addr)) {

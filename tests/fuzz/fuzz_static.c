@@ -30,11 +30,18 @@
  *   root resolves to it (the resolver refuses nothing it should serve),
  *   and one naming a directory without a trailing '/' gives -EISDIR;
  * - out is written within out_len: an exact-size buffer works, one byte
- *   less gives -ENAMETOOLONG (ASan watches the heap copies).
+ *   less gives -ENAMETOOLONG (ASan watches the heap copies);
+ * - static_open() opens every resolved file, as a regular file (nothing in
+ *   the tree changes while it runs, so it must refuse nothing resolved);
+ * - for -EISDIR, the redirect target static_location() writes is
+ *   path-only: one '/', then no '/' or a backslash (never "//host"), only
+ *   unreserved characters, '/' and %HH, and it ends in '/'.
  *
  * Run it through scripts/fuzz.sh; seeds are in tests/fuzz/corpus/static/.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,6 +63,7 @@ static char sibling[PATH_MAX]; /* root's path plus "x" */
 static char base[PATH_MAX];    /* the directory holding all three */
 
 static void check(bool ok, const char *what, const char *path);
+static void check_location(const char *path);
 static void make_tree(void);
 static void remove_tree(void);
 static void must(bool ok, const char *what);
@@ -99,6 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               path);
     if (want_rc == -EISDIR)
         check(rc == -EISDIR, "a directory without '/' is -EISDIR", path);
+    if (rc == -EISDIR)
+        check_location(path);
     if (rc != 0)
         goto out_free;
 
@@ -116,6 +126,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char again[PATH_MAX];
     check(realpath(out, again) && strcmp(again, out) == 0,
           "the resolved path is canonical", path);
+    int fd = static_open(root, out);
+    check(fd >= 0, "static_open() opens what static_resolve() resolved", path);
+    if (fd >= 0) {
+        check(fstat(fd, &st) == 0 && S_ISREG(st.st_mode),
+              "static_open() gives a regular file", path);
+        close(fd);
+    }
 
     /* Exactly the room it needs, then one byte less. */
     char *exact = malloc(out_len + 1);
@@ -132,6 +149,29 @@ out_free:
     free(path);
     free(out);
     return 0;
+}
+
+/* The redirect of a directory named without its final '/'. */
+static void check_location(const char *path)
+{
+    char location[4096];
+    int rc = static_location(location, sizeof(location), path);
+
+    check(rc == 0 || rc == -ENAMETOOLONG,
+          "static_location() is 0 or -ENAMETOOLONG for an -EISDIR path", path);
+    if (rc != 0)
+        return;
+    size_t len = strlen(location);
+    check(location[0] == '/' && location[1] != '/' && location[1] != '\\',
+          "the Location starts with exactly one '/'", path);
+    check(location[len - 1] == '/', "the Location ends in '/'", path);
+    for (size_t i = 0; i < len; i++) {
+        char c = location[i];
+        bool ok = isalnum((unsigned char)c) || strchr("-._~/%", c) != NULL;
+        check(ok, "the Location holds only unreserved, '/' and %HH", path);
+        check(!(c == '/' && i > 0 && location[i - 1] == '/'),
+              "the Location has no '//'", path);
+    }
 }
 
 static void check(bool ok, const char *what, const char *path)

@@ -574,6 +574,43 @@ def case_kill_worker(srv, ctx):
 # --------------------------------------------------------------------------
 # Deadlines (--job-timeout-ms)
 
+def worker_fds(pid):
+    """{fd number: link target} of a worker, read from /proc."""
+    path = "/proc/%d/fd" % pid
+    return {int(fd): os.readlink(os.path.join(path, fd))
+            for fd in os.listdir(path)}
+
+
+def case_respawn_fds(srv, ctx):
+    """kill -9 of an idle worker: its replacement, spawned while the event
+    loop's libcurl socketpair (made without CLOEXEC) is open, holds only
+    0-2 and its channel (a socket on fd 3), like the first workers."""
+    body = wait_ready(srv, WORKERS)
+    pids = json_path(body, "pools.process.pids")
+    crashes = json_path(body, "pools.process.restarts.crash")
+    victim = pids[0]
+    check(victim in harness.children_of(srv.pid),
+          "pid %r from /health is not a child of the server %d"
+          % (victim, srv.pid))
+    os.kill(victim, signal.SIGKILL)
+    body = wait_health(
+        srv.port, lambda b: pool_is(alive=WORKERS)(b) and
+        json_path(b, "pools.process.restarts.crash") == crashes + 1 and
+        victim not in json_path(b, "pools.process.pids") and
+        len(json_path(b, "pools.process.pids")) == WORKERS,
+        scaled(5.0), "alive == %d, pid %d replaced" % (WORKERS, victim))
+    for pid in json_path(body, "pools.process.pids"):
+        check(pid in harness.children_of(srv.pid),
+              "pid %r from /health is not a child of the server" % pid)
+        fds = worker_fds(pid)
+        check(sorted(fds) == [0, 1, 2, 3],
+              "worker %d holds descriptors %s, expected only 0-3"
+              % (pid, sorted(fds.items())))
+        check(fds[3].startswith("socket:"),
+              "worker %d: fd 3 is %s, not its channel" % (pid, fds[3]))
+    return "workers %s hold only 0-3" % json_path(body, "pools.process.pids")
+
+
 DEADLINE_MS = 300
 DEADLINE_WORKERS = 2
 DEADLINE_MODES = ["processes", "threads", "sequential", "gil"]
@@ -803,7 +840,9 @@ def server_groups(web_root):
              case_health_during_job)]),
         ("kill", base + workers + patient + ["--grace-ms", "1000"], None,
          [("workers: kill -9 mid-job is 502 naming it; pool recovers",
-           case_kill_worker)]),
+           case_kill_worker),
+          ("workers: a respawned worker holds only 0-2 and its channel",
+           case_respawn_fds)]),
         ("deadline", base + ["--workers", str(DEADLINE_WORKERS),
                              "--job-timeout-ms", str(DEADLINE_MS),
                              "--grace-ms", "1000"], None,

@@ -1214,6 +1214,115 @@ def case_client_gone(srv, ctx):
 
 
 # --------------------------------------------------------------------------
+# Half-closed and closed clients
+
+HALF_TARGET = "/run/sleep?mode=sequential&tasks=1&ms=300"
+
+
+def sleep_statuses(srv, status):
+    """conlab_http_requests_total of /run/sleep with this status."""
+    code, _, body = harness.http_get(srv.port, "/metrics",
+                                     timeout=scaled(5.0), host=srv.host)
+    check(code == 200, "GET /metrics answered %d" % code)
+    total = 0
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith("conlab_http_requests_total{") and \
+                'route="/run/sleep"' in line and \
+                'status="%s"' % status in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def read_until_close(sock, timeout):
+    """Everything the server sends until it closes: (interim 1xx statuses,
+    the final Response)."""
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    interim = []
+    while buf.startswith(b"HTTP/1.1 1") and b"\r\n\r\n" in buf:
+        end = buf.find(b"\r\n\r\n")
+        interim.append(int(buf[9:12]))
+        del buf[:end + 4]
+    resp = harness.Response()
+    resp.raw = bytes(buf)
+    harness._parse_into(resp, resp.raw, False)
+    return interim, resp
+
+
+def case_half_close(srv, ctx):
+    """A client sends its request, then shutdown(SHUT_WR), and reads: a
+    legal HTTP/1.1 half-close, not a departure. It gets its 200 (after at
+    most one interim 100 Continue) and nothing is counted 499."""
+    gone_before = sleep_statuses(srv, 499)
+    # The only demo thread is busy first, so the run starts (and checks
+    # its client) after the FIN has arrived.
+    blocker = Background(srv.port, HALF_TARGET, scaled(10.0),
+                         host=srv.host).start()
+    sock = None
+    try:
+        wait_health(srv, lambda b: json_path(b, "pools.threads.busy") == 1,
+                    scaled(5.0), "the blocking run started")
+        sock = socket.create_connection((srv.host, srv.port),
+                                        timeout=harness.SOCKET_TIMEOUT_S)
+        sock.sendall(build_request("GET", HALF_TARGET))
+        sock.shutdown(socket.SHUT_WR)
+        interim, resp = read_until_close(sock, scaled(10.0))
+    finally:
+        if sock is not None:
+            sock.close()
+        blocker.join(scaled(10.0))
+    check(resp.status == 200, "half-closed client got %s %r (interim %s)"
+          % (resp.status, resp.body[:120], interim))
+    check(interim in ([], [100]), "interim responses %s" % interim)
+    body = resp.json()
+    expect_value("demo", body.get("demo"), "sleep")
+    expect_value("tasks", len(body.get("tasks", [])), 1)
+    check(body["tasks"][0].get("error") is None,
+          "task error %r" % body["tasks"][0].get("error"))
+    expect_value("499s of /run/sleep", sleep_statuses(srv, 499), gone_before)
+    return "200 after interim %s" % interim
+
+
+def closed_case(after_s):
+    def run(srv, ctx):
+        """A client that sends its request and closes its socket (after
+        after_s: before the run starts, or while it runs) is gone: its
+        request is counted 499, not answered 200."""
+        gone_before = sleep_statuses(srv, 499)
+        ok_before = sleep_statuses(srv, 200)
+        sock = socket.create_connection((srv.host, srv.port),
+                                        timeout=harness.SOCKET_TIMEOUT_S)
+        try:
+            sock.sendall(build_request("GET", HALF_TARGET))
+            if after_s:
+                time.sleep(after_s)
+        finally:
+            sock.close()
+        deadline = time.monotonic() + scaled(5.0)
+        while sleep_statuses(srv, 499) == gone_before and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
+        expect_value("499s of /run/sleep", sleep_statuses(srv, 499),
+                     gone_before + 1)
+        expect_value("200s of /run/sleep", sleep_statuses(srv, 200),
+                     ok_before)
+        wait_health(srv, lambda b: json_path(b, "pools.http.in_flight") == 1
+                    and json_path(b, "pools.threads.busy") == 0, scaled(5.0),
+                    "http.in_flight == 1, no demo thread busy")
+        return "counted 499"
+    return run
+
+
+# --------------------------------------------------------------------------
 # Shutdown with the loop busy
 
 
@@ -1311,6 +1420,13 @@ def server_groups(web_root):
         ("loop-gone", base + workers, None,
          [("disconnect: client leaves mid-fetch; the loop settles",
            case_client_gone)]),
+        ("half-close", base + workers + ["--demo-threads", "1"], None,
+         [("half-close: request then shutdown(SHUT_WR) gets its 200",
+           case_half_close),
+          ("disconnect: a client closed at once is counted 499",
+           closed_case(0)),
+          ("disconnect: a client closed mid-run is counted 499",
+           closed_case(0.1))]),
         ("loop-shutdown", ["--web-root", web_root, "--threads", "2",
                            "--workers", "1", "--grace-ms",
                            str(SHUTDOWN_GRACE_MS)], None,

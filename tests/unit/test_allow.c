@@ -6,7 +6,8 @@
  * (example.test) are put into the list's entries directly, as allow_init()
  * would store them, to test allow_check_url() on names that do not
  * resolve. What "localhost" resolves to besides 127.0.0.1 (often ::1)
- * depends on the machine, so no test relies on it.
+ * depends on the machine; the built-in self entries must not depend on it,
+ * and self_addresses_exact checks that they do not.
  *
  * Each test gets a zeroed struct allow_list on the heap from the fixture
  * (it is about 19 KB); setup_self_v4 and setup_self_v6 also fill it for a
@@ -224,6 +225,54 @@ static void self_other_ports_refused(void **state)
     expect_url(al, url, -EACCES, "'0.0.0.0'");
     snprintf(url, sizeof(url), "http://127.0.0.2:%d/", SELF_PORT);
     expect_url(al, url, -EACCES, "'127.0.0.2'");
+}
+
+/*
+ * The built-in entries allow exactly the address the service listens on,
+ * whatever "localhost" resolves to: allow_address() is also the check of a
+ * redirect's target, so a redirect to the other loopback address on the
+ * service's port is refused too.
+ */
+static void self_addresses_exact(void **state)
+{
+    char err[ERR_LEN];
+    struct allow_list *al = *state;
+
+    assert_int_equal(init_with(al, "::1", NULL, 0, NULL, err), 0);
+    assert_int_equal(al->n_addrs, 1);
+    assert_true(address_allowed(al, "::1"));
+    assert_false(address_allowed(al, "127.0.0.1"));
+    assert_false(address_allowed(al, "::ffff:127.0.0.1"));
+    expect_url(al, "http://127.0.0.1:18080/", -EACCES, "'127.0.0.1'");
+    /* The name passes the text check; libcurl may then connect to ::1
+     * only. */
+    expect_url(al, "http://localhost:18080/", 0, NULL);
+
+    assert_int_equal(init_with(al, "127.0.0.1", NULL, 0, NULL, err), 0);
+    assert_int_equal(al->n_addrs, 1);
+    assert_true(address_allowed(al, "127.0.0.1"));
+    assert_false(address_allowed(al, "::1"));
+    expect_url(al, "http://[::1]:18080/", -EACCES, "'[::1]'");
+    expect_url(al, "http://localhost:18080/", 0, NULL);
+
+    /* A wildcard bind: the loopback address of its family only. */
+    assert_int_equal(init_with(al, "0.0.0.0", NULL, 0, NULL, err), 0);
+    assert_int_equal(al->n_addrs, 1);
+    assert_false(address_allowed(al, "::1"));
+    assert_int_equal(init_with(al, "::", NULL, 0, NULL, err), 0);
+    assert_int_equal(al->n_addrs, 1);
+    assert_false(address_allowed(al, "127.0.0.1"));
+
+    /* Bound to another address, the service is not "localhost". */
+    assert_int_equal(init_with(al, "192.0.2.7", NULL, 0, NULL, err), 0);
+    assert_int_equal(al->n_entries, 1);
+    assert_string_equal(al->entries[0].host, "192.0.2.7");
+    assert_int_equal(al->n_addrs, 1);
+    assert_true(address_allowed(al, "192.0.2.7"));
+    assert_false(address_allowed(al, "127.0.0.1"));
+    assert_false(address_allowed(al, "::1"));
+    expect_url(al, "http://localhost:18080/", -EACCES, "'localhost'");
+    expect_url(al, "http://192.0.2.7:18080/", 0, NULL);
 }
 
 /* ---- schemes ---- */
@@ -794,6 +843,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         V4(self_urls_allowed),
         V4(self_other_ports_refused),
+        EMPTY(self_addresses_exact),
         V4(other_schemes_refused),
         V4(scheme_case_ignored),
         V4(missing_scheme_refused),

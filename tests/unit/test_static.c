@@ -418,6 +418,114 @@ static void content_type_no_extension(void **state)
                         "text/css; charset=utf-8");
 }
 
+/* ---- static_open ---- */
+
+static void open_resolved_files(void **state)
+{
+    char out[PATH_MAX];
+    char buf[32];
+
+    (void)state;
+    /* Links within the root resolve to their targets, opened as such. */
+    static const char *const paths[] = {"/file.js", "/link-in", "/sub/",
+                                        "/dirlink-in/page.css"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        assert_int_equal(static_resolve(tree.root, paths[i], out, sizeof(out)),
+                         0);
+        int fd = static_open(tree.root, out);
+        if (fd < 0)
+            fail_msg("'%s' (%s): %s", paths[i], out, strerror(-fd));
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        assert_true(read(fd, buf, sizeof(buf)) > 0);
+        close(fd);
+    }
+    join(out, tree.outside, "secret.txt");
+    assert_int_equal(static_open(tree.root, out), -EINVAL);
+    join(out, tree.sibling, "file.txt");
+    assert_int_equal(static_open(tree.root, out), -EINVAL);
+    assert_int_equal(static_open(tree.root, tree.root), -EINVAL);
+    join(out, tree.root, "fifo");
+    assert_int_equal(static_open(tree.root, out), -ENOENT);
+    join(out, tree.root, "sub");
+    assert_int_equal(static_open(tree.root, out), -ENOENT);
+}
+
+/*
+ * A file, then a directory, replaced by a link to the outside after
+ * static_resolve() checked the path: open(2) would follow the link (the
+ * premise, asserted), static_open() refuses it.
+ */
+static void open_refuses_swapped_links(void **state)
+{
+    char checked[PATH_MAX];
+    char path[PATH_MAX];
+    char moved[PATH_MAX];
+    char target[PATH_MAX];
+    char buf[32] = "";
+
+    (void)state;
+    assert_int_equal(write_file(tree.root, "swap.txt", "inside\n"), 0);
+    assert_int_equal(
+        static_resolve(tree.root, "/swap.txt", checked, sizeof(checked)), 0);
+    join(path, tree.root, "swap.txt");
+    join(target, tree.outside, "secret.txt");
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(target, path), 0);
+    int fd = open(checked, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+    close(fd);
+    assert_string_equal(buf, "outside\n");
+    assert_int_equal(static_open(tree.root, checked), -ELOOP);
+    assert_int_equal(unlink(path), 0);
+
+    join(path, tree.root, "swapdir");
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(write_file(tree.root, "swapdir/secret.txt", "in\n"), 0);
+    assert_int_equal(static_resolve(tree.root, "/swapdir/secret.txt", checked,
+                                    sizeof(checked)),
+                     0);
+    join(moved, tree.root, "swapdir-moved");
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(symlink(tree.outside, path), 0);
+    fd = open(checked, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0); /* open(2) reaches <outside>/secret.txt */
+    close(fd);
+    assert_int_equal(static_open(tree.root, checked), -ELOOP);
+    assert_int_equal(unlink(path), 0);
+    remove_tree(moved);
+}
+
+/* ---- static_location ---- */
+
+static void location_is_path_only(void **state)
+{
+    static const struct {
+        const char *path;
+        const char *location;
+    } cases[] = {
+        {"/sub", "/sub/"},
+        {"//sub", "/sub/"},
+        {"///evil.example//x", "/evil.example/x/"},
+        {"/a b", "/a%20b/"},
+        {"/%2f/x", "/%252f/x/"},
+        {"/", "/"},
+    };
+    char out[RESPONSE_HEADER_VALUE_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = static_location(out, sizeof(out), cases[i].path);
+        if (rc != 0 || strcmp(out, cases[i].location) != 0)
+            fail_msg("'%s': rc %d, '%s' (wanted '%s')", cases[i].path, rc, out,
+                     cases[i].location);
+    }
+    assert_int_equal(static_location(out, sizeof(out), "sub"), -EINVAL);
+    assert_int_equal(static_location(out, 5, "/sub"), -ENAMETOOLONG);
+    assert_int_equal(static_location(out, 6, "/sub"), 0);
+    assert_string_equal(out, "/sub/");
+}
+
 /* ---- static_handle ---- */
 
 static const char *fake_header(const struct request *req, const char *name)
@@ -506,6 +614,16 @@ static void handle_redirects_directory(void **state)
     assert_int_equal(resp.status, 301);
     assert_string_equal(header_value(&resp, "Location"), "/sub/");
     response_cleanup(&resp);
+
+    /* Not "//sub/": a browser would read "sub" as a host. */
+    handle("//sub", &resp);
+    assert_int_equal(resp.status, 301);
+    assert_string_equal(header_value(&resp, "Location"), "/sub/");
+    response_cleanup(&resp);
+    handle("//dirlink-in", &resp);
+    assert_int_equal(resp.status, 301);
+    assert_string_equal(header_value(&resp, "Location"), "/dirlink-in/");
+    response_cleanup(&resp);
 }
 
 static void handle_refuses_dot_segments(void **state)
@@ -561,6 +679,9 @@ int main(void)
         cmocka_unit_test(content_type_unknown),
         cmocka_unit_test(content_type_uppercase),
         cmocka_unit_test(content_type_no_extension),
+        cmocka_unit_test(open_resolved_files),
+        cmocka_unit_test(open_refuses_swapped_links),
+        cmocka_unit_test(location_is_path_only),
         cmocka_unit_test(handle_serves_file),
         cmocka_unit_test(handle_revalidates_with_etag),
         cmocka_unit_test(handle_redirects_directory),
