@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../handlers/handlers.h"
+#include "../handlers/openapi.h"
 #include "allow.h"
 #include "budget.h"
 #include "engine.h"
@@ -108,6 +109,10 @@ int main(int argc, char **argv)
         goto out_router;
     }
     app.router = router;
+    if (openapi_init(err, sizeof(err)) < 0) {
+        log_error("cannot build the OpenAPI document: %s", err);
+        goto out_router;
+    }
 
     struct pool_config pool_cfg = {
         .workers = cfg.workers,
@@ -229,6 +234,7 @@ out_pools:
     loop_free(app.loop);
     gil_free(app.gil);
 out_router:
+    openapi_cleanup();
     router_free(router);
     return status;
 }
