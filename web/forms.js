@@ -28,7 +28,7 @@
 // Nothing here talks to the network: app.js fetches the document and hands it
 // over. Test hooks: #demo-D radios, #form-D forms (data-demo, data-modes),
 // inputs #D-NAME with their hint #D-NAME-hint, data-default (the API's
-// default, absent when there is none) and data-default-from.
+// default, a list comma-joined, absent when there is none) and data-default-from.
 
 // Starting values of the demos that existed before the document carried
 // x-conlab-form-value: the dashboard has always started them a little larger
@@ -292,7 +292,7 @@ function buildField(demo, p, parent) {
   if (p.alternative) el('span', { class: 'optional' }, label, '(optional)');
   const common = {
     id, name: p.name, 'aria-describedby': hint ? `${id}-hint` : null,
-    'data-default': p.hasDefault ? asFieldText(p.apiDefault, p.kind) : null,
+    'data-default': p.hasDefault ? asFieldText(p.apiDefault, 'list') : null,
     'data-default-from': p.defaultFrom,
   };
   let input;
