@@ -2,11 +2,16 @@
 // request, the timelines of what came back, the raw JSON and its curl line,
 // and the service's live state from /health.
 //
+// The demos, their parameters, bounds and modes are the service's own: read
+// from /openapi.json at load (forms.js builds the forms from it), so a demo
+// added to the service appears here without a change to this page.
+//
 // Nothing here keeps state on the server; the page only issues GETs to the
 // API it documents. The last successful body is kept so the drawings can be
 // redone at a new width. A new request aborts the one in flight.
 
 import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
+import { readDemos, buildDemoUi, syncForm, queryPairs } from './forms.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
@@ -34,35 +39,9 @@ function enc(v) {
     .replace(/%2C/g, ',').replace(/%3A/g, ':').replace(/%2F/g, '/');
 }
 
-function fieldValue(el) {
-  if (el.type === 'number' && el.value !== '' && Number.isFinite(el.valueAsNumber) &&
-      Number.isInteger(el.valueAsNumber)) {
-    return String(el.valueAsNumber);
-  }
-  return el.value.trim();
-}
-
 function buildPath(form, action) {
-  const demo = form.dataset.demo;
-  const pairs = [];
-  if (action === 'compare') pairs.push(['demo', demo]);
-  const urls = form.elements.url
-    ? form.elements.url.value.split(/\s+/).map((s) => s.trim()).filter(Boolean) : [];
-  for (const el of form.elements) {
-    if (!el.name || el.name === 'action' || el.disabled) continue;
-    if (el.name === 'mode' && action === 'compare') continue;
-    if (el.name === 'url') {
-      for (const u of urls) pairs.push(['url', u]);
-      continue;
-    }
-    if (urls.length && (el.name === 'count' || el.name === 'ms') && demo === 'fetch') continue;
-    const v = fieldValue(el);
-    if (v !== '') pairs.push([el.name, v]);
-  }
-  // mode last reads best: /run/prime?limit=..&tasks=..&mode=threads
-  pairs.sort((a, b) => (a[0] === 'mode') - (b[0] === 'mode'));
-  const query = pairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
-  const base = action === 'compare' ? '/run/compare' : `/run/${demo}`;
+  const query = queryPairs(form, action).map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
+  const base = action === 'compare' ? '/run/compare' : `/run/${enc(form.dataset.demo)}`;
   return query ? `${base}?${query}` : base;
 }
 
@@ -76,22 +55,60 @@ function showDemo(demo) {
   for (const f of $$('.demo-form')) f.hidden = f.dataset.demo !== demo;
 }
 
-// Bounds that depend on other fields, as the API has them.
-function syncBounds() {
-  const sleepMode = $('#sleep-mode').value;
-  const sleepTasks = $('#sleep-tasks');
-  const sleepMax = sleepMode === 'async' ? 10000 : 1000;
-  sleepTasks.max = String(sleepMax);
+// ---- The demos, from the service's OpenAPI document -------------------------
 
-  const numbers = $('#square-numbers').value.split(',').filter((s) => s.trim() !== '').length;
-  const sqMax = Math.max(1, Math.min(256, numbers || 1));
-  $('#square-tasks').max = String(sqMax);
-  $('#square-tasks-hint').textContent = `1 – ${sqMax} (at most one per number)`;
+function loadState(stateName, text) {
+  const box = $('#demo-load');
+  box.dataset.state = stateName;
+  box.hidden = stateName === 'ready';
+  box.classList.toggle('error', stateName === 'failed');
+  const p = $('#demo-load-text');
+  p.setAttribute('role', stateName === 'failed' ? 'alert' : 'status');
+  if (text !== undefined) p.textContent = text;
+  $('#demo-load-retry').hidden = stateName !== 'failed';
+}
 
-  const hasUrls = $('#fetch-url').value.trim() !== '';
-  for (const id of ['#fetch-count', '#fetch-ms']) {
-    $(id).closest('.field').classList.toggle('unused', hasUrls);
-    $(id).required = !hasUrls;
+function onFormSubmit(e) {
+  e.preventDefault();
+  const form = e.target;
+  const action = e.submitter && e.submitter.value === 'compare' ? 'compare' : 'run';
+  const demo = form.dataset.demo;
+  const mode = form.elements.namedItem('mode');
+  const label = action === 'compare' ? `${demo} in every mode`
+    : mode && mode.value ? `${demo} (${mode.value})` : demo;
+  runRequest(buildPath(form, action), action, label);
+}
+
+// Reads the document and builds the picker and the forms; on failure the
+// page says why and offers to try again (the rest of the page still works).
+async function loadDemos() {
+  loadState('loading', 'Reading the demos from /openapi.json…');
+  let demos;
+  let skipped;
+  try {
+    const res = await fetch('/openapi.json', { headers: { Accept: 'application/json' } });
+    if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
+    ({ demos, skipped } = readDemos(await res.json()));
+    if (!demos.length) throw new Error('it describes no /run/<demo> for any of its demos');
+  } catch (e) {
+    loadState('failed', `Could not read the demos from /openapi.json: ${e.message}.`);
+    return;
+  }
+  buildDemoUi($('#demo-picker'), $('#demo-forms'), demos);
+  for (const radio of $$('input[name="demo"]')) {
+    radio.addEventListener('change', () => { if (radio.checked) showDemo(radio.value); });
+  }
+  for (const form of $$('.demo-form')) {
+    const sync = () => syncForm(form);
+    form.addEventListener('input', sync);
+    form.addEventListener('change', sync);
+    form.addEventListener('submit', onFormSubmit);
+  }
+  if (skipped.length) {
+    loadState('partial', `Not offered: ${skipped.join(', ')} (the API document has no GET /run/ path for ` +
+      `${skipped.length === 1 ? 'it' : 'them'}).`);
+  } else {
+    loadState('ready');
   }
 }
 
@@ -362,25 +379,7 @@ document.addEventListener('visibilitychange', () => {
 
 // ---- Wiring -----------------------------------------------------------------
 
-for (const radio of $$('input[name="demo"]')) {
-  radio.addEventListener('change', () => { if (radio.checked) showDemo(radio.value); });
-}
-const checked = $('input[name="demo"]:checked');
-showDemo(checked ? checked.value : 'prime');
-
-for (const form of $$('.demo-form')) {
-  form.addEventListener('input', syncBounds);
-  form.addEventListener('change', syncBounds);
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const action = e.submitter && e.submitter.value === 'compare' ? 'compare' : 'run';
-    const demo = form.dataset.demo;
-    const label = action === 'compare' ? `${demo} in every mode` : `${demo} (${form.elements.mode.value})`;
-    runRequest(buildPath(form, action), action, label);
-  });
-}
-syncBounds();
-
+$('#demo-load-retry').addEventListener('click', loadDemos);
 $('#cancel').addEventListener('click', () => { if (state.inFlight) state.inFlight.abort(); });
 $('#copy-curl').addEventListener('click', onCopy);
 $('#copy-json').addEventListener('click', onCopy);
@@ -393,4 +392,5 @@ window.addEventListener('resize', () => {
   }, 150);
 });
 
+loadDemos();
 pollHealth();

@@ -6,7 +6,10 @@
 // page itself received: one lane per worker, one bar per task, the gil
 // slices, the comparison chart and its cores marker, the server's error
 // message shown verbatim with the inputs kept, the curl line, the live
-// /health panel, the phone width and the keyboard path.
+// /health panel, the phone width and the keyboard path. The demo forms are
+// built from the service's /openapi.json: their bounds, defaults and modes
+// are checked against the live document, and a demo added to a (rewritten)
+// document must appear with no change to web/.
 //
 //   cd tests/browser && npm ci          # once: playwright-core, pinned
 //   node tests/browser/dashboard.test.mjs --binary build/conlab --web-root web
@@ -152,9 +155,14 @@ let browser = null;
 let origin = '';
 
 // A fresh context and page, recording everything that went wrong on it.
-async function openPage(width = 1280, height = 900) {
+// opts.before(page) runs before the page loads (to install routes);
+// opts.demos: the state the demo picker must reach before the case starts
+// ('ready' by default; null waits for nothing).
+async function openPage(width = 1280, height = 900, opts = {}) {
+  const { before = null, demos = 'ready' } = opts;
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
+  if (before) await before(page);
   const log = { consoleErrors: [], pageErrors: [], failed: [], badStatus: [], foreign: [], healthRequests: 0 };
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log.consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => log.pageErrors.push(e.message));
@@ -168,6 +176,7 @@ async function openPage(width = 1280, height = 900) {
   page.setDefaultTimeout(10000);
   await page.goto(`${origin}/`);
   await page.waitForSelector('#live-pill[data-state="ok"]');
+  if (demos) await page.waitForSelector(`#demo-load[data-state="${demos}"]`, { state: 'attached' });
   return { page, context, log };
 }
 
@@ -262,6 +271,35 @@ function checkTimeline(dom, run) {
   assert.equal(dom.slices, slices, 'every gil slice drawn');
 }
 
+// The service's OpenAPI document, and what the dashboard must make of it,
+// read here independently of web/forms.js.
+async function openapiOf() {
+  const r = await fetch(`${origin}/openapi.json`);
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
+function resolve$ref(doc, node) {
+  while (node && node.$ref) {
+    assert.ok(node.$ref.startsWith('#/'), `local $ref: ${node.$ref}`);
+    node = node.$ref.slice(2).split('/').reduce((at, k) => at[k.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
+    assert.ok(node, 'the $ref resolves');
+  }
+  return node;
+}
+
+function demoSpecs(doc) {
+  const names = doc.components.parameters['compare.demo'].schema.enum;
+  return names.filter((d) => doc.paths[`/run/${d}`] && doc.paths[`/run/${d}`].get).map((d) => {
+    const op = doc.paths[`/run/${d}`].get;
+    const params = op.parameters.map((p) => resolve$ref(doc, p)).filter((p) => p.in === 'query');
+    const mode = params.find((p) => p.name === 'mode');
+    return { name: d, op, params, modes: mode ? mode.schema.enum : null, mode };
+  });
+}
+
+const fmtN = (n) => Number(n).toLocaleString('en-US');
+
 async function healthOf() {
   const r = await fetch(`${origin}/health`);
   return r.json();
@@ -286,6 +324,9 @@ test('page loads with no console errors and no failed requests', async () => {
   for (const demo of ['prime', 'square', 'sleep', 'fetch']) {
     assert.ok(await page.isVisible(`label[for="demo-${demo}"]`), `demo ${demo} offered`);
   }
+  assert.ok(await page.isVisible('#form-prime'), 'the first demo\'s form is shown');
+  assert.equal(await page.locator('.demo-form:not([hidden])').count(), 1, 'one form at a time');
+  assert.ok(await page.isHidden('#demo-load'), 'no loading or error note once the demos are read');
   assertClean(log);
 });
 
@@ -571,6 +612,240 @@ test('keyboard: pick a demo with arrows, Tab to Run, Enter runs it', async () =>
   checkTimeline(await readTimeline(page, 'figure.timeline'), await resp.json());
   assert.match(await page.textContent('#status'), /^Done/);
   assertClean(log);
+});
+
+test('every demo\'s form follows the live /openapi.json: demos, bounds, defaults, modes', async () => {
+  const { page, log } = await openPage();
+  const doc = await openapiOf();
+  const specs = demoSpecs(doc);
+  const picker = await page.$$eval('#demo-picker input[name="demo"]', (rs) => rs.map((r) => r.value));
+  assert.deepEqual(picker, specs.map((d) => d.name), 'the picker lists compare.demo\'s enum, in order');
+  for (const d of specs) {
+    await pickDemo(page, d.name);
+    const form = `#form-${d.name}`;
+    const label = d.op['x-conlab-label'];
+    assert.equal(await page.textContent(`label[for="demo-${d.name}"]`), label ? `${d.name} ${label}` : d.name);
+    const lesson = (d.op['x-conlab-lesson'] || d.op.description).trim().replace(/`/g, '').replace(/\s*\n\s*\n\s*/g, '');
+    assert.equal((await page.$$eval(`${form} .explain`, (ps) => ps.map((p) => p.textContent).join(''))), lesson,
+      `${d.name}: the lesson is the document's`);
+    // Only the query parameters become fields, and all of them do.
+    const names = await page.$$eval(`${form} [name]:not(button)`, (els) => els.map((e) => e.name));
+    assert.deepEqual([...names].sort(), d.params.map((p) => p.name).sort(), `${d.name}: one field per query parameter`);
+    assert.equal(await page.getAttribute(form, 'data-modes'), d.modes ? d.modes.join(' ') : '');
+    assert.equal(await page.locator(`${form} button[value="compare"]`).count(), d.modes && d.modes.length > 1 ? 1 : 0);
+    for (const p of d.params) {
+      const sel = `#${d.name}-${p.name}`;
+      const f = await page.$eval(sel, (e) => ({
+        tag: e.tagName.toLowerCase(), type: e.type, min: e.getAttribute('min'), max: e.getAttribute('max'),
+        value: e.value, dflt: e.getAttribute('data-default'), from: e.getAttribute('data-default-from'),
+        options: e.tagName === 'SELECT' ? [...e.options].map((o) => o.value) : null,
+        label: document.querySelector(`label[for="${e.id}"]`) ? document.querySelector(`label[for="${e.id}"]`).textContent : null,
+        hint: e.getAttribute('aria-describedby') ? document.getElementById(e.getAttribute('aria-describedby')).textContent : '',
+      }));
+      const what = `${d.name}.${p.name}`;
+      const s = p.schema;
+      assert.ok(f.label && f.label.startsWith(p.name), `${what}: labelled by its name (${f.label})`);
+      const dflt = s.default === undefined ? null : Array.isArray(s.default) ? s.default.join(',') : String(s.default);
+      assert.equal(f.dflt, dflt, `${what}: data-default is the schema's default`);
+      assert.equal(f.from, p['x-conlab-default-from'] || null, `${what}: data-default-from`);
+      if (p['x-conlab-form-value'] !== undefined) {
+        const fv = p['x-conlab-form-value'];
+        assert.equal(f.value, Array.isArray(fv) ? fv.join(s.type === 'array' && p.explode !== false ? '\n' : ',') : String(fv),
+          `${what}: starts with x-conlab-form-value`);
+      }
+      if (s.enum) {
+        assert.equal(f.tag, 'select');
+        assert.deepEqual(f.options, s.enum, `${what}: the options are the enum`);
+        assert.equal(f.value, p['x-conlab-form-value'] !== undefined ? String(p['x-conlab-form-value']) : String(s.default ?? s.enum[0]),
+          `${what}: the default is selected`);
+      } else if (s.type === 'integer') {
+        assert.equal(f.type, 'number');
+        assert.equal(f.min, String(s.minimum), `${what}: min`);
+        const modeNow = d.mode ? await page.inputValue(`#${d.name}-mode`) : null;
+        const byMode = p['x-conlab-max-by-mode'];
+        let max = byMode && byMode[modeNow] !== undefined ? byMode[modeNow] : s.maximum;
+        if (p['x-conlab-max-count-of']) {
+          const of = await page.inputValue(`#${d.name}-${p['x-conlab-max-count-of']}`);
+          max = Math.max(s.minimum, Math.min(max, of.split(',').filter((x) => x.trim()).length));
+        }
+        assert.equal(f.max, String(max), `${what}: max`);
+        assert.ok(f.hint.includes(`${fmtN(s.minimum)} – ${fmtN(max)}`), `${what}: the hint shows the range (${f.hint})`);
+        const v = Number(f.value);
+        assert.ok(Number.isInteger(v) && v >= s.minimum && v <= max, `${what}: starts within its bounds (${f.value})`);
+        if (byMode) {
+          for (const m of d.modes) {
+            await page.selectOption(`#${d.name}-mode`, m);
+            const want = byMode[m] !== undefined ? byMode[m] : s.maximum;
+            assert.equal(await page.getAttribute(sel, 'max'), String(want), `${what}: max in mode ${m}`);
+            assert.ok(f.hint.includes(`${fmtN(s.minimum)} – ${fmtN(want)}`), `${what}: the hint names ${m}'s range`);
+          }
+          await page.selectOption(`#${d.name}-mode`, modeNow);
+        }
+      } else if (s.type === 'array') {
+        assert.equal(f.tag, p.explode === false ? 'input' : 'textarea', `${what}: comma list or one per line`);
+        assert.ok(f.hint.includes(`${fmtN(s.minItems)} – ${fmtN(s.maxItems)}`), `${what}: the hint shows the count (${f.hint})`);
+        if (s.items && s.items.maximum !== undefined) {
+          assert.ok(f.hint.includes(fmtN(s.items.maximum)), `${what}: the hint shows the items' bound (${f.hint})`);
+        }
+      }
+    }
+  }
+  assertClean(log);
+});
+
+test('fields that depend on each other follow the document\'s extensions', async () => {
+  const { page, log } = await openPage();
+  const doc = await openapiOf();
+  let checked = 0;
+  for (const d of demoSpecs(doc)) {
+    await pickDemo(page, d.name);
+    // x-conlab-max-count-of: at most as many as the other list has items.
+    for (const p of d.params.filter((q) => q['x-conlab-max-count-of'])) {
+      await page.fill(`#${d.name}-${p['x-conlab-max-count-of']}`, '7,8,9');
+      assert.equal(await page.getAttribute(`#${d.name}-${p.name}`, 'max'), String(Math.min(3, p.schema.maximum)));
+      assert.match(await page.textContent(`#${d.name}-${p.name}-hint`), new RegExp(`^${fmtN(p.schema.minimum)} – 3 `));
+      checked += 1;
+    }
+    // x-conlab-exclusive: filling an alternative greys out the other group,
+    // which is then neither required nor sent.
+    const groups = d.op['x-conlab-exclusive'] || [];
+    for (const alt of groups.slice(1)) {
+      const first = groups[0];
+      for (const n of first) {
+        assert.equal(await page.$eval(`#${d.name}-${n}`, (e) => e.closest('.field').classList.contains('unused')), false);
+        assert.equal(await page.$eval(`#${d.name}-${n}`, (e) => e.required), true, `${n} required at first`);
+      }
+      assert.match(await page.textContent(`label[for="${d.name}-${alt[0]}"]`), /instead \(optional\)/);
+      await page.fill(`#${d.name}-${alt[0]}`, `${origin}/delay?ms=1`);
+      for (const n of first) {
+        assert.equal(await page.$eval(`#${d.name}-${n}`, (e) => e.closest('.field').classList.contains('unused')), true, `${n} greyed out`);
+        assert.equal(await page.$eval(`#${d.name}-${n}`, (e) => e.required), false, `${n} no longer required`);
+      }
+      await page.fill(`#${d.name}-${alt[0]}`, '');
+      for (const n of first) {
+        assert.equal(await page.$eval(`#${d.name}-${n}`, (e) => e.closest('.field').classList.contains('unused')), false);
+      }
+      checked += 1;
+    }
+  }
+  assert.ok(checked >= 2, `the live document has a max-count-of and an exclusive group (${checked} checked)`);
+  assertClean(log);
+});
+
+// A copy of the live document with one more demo, as the registry would
+// publish it: "extra", one integer parameter with a bound per mode, two modes;
+// and "ghost", listed in compare.demo but with no path.
+function withExtraDemo(doc) {
+  const d = JSON.parse(JSON.stringify(doc));
+  d.components.parameters['compare.demo'].schema.enum.push('extra', 'ghost');
+  d.components.parameters['extra.n'] = {
+    name: 'n', in: 'query', required: false, description: 'How many `things` to make.',
+    schema: { type: 'integer', format: 'int64', minimum: 3, maximum: 77, default: 5 },
+    example: 4, 'x-conlab-form-value': 9, 'x-conlab-max-by-mode': { one: 10, two: 77 },
+  };
+  d.components.parameters['extra.mode'] = {
+    name: 'mode', in: 'query', required: false, description: 'One way or the other.',
+    schema: { type: 'string', enum: ['one', 'two'], default: 'two' },
+  };
+  d.paths['/run/extra'] = {
+    get: {
+      summary: 'An extra demo', description: 'Not the lesson.',
+      'x-conlab-lesson': 'Look for: two lanes side by side.', 'x-conlab-label': 'new',
+      parameters: [
+        { $ref: '#/components/parameters/extra.n' },
+        { $ref: '#/components/parameters/extra.mode' },
+        { $ref: '#/components/parameters/X-Request-Id' },
+      ],
+      responses: { 200: { description: 'The run.' } },
+    },
+  };
+  return d;
+}
+
+test('a demo added to the document appears, with its bounds and modes, and runs', async () => {
+  const extraRun = {
+    demo: 'extra', mode: 'two', params: { n: 9 }, result: { things: 9 }, wall_ms: 4.5,
+    tasks: [
+      { id: 0, worker: { kind: 'thread', id: 0 }, start_ms: 0.1, end_ms: 2.0 },
+      { id: 1, worker: { kind: 'thread', id: 1 }, start_ms: 0.2, end_ms: 4.4 },
+    ],
+  };
+  const seen = [];
+  const { page, log } = await openPage(1280, 900, {
+    demos: 'partial',
+    before: async (p) => {
+      await p.route(`${origin}/openapi.json`, async (route) => {
+        const real = await route.fetch();
+        await route.fulfill({ response: real, json: withExtraDemo(await real.json()) });
+      });
+      await p.route((u) => u.pathname === '/run/extra', async (route) => {
+        seen.push(route.request().url());
+        await route.fulfill({ status: 200, contentType: 'application/json; charset=utf-8', body: JSON.stringify(extraRun) });
+      });
+    },
+  });
+  const real = demoSpecs(await openapiOf()).map((d) => d.name);
+  const picker = await page.$$eval('#demo-picker input[name="demo"]', (rs) => rs.map((r) => r.value));
+  assert.deepEqual(picker, [...real, 'extra'], 'the new demo comes last, as in the enum; ghost is left out');
+  assert.match(await page.textContent('#demo-load-text'), /Not offered: ghost/);
+  assert.equal(await page.textContent('label[for="demo-extra"]'), 'extra new');
+  await pickDemo(page, 'extra');
+  assert.equal(await page.textContent('#form-extra .explain'), 'Look for: two lanes side by side.');
+  assert.equal(await page.textContent('#form-extra-h'), 'An extra demo');
+  const n = await page.$eval('#extra-n', (e) => ({ min: e.min, max: e.max, value: e.value, dflt: e.dataset.default, type: e.type }));
+  assert.deepEqual(n, { min: '3', max: '77', value: '9', dflt: '5', type: 'number' });
+  assert.equal(await page.textContent('#extra-n-hint'), '3 – 10 in one, 3 – 77 otherwise');
+  assert.deepEqual(await page.$$eval('#extra-mode option', (os) => os.map((o) => o.value)), ['one', 'two']);
+  assert.equal(await page.inputValue('#extra-mode'), 'two');
+  await page.selectOption('#extra-mode', 'one');
+  assert.equal(await page.getAttribute('#extra-n', 'max'), '10', 'mode one\'s maximum');
+  await page.selectOption('#extra-mode', 'two');
+  assert.equal(await page.getAttribute('#extra-n', 'max'), '77');
+  assert.equal(await page.locator('#form-extra [name="X-Request-Id"]').count(), 0, 'header parameters are not fields');
+  assert.equal(await page.locator('#form-extra button[value="compare"]').count(), 1);
+  // Its parameter is documented in the form.
+  await page.click('#form-extra details.param-docs summary');
+  assert.match(await page.textContent('#form-extra details.param-docs'), /How many things to make\. API default: 5\./);
+  // Run: the request the page makes is the new demo's, and its run is drawn.
+  const { resp, body } = await submit(page, 'extra');
+  assert.equal(resp.status(), 200);
+  assert.deepEqual(seen, [`${origin}/run/extra?n=9&mode=two`]);
+  assert.equal(await page.textContent('#curl'), `curl '${origin}/run/extra?n=9&mode=two'`);
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="two"]');
+  checkTimeline(dom, body);
+  assert.equal(dom.demo, 'extra');
+  assert.match(await page.textContent('#summary'), /^extra in two mode/);
+  assertClean(log);
+});
+
+test('when /openapi.json cannot be read, the page says so and can try again', async () => {
+  let refusals = 0;
+  const { page, log } = await openPage(1280, 900, {
+    demos: 'failed',
+    before: async (p) => {
+      await p.route(`${origin}/openapi.json`, async (route) => {
+        if (refusals === 0) {
+          refusals += 1;
+          await route.fulfill({
+            status: 503, contentType: 'application/json; charset=utf-8',
+            body: JSON.stringify({ error: { status: 503, message: 'shutting down' } }),
+          });
+        } else {
+          await route.continue();
+        }
+      });
+    },
+  });
+  assert.equal(await page.getAttribute('#demo-load-text', 'role'), 'alert');
+  assert.match(await page.textContent('#demo-load-text'), /Could not read the demos from \/openapi\.json: HTTP 503/);
+  assert.equal(await page.locator('.demo-form').count(), 0, 'no form without the document');
+  assert.equal(await page.getAttribute('#live-pill', 'data-state'), 'ok', 'the live state works all the same');
+  await page.click('#demo-load-retry');
+  await page.waitForSelector('#demo-load[data-state="ready"]', { state: 'attached' });
+  assert.ok(await page.isHidden('#demo-load'));
+  assert.ok(await page.isVisible('#form-prime'));
+  await runDemo(page, 'prime', { limit: 100000, tasks: 2, mode: 'threads' });
+  assertClean(log, [503]);
 });
 
 // ---- Runner ------------------------------------------------------------------
