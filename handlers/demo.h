@@ -43,6 +43,9 @@ struct demo_param {
     enum demo_param_type type;
     int64_t min, max;       /* the value, or each item of a list */
     int64_t mode_max[ENGINE_MODES]; /* a tighter maximum in a mode; 0 none */
+    /* A list parameter (declared before this one) whose count caps this
+     * one's maximum and default (square's tasks: at most the numbers). */
+    const char *max_count_of;
     int64_t def;            /* DEMO_INT, when def_from is DEMO_DEF_CONST */
     enum demo_default_from def_from;
     const char *def_list;  /* DEMO_INT_LIST: the default list ("1,2,3,4") */

@@ -102,6 +102,13 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
         a->given[i] = params_has(p, dp->name);
         if (dp->type == DEMO_INT) {
             int64_t def = demo_param_default(dp, app);
+            int of = dp->max_count_of ? demo_param_index(d, dp->max_count_of)
+                                      : -1;
+            if (of >= 0 && (size_t)of < i) {
+                int64_t count = (int64_t)a->n[of];
+                max = count < max ? count : max;
+                def = count < def ? count : def;
+            }
             rc = params_int(p, dp->name, dp->min, max, def, &a->v[i]);
         } else if (dp->type == DEMO_INT_LIST) {
             rc = params_int_list(p, dp->name, dp->min, max, dp->max_items,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../server/clock.h"
+#include "../server/gil.h"
 #include "../server/http.h"
 #include "../server/log.h"
 #include "../server/params.h"
@@ -130,9 +131,15 @@ void run_cost(const struct demo *d, const struct demo_args *a,
         out->amount[BUDGET_QUEUE] = lanes < n ? lanes : n;
     uint64_t per_task = sizeof(struct engine_task) + d->bytes_per_task +
                         RUN_BYTES_ANSWER;
-    if (mode == ENGINE_GIL) /* the slices and their text */
-        per_task += ENGINE_SLICES_MAX * (16u + 24u);
     out->amount[BUDGET_BYTES] = n * per_task + sizeof(struct run_req) + 4096;
+    if (mode == ENGINE_GIL) {
+        /* Slices, in memory and as text: one lock holder at a time, so a
+         * slice a switch interval over the run's deadline, plus two per
+         * task (its start, and after each wait), at most. */
+        uint64_t slices = 2 * n + (uint64_t)app->cfg->job_timeout_ms *
+                                      1000000u / GIL_SWITCH_INTERVAL_NS;
+        out->amount[BUDGET_BYTES] += slices * RUN_BYTES_SLICE;
+    }
     if (d->cost)
         d->cost(a, mode, n, app, out);
 }
@@ -336,6 +343,11 @@ static enum handler_result answer_run(struct run_req *rr, int status,
     return HANDLER_DONE;
 }
 
+double run_wall_ms(const struct run_req *rr)
+{
+    return offset_ms(rr->origin_ns, engine_run_ended_ns(rr->run));
+}
+
 void run_write_body(struct run_req *rr, struct jsonw *w)
 {
     const struct engine_run *run = rr->run;
@@ -356,7 +368,7 @@ void run_write_body(struct run_req *rr, struct jsonw *w)
     rr->d->write_result(w, rr->state, run);
     jsonw_end(w);
     jsonw_key(w, "wall_ms");
-    jsonw_ms(w, offset_ms(o, engine_run_ended_ns(run)));
+    jsonw_ms(w, run_wall_ms(rr));
     jsonw_key(w, "tasks");
     jsonw_array(w);
     for (size_t i = 0; i < n && !jsonw_failed(w); i++) {

@@ -22,6 +22,7 @@
 
 #define RUN_BODY_MAX     (64u << 20) /* bytes of one answer, at most */
 #define RUN_BYTES_ANSWER 160         /* answer bytes per task, budgeted */
+#define RUN_BYTES_SLICE  48          /* a gil slice, held and as text */
 
 /* One /run/ request: its claim, its current run, and what it built. */
 struct run_req;
@@ -81,6 +82,9 @@ enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,
  * object: the object is left open.
  */
 void run_write_body(struct run_req *rr, struct jsonw *w);
+
+/* The finished run's wall time in ms, as its body states it. */
+double run_wall_ms(const struct run_req *rr);
 
 /* The error answer of a failed run ("<demo>: <why>"). */
 void run_answer_error(struct run_req *rr, int status, struct response *resp);

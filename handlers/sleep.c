@@ -122,7 +122,7 @@ static int compute(struct engine_ctx *ctx, void *arg, size_t task)
         uint64_t nap = until - now < NAP_NS ? until - now : NAP_NS;
         struct timespec ts = {0, (long)nap};
         nanosleep(&ts, NULL);
-        rc = engine_yield(ctx);
+        rc = engine_check(ctx);
     }
     engine_blocking_end(ctx);
     return rc;

@@ -49,6 +49,7 @@ static const struct demo_param params[] = {
                  .min = 1,
                  .max = TASKS_MAX,
                  .def_from = DEMO_DEF_WORKERS,
+                 .max_count_of = "numbers",
                  .form_value = 2,
                  .doc = "Contiguous batches the numbers are squared in (one "
                         "job each). At most the count of numbers: the "
@@ -56,29 +57,6 @@ static const struct demo_param params[] = {
                         "the number of worker processes (`--workers`), at "
                         "most the count."},
 };
-
-/* tasks may not exceed the count; its default is capped by it too. */
-static int check(struct demo_args *a, enum engine_mode mode,
-                 const struct app *app, char *err, size_t err_len)
-{
-    (void)mode;
-    (void)app;
-    int64_t count = (int64_t)a->n[P_NUMBERS];
-    int64_t max = count < TASKS_MAX ? count : TASKS_MAX;
-    if (!a->given[P_TASKS]) {
-        if (a->v[P_TASKS] > max)
-            a->v[P_TASKS] = max;
-        return 0;
-    }
-    if (a->v[P_TASKS] > max) {
-        snprintf(err, err_len,
-                 "parameter 'tasks': '%lld' is not an integer in [1, %lld] "
-                 "(at most the count of numbers)",
-                 (long long)a->v[P_TASKS], (long long)max);
-        return 400;
-    }
-    return 0;
-}
 
 static size_t n_tasks(const struct demo_args *a)
 {
@@ -251,7 +229,6 @@ const struct demo demo_square = {
     .default_mode = ENGINE_PROCESSES,
     .outcome = outcome,
     .shrink = "the numbers",
-    .check = check,
     .n_tasks = n_tasks,
     .cost = cost,
     .bytes_per_task = 2 * sizeof(size_t),

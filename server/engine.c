@@ -331,7 +331,7 @@ size_t engine_run_bytes(const struct engine_run *run)
     if (run->slices) {
         bytes += run->n_tasks * sizeof(run->slices[0]);
         for (size_t i = 0; i < run->n_tasks; i++)
-            bytes += run->slices[i].at ? ENGINE_SLICES_MAX * 16u : 0;
+            bytes += run->slices[i].cap * sizeof(run->slices[i].at[0]);
     }
     return bytes;
 }
@@ -476,13 +476,19 @@ int engine_run_compute(struct engine_run *run, size_t task,
     return rc;
 }
 
+int engine_check(struct engine_ctx *ctx)
+{
+    int rc = engine_run_check(ctx->run);
+    if (rc == 0 && clock_now_ns() > ctx->deadline_ns)
+        rc = -ETIMEDOUT;
+    return rc;
+}
+
 int engine_yield(void *arg)
 {
     struct engine_ctx *ctx = arg;
     struct engine_run *run = ctx->run;
-    int rc = engine_run_check(run);
-    if (rc == 0 && clock_now_ns() > ctx->deadline_ns)
-        rc = -ETIMEDOUT;
+    int rc = engine_check(ctx);
     uint64_t released, acquired;
     if (rc == 0 && run->mode == ENGINE_GIL &&
         gil_yield(run->engine->cfg.gil, &released, &acquired)) {
@@ -643,12 +649,17 @@ static void settle(struct engine_run *run)
 static void slice_open(struct engine_run *run, size_t task, uint64_t at)
 {
     struct engine_slices *s = &run->slices[task];
-    if (!s->at) {
-        s->at = malloc(ENGINE_SLICES_MAX * sizeof(s->at[0]));
-        if (!s->at)
+    if (s->n == s->cap && s->cap < ENGINE_SLICES_MAX) {
+        uint32_t cap = s->cap ? s->cap * 2 : 8;
+        if (cap > ENGINE_SLICES_MAX)
+            cap = ENGINE_SLICES_MAX;
+        uint64_t(*grown)[2] = realloc(s->at, cap * sizeof(s->at[0]));
+        if (!grown)
             return;
+        s->at = grown;
+        s->cap = cap;
     }
-    if (s->n < ENGINE_SLICES_MAX) {
+    if (s->n < s->cap) {
         s->at[s->n][0] = at;
         s->at[s->n][1] = 0;
         s->n++;

@@ -76,9 +76,12 @@ struct engine_task {
     uint8_t started;
 };
 
-/* The intervals a gil task held the lock: [acquired, released] pairs. */
+/*
+ * The intervals a gil task held the lock: [acquired, released] pairs,
+ * grown as needed up to ENGINE_SLICES_MAX.
+ */
 struct engine_slices {
-    uint32_t n;
+    uint32_t n, cap;
     bool open;
     uint64_t (*at)[2];
 };
@@ -272,6 +275,12 @@ int engine_http_status(int status);
  * signature fits prime_yield_fn.
  */
 int engine_yield(void *ctx);
+
+/*
+ * The same check without touching the GIL, for work that does not hold
+ * it (between engine_blocking_begin() and engine_blocking_end()).
+ */
+int engine_check(struct engine_ctx *ctx);
 
 /*
  * For work that blocks (sleeps, transfers) rather than computes: in gil

@@ -304,6 +304,22 @@ void http_wake(struct request *req, http_wake_fn fn, void *arg)
     MHD_resume_connection(ex->conn);
 }
 
+bool http_wait_unsuspended(struct http_server *srv, int timeout_ms)
+{
+    uint64_t deadline = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        pthread_mutex_lock(&srv->suspended_lock);
+        bool empty = srv->suspended.next == &srv->suspended;
+        pthread_mutex_unlock(&srv->suspended_lock);
+        if (empty)
+            return true;
+        if (clock_now_ns() >= deadline)
+            return false;
+        struct timespec pause = {0, 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 bool http_closing(const struct request *req)
 {
     const struct exchange *ex = req->conn;

@@ -87,6 +87,14 @@ void http_quiesce(struct http_server *srv);
 bool http_wait_idle(struct http_server *srv, int timeout_ms);
 
 /*
+ * Waits until no request is suspended or woken and not yet answered, at
+ * most timeout_ms (what shutdown waits for once the work is over: unlike
+ * http_wait_idle(), a client stalled mid-upload does not count). Returns
+ * true when none is. Main thread.
+ */
+bool http_wait_unsuspended(struct http_server *srv, int timeout_ms);
+
+/*
  * Answers every request still suspended with a 503 (their owners must
  * already be stopped), stops the daemon and frees the server.
  * http_stop(NULL) does nothing. Main thread.

@@ -211,7 +211,7 @@ int main(int argc, char **argv)
      * its answer built on a request thread; then the daemon goes. */
     if (!engine_wait_idle(app.engine, STOP_WAIT_MS))
         log_error("runs still live after the back ends stopped");
-    http_wait_idle(app.http, STOP_WAIT_MS);
+    http_wait_unsuspended(app.http, STOP_WAIT_MS);
     http_stop(app.http);
     log_flush();
     log_info("stopped in %.1f ms",

@@ -370,10 +370,11 @@ class Mix:
         self.method_label = method_label or method
 
 
-# The "ops-count" server runs --workers 1 --queue 1: a run submits all its
-# tasks to a queue at once, so a run of two process (or demo thread) tasks
-# never fits there (400, its jobs counted as rejected); the other runs have
-# one task each.
+# The "ops-count" server runs --workers 1 --queue 1: a run holds one queue
+# slot per lane it can use at once (a run of two process tasks on one worker
+# holds one and runs them in turn), so a run of two demo-thread tasks, which
+# would hold two, can never be admitted (400, counted as too_large); the
+# other runs have one task each.
 PRIME = "/run/prime?limit=1000"
 MIX = [
     Mix("GET", "/health", 5, "/health", 200),
@@ -388,7 +389,8 @@ MIX = [
     Mix("GET", PRIME + "&tasks=1&mode=processes", 3, "/run/prime", 200),
     Mix("GET", PRIME + "&tasks=1&mode=threads", 1, "/run/prime", 200),
     Mix("GET", PRIME + "&tasks=2&mode=sequential", 1, "/run/prime", 200),
-    Mix("GET", PRIME + "&tasks=2&mode=processes", 1, "/run/prime", 400),
+    Mix("GET", PRIME + "&tasks=2&mode=processes", 1, "/run/prime", 200),
+    Mix("GET", PRIME + "&tasks=2&mode=threads", 1, "/run/prime", 400),
     Mix("GET", "/run/prime?limit=1", 1, "/run/prime", 400),
     Mix("GET", "/run/square?numbers=1,2,3&tasks=1&mode=processes", 1,
         "/run/square", 200),
@@ -413,17 +415,17 @@ MIX = [
 # The fetches of the mix are this server's own /delay, counted as well.
 MIX_SELF_DELAYS = 3 + 1
 MIX_RUNS = {  # (demo, mode, outcome): runs
-    ("prime", "processes", "ok"): 3,
+    ("prime", "processes", "ok"): 4,
     ("prime", "threads", "ok"): 1,
     ("prime", "sequential", "ok"): 1,
-    ("prime", "processes", "error"): 1,
     ("square", "processes", "ok"): 1,
     ("sleep", "processes", "ok"): 1,
     ("sleep", "async", "ok"): 1,
     ("fetch", "async", "ok"): 1,
     ("fetch", "threads", "ok"): 1,
 }
-MIX_JOBS = {"ok": 3 + 1 + 1, "rejected": 2}
+MIX_JOBS = {"ok": 3 + 2 + 1 + 1}
+MIX_ADMISSION = {"too_large": 1}
 MIX_FETCHES = {"ok": 3 + 1}
 
 
@@ -507,15 +509,18 @@ def case_metrics_exact_mix(srv, ctx):
                          MIX_JOBS)
     expect_family_deltas(before, after, "conlab_fetches_total", "outcome",
                          MIX_FETCHES)
+    expect_family_deltas(before, after, "conlab_admission_rejected_total",
+                         "reason", MIX_ADMISSION)
     expect_family_deltas(before, after, "conlab_pool_worker_restarts_total",
                          "reason", {})
     return "%d requests" % sum(expected.values())
 
 
 def case_metrics_full_queue(srv, ctx):
-    """--workers 1 --queue 1: a 1.5 s process sleep runs, a second waits
-    in the queue, a third is refused at once: 503 + Retry-After, counted
-    as rejected; the other two finish."""
+    """--workers 1 --queue 1: a 1.5 s process sleep holds the only queue
+    slot; a second run is refused at once: 503 + Retry-After, counted by
+    admission (the client's share of a 1-slot budget is that slot); the
+    first one finishes."""
     hold = "/run/sleep?ms=1500&tasks=1&mode=processes"
     _, before = quiet_scrape(srv.port)
     polls = [0]
@@ -534,33 +539,33 @@ def case_metrics_full_queue(srv, ctx):
     timeout = 30.0 * harness.TIME_SCALE
     running = Background(srv.port, hold, timeout).start()
     wait_pool("busy", 1)
-    queued = Background(srv.port, hold, timeout).start()
-    wait_pool("queued", 1)
     refused = send(srv.port, "GET", "/run/sleep?ms=1&tasks=1&mode=processes")
-    check(refused.status == 503, "third job: %s, expected 503 (%s)"
+    check(refused.status == 503, "second run: %s, expected 503 (%s)"
           % (refused.status, refused.error or refused.body[:120]))
     expect_error_shape(refused)
+    check(b"queue budget" in refused.body, "503 names the queue budget: %s"
+          % refused.body[:160])
     check(refused.header("Retry-After") == "1",
           "Retry-After %r" % refused.header("Retry-After"))
     check(ID_RE.match(refused.header("X-Request-Id") or ""),
           "X-Request-Id %r on the 503" % refused.header("X-Request-Id"))
-    for bg in (running, queued):
-        check(bg.join(timeout), "a held job never answered")
-        check(bg.resp and bg.resp.status == 200, "held job: %s"
-              % bg.describe())
+    check(running.join(timeout), "the held job never answered")
+    check(running.resp and running.resp.status == 200, "held job: %s"
+          % running.describe())
 
     after = settle(srv.port, before, {
-        ("/run/sleep", "GET", "200"): 2,
+        ("/run/sleep", "GET", "200"): 1,
         ("/run/sleep", "GET", "503"): 1,
         ("/health", "GET", "200"): polls[0]})
     check_histogram_deltas(before, after)
     expect_family_deltas(before, after, "conlab_pool_jobs_total", "outcome",
-                         {"ok": 2, "rejected": 1})
+                         {"ok": 15})
+    expect_family_deltas(before, after, "conlab_admission_rejected_total",
+                         "reason", {"client_share": 1})
     runs = {(dict(k)["demo"], dict(k)["mode"], dict(k)["outcome"]): v
             for k, v in nonzero(deltas(before, after,
                                        "conlab_demo_runs_total")).items()}
-    want = {("sleep", "processes", "ok"): 2,
-            ("sleep", "processes", "error"): 1}
+    want = {("sleep", "processes", "ok"): 1}
     check(runs == want, "conlab_demo_runs_total deltas %s, expected %s"
           % (runs, want))
 
