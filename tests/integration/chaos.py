@@ -64,12 +64,13 @@ What one run does (one server, --workers 2 --threads 2 --conn-timeout 2):
            LOOP_CONN_CACHE), with no client connection left; its children
            are exactly the workers /health lists, alive, as many as before;
            each worker holds only 0-2 and its channel (issue 12).
-  SIGTERM  a last burst of slow requests (sleeps, delays, fetches,
-           comparisons), SIGTERM at a seeded moment with requests in
-           flight: those sent before it are answered with a documented
-           status, later ones get 503 or no connection; exit 0 within the
-           grace period, no sanitizer report, no process of the server's
-           session left.
+  SIGTERM  a last burst of requests, most of them slow (sleeps, delays,
+           fetches, comparisons of 0.1 to 4 s, some longer than the
+           --grace-ms 1000), SIGTERM at a seeded moment with requests in
+           flight: those sent before it are answered (what they asked, or
+           503 once draining or at the end of the grace period), later ones
+           get 503 or no connection; exit 0 within the grace period, no
+           sanitizer report, no process of the server's session left.
 
 Load is kept light for a shared 2-core machine: CLIENTS threads with a
 short think time, demo parameters small (primes below 10^5, sleeps and
@@ -111,7 +112,7 @@ CLIENTS = 6               # load threads
 TERM_CLIENTS = 4          # threads of the burst around SIGTERM
 THINK_S = 0.03            # at most this pause between a client's requests
 WORKERS = 2
-GRACE_MS = 3000
+GRACE_MS = 1000          # shorter than the slowest requests of the burst
 CONN_TIMEOUT_S = 2        # idle connections (libcurl's cached ones) cut soon
 LOOP_CONN_CACHE = 64      # loop.c: CURLMOPT_MAXCONNECTS
 KILL_MIN_AGE_S = 1.2      # pool.c backs off respawns of younger workers
@@ -479,11 +480,12 @@ class Gen:
         one adds the probe and expects the 400 naming only it."""
         bad = "bad" in states
         probe = not bad and "max" in states
-        if not bad and self.rng.random() < 0.03:
+        short = sum(len(k) + len(v) for k, v in pairs) < 2000
+        if not bad and short and self.rng.random() < 0.03:
             pairs = pairs + [("zz_unknown", "1")]  # unknown parameter
             bad = True
         once = [kv for kv in pairs if kv[0] != "url"]  # url repeats
-        if not bad and once and self.rng.random() < 0.02:
+        if not bad and short and once and self.rng.random() < 0.02:
             pairs = pairs + [once[0]]  # a parameter given twice
             bad = True
         if probe:
@@ -891,31 +893,40 @@ class Gen:
         weights = [w for _, w in self.ROUTES]
         return getattr(self, self.rng.choices(names, weights)[0])()
 
-    def slow(self):
-        """A request that takes a few hundred ms: for the SIGTERM burst."""
+    def slow(self, compare_only=False):
+        """A request of 0.1 to about 4 s, for the burst around SIGTERM:
+        some finish within the grace period, some outlast it (comparisons
+        mid-chain among them) and must get the 503 of its end."""
         rng = self.rng
         p = self.port
-        return rng.choice([
+        kinds = [
             lambda: Ask("slow sleep", "GET", "/run/sleep?ms=%d&tasks=%d&"
-                        "mode=%s" % (rng.randint(100, 400), rng.randint(1, 3),
+                        "mode=%s" % (rng.randint(100, 1200), rng.randint(1, 3),
                                      rng.choice(MODES["sleep"])),
                         "/run/sleep", _valid("/run/sleep")),
             lambda: Ask("slow delay", "GET", "/delay?ms=%d"
-                        % rng.randint(100, 400), "/delay", _valid("/delay")),
-            lambda: Ask("slow fetch", "GET", "/run/fetch?count=%d&ms=%d"
-                        % (rng.randint(1, 3), rng.randint(100, 300)),
+                        % rng.randint(100, 1500), "/delay", _valid("/delay")),
+            lambda: Ask("slow fetch", "GET", "/run/fetch?count=%d&ms=%d&"
+                        "mode=%s" % (rng.randint(1, 3), rng.randint(100, 600),
+                                     rng.choice(MODES["fetch"])),
                         "/run/fetch", _valid("/run/fetch")),
             lambda: Ask("slow compare", "GET", "/run/compare?demo=sleep&"
-                        "tasks=2&ms=%d" % rng.randint(30, 80), "/run/compare",
-                        _valid("/run/compare")),
+                        "tasks=2&ms=%d" % rng.randint(50, 500),
+                        "/run/compare", _valid("/run/compare")),
+            lambda: Ask("slow compare prime", "GET", "/run/compare?demo="
+                        "prime&limit=%d&tasks=2" % rng.randint(100000, 1000000),
+                        "/run/compare", _valid("/run/compare")),
             lambda: Ask("slow compare fetch", "GET", "/run/compare?demo=fetch"
                         "&url=%s" % urllib.parse.quote(
                             "http://127.0.0.1:%d/delay?ms=%d"
-                            % (p, rng.randint(30, 80)), safe=""),
+                            % (p, rng.randint(50, 400)), safe=""),
                         "/run/compare", _valid("/run/compare")),
             lambda: Ask("slow prime", "GET", "/run/prime?limit=%d&tasks=2"
                         % PRIME_MAX, "/run/prime", _valid("/run/prime")),
-        ])()
+        ]
+        if compare_only:
+            kinds = kinds[3:6]
+        return rng.choice(kinds)()
 
 
 _prime_prefix = []
@@ -1228,9 +1239,10 @@ class Client:
         self.n = 0
         self.timeout = scaled(REQUEST_TIMEOUT_S)
         self.draining = False  # the SIGTERM burst
+        self.compare_only = False  # its slow requests all comparisons
 
     def next_ask(self, slow=False):
-        ask = self.gen.slow() if slow else self.gen.any()
+        ask = self.gen.slow(self.compare_only) if slow else self.gen.any()
         if self.draining and ask.expect is not None:
             ask.expect.add(503)  # any request may meet the shutdown
         self.n += 1
@@ -1978,11 +1990,15 @@ def case_term(seed):
             c = Client(i, books, gen, srv.port, "ct%d" % (seed % 100000))
             c.tolerate_unanswered = tolerate
             c.draining = True
+            # One client keeps a comparison chain in flight: a chain that
+            # goes on submitting while the pools stop.
+            c.compare_only = i == 0
             crng = random.Random("%d:termstyle:%d" % (seed, i))
             threads.append(threading.Thread(
                 target=c.run, args=(crng, deadline, stop,
                                     [("plain", 70), ("half-close", 15),
-                                     ("pipelined", 15)], 0.6, signalled),
+                                     ("pipelined", 15)],
+                                    1.0 if i == 0 else 0.6, signalled),
                 daemon=True))
         for t in threads:
             t.start()
