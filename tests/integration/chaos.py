@@ -52,9 +52,10 @@ What one run does (one server, --workers 2 --threads 2 --conn-timeout 2):
            count per request they could have caused, to labels of their
            route and method (or "none"). Asserted, exactly: M(k) >= C(k) for every k,
            and the excess M - C can be assigned to the uncertain attempts
-           within those caps (a max flow); garbage without a line break
-           adds nothing (an attempt cut inside its request line may: it
-           is then counted under "none"). Also:
+           within those caps (a max flow). Measured: libmicrohttpd may
+           count even a piece of a request line, or noise without a line
+           break, when the close arrives with it (under "none", 499), so
+           those are uncertain too. Also:
            each route's histogram _count grew as its requests_total; the
            crash restarts grew by the number of kills; failed jobs <= kills,
            and 502s read by clients <= failed jobs.
@@ -103,11 +104,16 @@ DOC_PATH = os.path.join(REPO, "api", "openapi.json")
 
 # Seeds that found a defect, rerun on every run for a few seconds each:
 # (seed, load seconds, what it found).
+REGRESSION_SECONDS = 6
 REGRESSION_SEEDS = [
+    (1, REGRESSION_SECONDS, "half-closed clients answered 499 or closed "
+     "without an answer; static 301 and dot-segment 400 not in the "
+     "document; respawned workers hold the loop's libcurl socketpair"),
+    (2, REGRESSION_SECONDS, "a url= whose path is not UTF-8 once decoded "
+     "vanished from params.url and from its task"),
 ]
 
-DEFAULT_SECONDS = 50      # load; the group takes about 10 s more
-REGRESSION_SECONDS = 8
+DEFAULT_SECONDS = 40      # load; the group takes about 5 s more
 CLIENTS = 6               # load threads
 TERM_CLIENTS = 4          # threads of the burst around SIGTERM
 THINK_S = 0.03            # at most this pause between a client's requests
@@ -1372,7 +1378,7 @@ class Client:
                                   if b not in (10, 13, 32)])
                       for _ in range(rng.randint(1, 400)))
         if kind == 0:
-            data = noise  # no line break: no request line, never counted
+            data = noise  # no line break
         elif kind == 1:
             data = b"\x01" + noise + b"\r\n\r\n"
         else:
@@ -1400,7 +1406,7 @@ class Client:
                                      "(not JSON)"] += 1
         finally:
             conn.close()
-            if kind == 1:
+            if kind in (0, 1):
                 self.books.maybe(set(), None)
             elif kind == 2:
                 self.books.maybe({"/health"}, "GET")
