@@ -20,8 +20,10 @@ standard library is used. The groups of cpu.py (CPU demos), loop.py
 openapi.py (the OpenAPI document against the service), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
 request ids, JSON logs) and faults.py (kill -9 under wrk, slow clients,
-2,000 idle connections, oversized requests, SIGTERM mid-load) are added by
-server_groups().
+2,000 idle connections, oversized requests, SIGTERM mid-load) and chaos.py
+(a seeded randomized run of every route with kills and SIGTERM; --chaos runs
+only it, --chaos-seed and --chaos-seconds set its seed and load time) are
+added by server_groups().
 """
 
 import argparse
@@ -39,6 +41,7 @@ import uuid
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chaos  # noqa: E402
 import compare  # noqa: E402
 import cpu  # noqa: E402
 import faults  # noqa: E402
@@ -807,7 +810,7 @@ def server_groups(web_root):
     ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
-         faults.server_groups(web_root))
+         faults.server_groups(web_root) + chaos.server_groups(web_root))
 
 
 def main():
@@ -820,7 +823,17 @@ def main():
                         metavar="TITLE",
                         help="run only this server group (repeatable; the "
                              "command-line cases are then skipped)")
+    parser.add_argument("--chaos", action="store_true",
+                        help="run only the chaos groups (the random seed "
+                             "and chaos.REGRESSION_SEEDS)")
+    parser.add_argument("--chaos-seed", type=int, default=None,
+                        metavar="N", help="seed of the chaos group (default: "
+                        "a fresh one, printed)")
+    parser.add_argument("--chaos-seconds", type=float, default=None,
+                        metavar="S", help="load seconds of the chaos group "
+                        "(default %d)" % chaos.DEFAULT_SECONDS)
     opts = parser.parse_args()
+    chaos.configure(opts.chaos_seed, opts.chaos_seconds, opts.binary)
     binary = os.path.abspath(opts.binary)
     if not os.access(binary, os.X_OK):
         print("no executable at %s (run make first)" % binary)
@@ -842,7 +855,7 @@ def main():
     started = time.monotonic()
     ctx = {}  # shared by the groups: the --version output
     try:
-        for case in CONFIG_CASES if not opts.group else []:
+        for case in CONFIG_CASES if not (opts.group or opts.chaos) else []:
             results.run(case.name, run_cmd_case, binary, case, ctx)
         with tempfile.TemporaryDirectory(prefix="conlab-web-") as base:
             web_root = make_web_root(base)
@@ -852,6 +865,9 @@ def main():
                 results.fail("runner", "no server group %s" % sorted(unknown))
             for title, args, env, cases in groups:
                 if opts.group and title not in opts.group:
+                    continue
+                if opts.chaos and not opts.group and \
+                        not title.startswith("chaos"):
                     continue
                 server_group(results, binary, title, args, env, cases, ctx)
     except KeyboardInterrupt as e:
