@@ -309,6 +309,9 @@ class Conn:
                 if end is not None:
                     raw = bytes(self.buf[:end])
                     del self.buf[:end]
+                    info = _head_info(raw)
+                    if info and info[1] is not None and 100 <= info[1] < 200:
+                        continue  # interim (RFC 9110 15.2): the answer follows
                     break
                 if self.eof:
                     raw = bytes(self.buf)
