@@ -243,6 +243,8 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
 
     /* Every mode's estimate against the budget; the largest cost. */
     struct budget_cost cost = {{0}};
+    if (d->fit_compare)
+        d->fit_compare(run_req_args(rr), d, app, BUDGET_MS);
     for (size_t i = 0; i < d->n_modes; i++) {
         struct budget_cost one;
         c->estimate_ms += d->estimate_ms(run_req_args(rr), d->modes[i], app);

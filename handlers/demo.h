@@ -64,6 +64,7 @@ struct demo_args {
     int64_t *list[DEMO_PARAMS_MAX]; /* DEMO_INT_LIST: owned */
     char **strings[DEMO_PARAMS_MAX]; /* DEMO_URLS: owned copies */
     size_t n[DEMO_PARAMS_MAX];       /* items of a list or strings */
+    int timeout_ms; /* 0, or what a comparison gives each unit (fit_compare) */
 };
 
 /* What prepare() may use besides the arguments. */
@@ -113,6 +114,13 @@ struct demo {
      */
     double (*estimate_ms)(const struct demo_args *a, enum engine_mode mode,
                           const struct app *app);
+    /*
+     * Makes a comparison of every mode fit in budget_ms where the
+     * parameters alone cannot bound it (fetch's URLs may take up to the
+     * job timeout each): sets a->timeout_ms. May be NULL.
+     */
+    void (*fit_compare)(struct demo_args *a, const struct demo *d,
+                        const struct app *app, double budget_ms);
     /*
      * The run's state, after admission; NULL without memory. Takes
      * nothing from a (it copies what it needs).

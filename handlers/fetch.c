@@ -151,6 +151,7 @@ void fetch_outcome_tally(const struct fetch_outcome *const outcomes[], size_t n,
 
 
 static void finish_transfer(struct transfer *tr, CURLcode rc);
+static int url_timeout_ms(const struct demo_args *a, const struct app *app);
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -294,6 +295,8 @@ static int compute(struct engine_ctx *ctx, void *arg, size_t task)
     long left_ms = now < ctx->deadline_ns
                        ? (long)((ctx->deadline_ns - now) / 1000000u) + 1
                        : 1;
+    if (left_ms > st->timeout_ms)
+        left_ms = st->timeout_ms;
     struct transfer *tr = transfer_new(st, ctx->run, task, left_ms);
     if (!tr)
         return 0; /* the URL's result says why */
@@ -504,7 +507,7 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     st->n = n_tasks(a);
     st->allow = app->allow;
     st->max_bytes = (uint64_t)app->cfg->fetch_max_bytes;
-    st->timeout_ms = app->cfg->job_timeout_ms;
+    st->timeout_ms = url_timeout_ms(a, app);
     st->loop = app->loop;
     self_base(app, st->self_base, sizeof(st->self_base));
     snprintf(st->self_url, sizeof(st->self_url), "%sdelay?ms=%lld",
@@ -537,15 +540,40 @@ out_free:
     return NULL;
 }
 
-/* Each URL may take up to the job timeout; /delay targets take ms. */
+/* The time one URL may take: the job timeout, or a comparison's share. */
+static int url_timeout_ms(const struct demo_args *a, const struct app *app)
+{
+    return a->timeout_ms ? a->timeout_ms : app->cfg->job_timeout_ms;
+}
+
+/* Each URL may take up to its timeout; /delay targets take ms. */
 static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
                           const struct app *app)
 {
     size_t n = n_tasks(a);
     size_t lanes = engine_lanes(app->engine, mode, n);
-    double each = a->n[P_URL] ? (double)app->cfg->job_timeout_ms
+    double each = a->n[P_URL] ? (double)url_timeout_ms(a, app)
                               : (double)a->v[P_MS];
     return (double)((n + lanes - 1) / lanes) * each;
+}
+
+/*
+ * A comparison of URLs: each URL's timeout is cut so that every mode's
+ * waves together take at most the budget.
+ */
+static void fit_compare(struct demo_args *a, const struct demo *d,
+                        const struct app *app, double budget_ms)
+{
+    if (!a->n[P_URL])
+        return;
+    size_t n = n_tasks(a), waves = 0;
+    for (size_t i = 0; i < d->n_modes; i++) {
+        size_t lanes = engine_lanes(app->engine, d->modes[i], n);
+        waves += (n + lanes - 1) / lanes;
+    }
+    double each = budget_ms / (double)waves;
+    if (each < (double)app->cfg->job_timeout_ms)
+        a->timeout_ms = each >= 1.0 ? (int)each : 1;
 }
 
 static const struct engine_work work = {
@@ -580,6 +608,7 @@ const struct demo demo_fetch = {
     .cost = cost,
     .bytes_per_task = sizeof(struct fetch_outcome),
     .estimate_ms = estimate_ms,
+    .fit_compare = fit_compare,
     .prepare = prepare,
     .free_state = free_state,
     .work = &work,

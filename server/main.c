@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -40,12 +41,16 @@
 extern char **environ;
 
 #define STOP_WAIT_MS 5000 /* for runs and answers after the back ends stop */
+#define MMAP_THRESHOLD_BYTES (128 * 1024)
+#define ARENAS_MAX           4
+#define TRIM_EVERY_MS        1000 /* at most, once the engine is idle */
 
 /* Descriptors kept beside client connections: files, workers, and the
  * event loop's outbound connections. */
 #define FD_RESERVE (256 + LOOP_CONNECTIONS_MAX)
 
 static void raise_fd_limit(struct config *cfg);
+static void trim_when_idle(struct engine *engine);
 
 int main(int argc, char **argv)
 {
@@ -82,6 +87,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     raise_fd_limit(&cfg);
+    /* Memory goes back after a burst: large blocks (answers, a run's
+     * records) are mapped and unmapped, not kept in an arena (a fixed
+     * threshold: glibc's own raises it after the first free), and the
+     * arenas are few; see trim_when_idle() for the rest. */
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+    mallopt(M_ARENA_MAX, ARENAS_MAX);
     /* Before any thread: libcurl's global state is not thread-safe. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("curl_global_init failed");
@@ -191,6 +202,7 @@ int main(int argc, char **argv)
         sig = sigtimedwait(&stop_signals, NULL, &tick);
         log_flush();
         http_sweep(app.http); /* runs of clients that left are cancelled */
+        trim_when_idle(app.engine);
     } while (sig < 0);
     log_info("received %s: stopping (grace period %d ms)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace_ms);
@@ -268,4 +280,24 @@ static void raise_fd_limit(struct config *cfg)
         if (cfg->max_per_ip > fit)
             cfg->max_per_ip = fit;
     }
+}
+
+/*
+ * After a burst of runs, once none is live, gives the free memory of the
+ * arenas back to the system (glibc keeps it otherwise): at most once a
+ * second, and only when runs have started since the last time. Main
+ * thread.
+ */
+static void trim_when_idle(struct engine *engine)
+{
+    static uint64_t trimmed_at_ns, started_then;
+    struct engine_stats st;
+    engine_stats(engine, &st);
+    uint64_t now = clock_now_ns();
+    if (st.runs != 0 || st.started == started_then ||
+        now - trimmed_at_ns < TRIM_EVERY_MS * 1000000ull)
+        return;
+    malloc_trim(0);
+    trimmed_at_ns = now;
+    started_then = st.started;
 }
