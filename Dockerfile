@@ -1,8 +1,14 @@
 # Concurrency Lab (conlab) container image.
 #
 #   docker build -t conlab .
+#   podman build --format docker -t conlab .       # podman: keep HEALTHCHECK
 #   docker run --rm -p 8080:8080 conlab            # dashboard on :8080
 #   docker run --rm -p 8080:8080 conlab --threads 4 --log-level warn
+#   docker run --rm -p 9091:9091 conlab --port 9091  # healthy too
+#
+# Podman (buildah) builds OCI images by default, and the OCI image format
+# has no HEALTHCHECK: without --format docker the check is dropped (with a
+# warning) and the container never reports a health status.
 #
 # Options go after the image name or in CONLAB_* variables (see
 # `docker run --rm conlab --help`). SIGTERM (docker stop) drains in-flight
@@ -38,6 +44,7 @@ RUN apt-get update \
         --home-dir /nonexistent --shell /usr/sbin/nologin conlab
 
 COPY --from=build /src/build/conlab /usr/local/bin/conlab
+COPY deploy/healthcheck.sh /usr/local/bin/conlab-healthcheck
 COPY --from=build /src/web /usr/share/conlab/web
 
 ENV CONLAB_BIND=0.0.0.0 \
@@ -47,10 +54,11 @@ ENV CONLAB_BIND=0.0.0.0 \
 USER 10001:10001
 EXPOSE 8080
 
-# Shell form, so that a CONLAB_PORT given to `docker run -e` is honoured.
+# GET /health on the port and address conlab really listens on, found in
+# /proc/net/tcp{,6} (deploy/healthcheck.sh): --port/--bind arguments and
+# CONLAB_PORT/CONLAB_BIND are all honoured.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-    CMD curl -fsS -o /dev/null --max-time 2 \
-        "http://127.0.0.1:${CONLAB_PORT:-8080}/health" || exit 1
+    CMD ["conlab-healthcheck"]
 
 # Exec form: conlab is PID 1 and receives SIGTERM itself.
 ENTRYPOINT ["conlab"]

@@ -75,6 +75,9 @@ static const struct opt_def opts[] = {
      "open connections per client address at most (default 4096)"},
     {"conn-timeout", OPT_INT, OFF(conn_timeout_s), 1, 3600, "S",
      "seconds an idle connection is kept (default 15)"},
+    {"head-timeout-ms", OPT_INT, OFF(head_timeout_ms), 0, 600000, "MS",
+     "close a connection whose request head is not whole MS after its "
+     "first byte (0-600000, 0 = no deadline; default 10000)"},
     {"grace-ms", OPT_INT, OFF(grace_ms), 0, 600000, "MS",
      "shutdown grace period for in-flight requests (default 5000)"},
     {"allow-host", OPT_HOSTS, OFF(allow_hosts), 0, 0, "HOST[:PORT]",
@@ -125,6 +128,7 @@ void config_defaults(struct config *cfg)
     cfg->max_connections = 10000;
     cfg->max_per_ip = 4096;
     cfg->conn_timeout_s = 15;
+    cfg->head_timeout_ms = 10000;
     cfg->grace_ms = 5000;
     strcpy(cfg->web_root, "web");
     cfg->log_level = LOG_INFO;

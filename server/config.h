@@ -42,8 +42,9 @@ struct config {
     int client_share_pct; /* of every budget, per client address */
     int max_connections;
     int max_per_ip;
-    int conn_timeout_s; /* idle connection timeout */
-    int grace_ms;       /* shutdown grace period */
+    int conn_timeout_s;  /* idle connection timeout */
+    int head_timeout_ms; /* request head deadline; 0 = none */
+    int grace_ms;        /* shutdown grace period */
     int n_allow_hosts;
     char allow_hosts[CONFIG_ALLOW_HOSTS_MAX][CONFIG_HOST_MAX];
     char web_root[PATH_MAX];

@@ -10,7 +10,8 @@
  * the work calls http_resume() exactly once, from any thread.
  *
  * Limits enforced here: total and per-address connections, an idle
- * connection timeout, a per-connection memory pool, the URI, header and
+ * connection timeout, a deadline for each request head (--head-timeout-ms,
+ * enforced by http_sweep()), a per-connection memory pool, the URI, header and
  * body sizes (answered 414, 431 and 413 in the JSON error shape while they
  * fit the memory pool; beyond it libmicrohttpd answers on its own).
  *
@@ -44,10 +45,11 @@
 struct http_server;
 
 struct http_stats {
-    unsigned connections; /* open client connections */
-    uint64_t in_flight;   /* requests received and not yet completed */
-    uint64_t suspended;   /* of those, waiting for http_resume() */
-    uint64_t completed;   /* requests completed since start */
+    unsigned connections;   /* open client connections */
+    uint64_t in_flight;     /* requests received and not yet completed */
+    uint64_t suspended;     /* of those, waiting for http_resume() */
+    uint64_t completed;     /* requests completed since start */
+    uint64_t head_timeouts; /* connections cut by --head-timeout-ms */
 };
 
 /*
@@ -149,7 +151,10 @@ void http_watch(struct request *req, void (*gone)(void *arg), void *arg);
 
 /*
  * Polls the sockets of the watched suspended requests and tells the
- * watchers of those whose client left. Main thread, every tick (100 ms).
+ * watchers of those whose client left; then, with cfg->head_timeout_ms on,
+ * shuts down every connection whose request head is not whole that long
+ * after its first byte (counted in http_stats' head_timeouts and logged).
+ * Main thread, every tick (100 ms), which is the deadline's resolution.
  */
 void http_sweep(struct http_server *srv);
 

@@ -8,10 +8,17 @@ fault runs against its own server:
                    failed request is the JSON 502 naming a dead worker, at
                    most one per kill, no connection error, the pool back
                    to full strength, restarts.crash == kills;
-  faults-slow      --conn-timeout 2: clients trickling header bytes, one
+  faults-slow      --conn-timeout 2, --head-timeout-ms 0 (no head
+                   deadline): clients trickling header bytes, one
                    every 0.5 s; clients that stop mid-headers are cut
                    conn-timeout after their last byte; a head that never
                    ends is refused at the 64 KiB connection buffer;
+  faults-head      --head-timeout-ms 1500 --conn-timeout 4: clients
+                   trickling one header byte per second are cut 1.5 s
+                   after their head's first byte, on a new or a
+                   keep-alive connection; heads sent slowly within the
+                   deadline get 200; idle keep-alive connections outlive
+                   the head deadline and are closed by --conn-timeout;
   faults-idle      2,000 idle connections at once (default limits);
   faults-oversized targets, headers and queries over (and at) the
                    documented caps, and beyond libmicrohttpd's own buffer
@@ -31,8 +38,9 @@ were still connected after 6 s with --conn-timeout 2); what bounds such a
 client is the connection's 64 KiB buffer (a head that reaches it is
 refused with libmicrohttpd's 431) and the connection limits
 (--max-connections, --max-per-ip). The "faults-slow" cases test those
-bounds and report how many tricklers were still open; they do not assert
-a header deadline the service does not have.
+bounds with the head deadline off and report how many tricklers were
+still open; "faults-head" tests the deadline (--head-timeout-ms) that the
+service now enforces itself (server/http.c).
 
 Every time limit is multiplied by harness.TIME_SCALE (sanitizer builds);
 the durations asked of the server and of wrk are not. Every wait is
@@ -466,6 +474,194 @@ def case_trickle_stop(srv, ctx):
                "%.1f ms" % (len(waiting), min(idle), max(idle), worst * 1000)
     finally:
         close_all(t.sock for t in tricklers)
+
+
+# --------------------------------------------------------------------------
+# The request head deadline (--head-timeout-ms 1500, --conn-timeout 4)
+
+HEAD_TIMEOUT_S = 1.5
+HEAD_CONN_TIMEOUT_S = 4
+HEAD_TRICKLERS = 5
+HEAD_BYTE_EVERY_S = 1.0
+HEAD_CUT_EARLY_S = 0.05  # the deadline is never early (clock ticks aside)
+HEAD_CUT_LATE_S = 0.6    # sweep tick (0.1 s) + first-byte detection (x scale)
+HEAD_GET = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def trickle_until_cut(tricklers, until):
+    """Sends one more header byte to each open trickler every
+    HEAD_BYTE_EVERY_S and notices cuts, until all are cut or the monotonic
+    time until."""
+    next_tick = time.monotonic() + HEAD_BYTE_EVERY_S
+    while True:
+        open_ = [t for t in tricklers if t.cut_at is None]
+        now = time.monotonic()
+        if not open_ or now >= until:
+            return
+        if now >= next_tick:
+            for t in open_:
+                t.trickle()
+            next_tick += HEAD_BYTE_EVERY_S
+            continue
+        ready, _, _ = select.select([t.sock for t in open_], [], [],
+                                    max(0.0, min(next_tick, until) - now))
+        for t in open_:
+            if t.sock in ready:
+                t.see_cut()
+
+
+def check_cut_at_deadline(tricklers, started, what):
+    """Each trickler was cut HEAD_TIMEOUT_S after started[i] (its head's
+    first byte), neither early nor much late, without a 200."""
+    late = HEAD_CUT_LATE_S * harness.TIME_SCALE
+    open_ = [t for t in tricklers if t.cut_at is None]
+    check(not open_, "%d of %d %s still connected %.1f s after their "
+          "head's first byte (--head-timeout-ms %d)"
+          % (len(open_), len(tricklers), what, HEAD_TIMEOUT_S + late,
+             HEAD_TIMEOUT_S * 1000))
+    after = [t.cut_at - s for t, s in zip(tricklers, started)]
+    check(min(after) >= HEAD_TIMEOUT_S - HEAD_CUT_EARLY_S,
+          "%s cut %.2f s after the head's first byte, before the %.1f s "
+          "deadline" % (what, min(after), HEAD_TIMEOUT_S))
+    check(max(after) <= HEAD_TIMEOUT_S + late,
+          "%s cut %.2f s after the head's first byte (deadline %.1f s, "
+          "allowed %.1f s late)" % (what, max(after), HEAD_TIMEOUT_S, late))
+    for t in tricklers:
+        check(t.sent >= 1, "a trickler sent no byte after its first ones")
+        check(not t.answer.startswith(b"HTTP/1.1 200"),
+              "an unfinished head was answered: %r" % t.answer[:60])
+    return min(after), max(after)
+
+
+def case_head_trickle(srv, ctx):
+    """Clients that send a request line and Host, then one header byte a
+    second, are cut --head-timeout-ms after their first byte (the idle
+    timeout, 4 s, would never cut them); the cut is logged."""
+    tricklers = []
+    try:
+        started = []
+        for _ in range(HEAD_TRICKLERS):
+            started.append(time.monotonic())
+            tricklers.append(Trickler(srv.port))
+        until = max(started) + HEAD_TIMEOUT_S + \
+            HEAD_CUT_LATE_S * harness.TIME_SCALE
+        trickle_until_cut(tricklers, until)
+        lo, hi = check_cut_at_deadline(tricklers, started, "tricklers")
+        check(srv.wait_log(r"request head not whole \d+ ms after its first "
+                           r"byte \(--head-timeout-ms 1500\)", scaled(2.0)),
+              "no log line for a cut: %s" % srv.log_tail())
+        return "%d cut %.2f-%.2f s after their first byte, %d byte(s) " \
+               "trickled each" % (len(tricklers), lo, hi,
+                                  min(t.sent for t in tricklers))
+    finally:
+        close_all(t.sock for t in tricklers)
+
+
+def send_slowly(sock, data, pieces, over_s):
+    """Sends data in pieces spread evenly over over_s seconds."""
+    step = max(1, -(-len(data) // pieces))
+    chunks = [data[i:i + step] for i in range(0, len(data), step)]
+    for i, chunk in enumerate(chunks):
+        if i:
+            time.sleep(over_s / max(1, len(chunks) - 1))
+        sock.sendall(chunk)
+
+
+def case_head_slow_within(srv, ctx):
+    """Two requests on one keep-alive connection, each head sent in 8
+    pieces over 1.0 s (inside the 1.5 s deadline, 2 s together): both 200.
+    The deadline is per head, not per connection."""
+    sock = socket.create_connection((harness.LOOPBACK, srv.port),
+                                    timeout=harness.SOCKET_TIMEOUT_S)
+    try:
+        began = time.monotonic()
+        for i in range(2):
+            send_slowly(sock, HEAD_GET, 8, 1.0)
+            resp = harness.read_response(sock)
+            check(resp.status == 200, "slow head %d: %r %s" % (
+                i + 1, resp.status, resp.error or _short(resp.raw)))
+            check(not resp.closed, "slow head %d: connection closed" % (i + 1))
+        return "2 heads of 1.0 s each answered 200 on one connection " \
+               "(%.2f s)" % (time.monotonic() - began)
+    finally:
+        sock.close()
+
+
+def case_head_idle_keepalive(srv, ctx):
+    """A keep-alive connection idle 2.5 s between requests (longer than the
+    head deadline) is still served; left idle, it is closed by
+    --conn-timeout (4 s), not by the head deadline."""
+    sock = socket.create_connection((harness.LOOPBACK, srv.port),
+                                    timeout=harness.SOCKET_TIMEOUT_S)
+    try:
+        sock.sendall(HEAD_GET)
+        resp = harness.read_response(sock)
+        check(resp.status == 200, "first request: %r %s"
+              % (resp.status, resp.error))
+        time.sleep(HEAD_TIMEOUT_S + 1.0)
+        sock.sendall(HEAD_GET)
+        resp = harness.read_response(sock)
+        check(resp.status == 200 and not resp.closed,
+              "after %.1f s idle: %r %s (closed %s)" % (
+                  HEAD_TIMEOUT_S + 1.0, resp.status, resp.error, resp.closed))
+        answered = time.monotonic()
+        late = CUT_LATE_S * harness.TIME_SCALE
+        sock.settimeout(HEAD_CONN_TIMEOUT_S + late)
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            raise CheckFailed("idle connection still open %.1f s after its "
+                              "last answer (--conn-timeout %d)"
+                              % (HEAD_CONN_TIMEOUT_S + late,
+                                 HEAD_CONN_TIMEOUT_S))
+        except ConnectionResetError:
+            data = b""
+        closed_after = time.monotonic() - answered
+        check(data == b"", "idle connection got data: %r" % data[:60])
+        check(closed_after >= HEAD_CONN_TIMEOUT_S - CUT_EARLY_S,
+              "idle connection closed %.2f s after its last answer, before "
+              "--conn-timeout %d" % (closed_after, HEAD_CONN_TIMEOUT_S))
+        return "served after %.1f s idle; closed %.2f s after its last " \
+               "answer" % (HEAD_TIMEOUT_S + 1.0, closed_after)
+    finally:
+        sock.close()
+
+
+class KeptTrickler(Trickler):
+    """A Trickler whose connection first served a request and then sat
+    idle for idle_s: its head's deadline starts with its first byte, not
+    at the end of the previous request."""
+
+    def __init__(self, port, idle_s):
+        self.sock = socket.create_connection((harness.LOOPBACK, port),
+                                             timeout=harness.SOCKET_TIMEOUT_S)
+        self.sock.sendall(HEAD_GET)
+        resp = harness.read_response(self.sock)
+        check(resp.status == 200, "request before trickling: %r %s"
+              % (resp.status, resp.error))
+        time.sleep(idle_s)
+        self.sock.sendall(TRICKLE_HEAD)
+        self.last_byte = time.monotonic()
+        self.sent = 0
+        self.cut_at = None
+        self.answer = b""
+
+
+def case_head_trickle_keepalive(srv, ctx):
+    """After one request and 2 s idle, a client trickles its second head:
+    cut 1.5 s after that head's first byte."""
+    t = None
+    try:
+        t = KeptTrickler(srv.port, HEAD_TIMEOUT_S + 0.5)
+        started = [t.last_byte]
+        trickle_until_cut([t], started[0] + HEAD_TIMEOUT_S +
+                          HEAD_CUT_LATE_S * harness.TIME_SCALE)
+        lo, _ = check_cut_at_deadline([t], started, "a keep-alive trickler")
+        return "cut %.2f s after its second head's first byte (%.1f s " \
+               "after the first answer)" % (lo, lo + HEAD_TIMEOUT_S + 0.5)
+    finally:
+        if t:
+            t.sock.close()
 
 
 def add_cleanup_once(ctx, key, fn):
@@ -1029,7 +1225,8 @@ def server_groups(web_root):
          [("faults: kill -9 of random workers during wrk: only JSON 502s, "
            "at most one per kill, pool whole", case_wrk_kill)]),
         ("faults-slow", base + ["--workers", "1", "--conn-timeout",
-                                str(CONN_TIMEOUT_S)], None,
+                                str(CONN_TIMEOUT_S), "--head-timeout-ms",
+                                "0"], None,
          [("slow clients: %d trickle a header byte every %.1f s for %d s; "
            "/health stays fast" % (TRICKLERS, TRICKLE_EVERY_S,
                                    TRICKLE_FOR_S), case_trickle),
@@ -1038,6 +1235,20 @@ def server_groups(web_root):
          + [("slow clients: an unfinished head is refused at the 64 KiB "
              "buffer: %s" % name, endless_case(data))
             for name, data in ENDLESS_HEADS]),
+        ("faults-head", base + ["--workers", "1", "--conn-timeout",
+                                str(HEAD_CONN_TIMEOUT_S), "--head-timeout-ms",
+                                str(int(HEAD_TIMEOUT_S * 1000))], None,
+         [("head deadline: %d clients trickling a header byte a second are "
+           "cut %.1f s after their first byte" % (HEAD_TRICKLERS,
+                                                 HEAD_TIMEOUT_S),
+           case_head_trickle),
+          ("head deadline: heads sent slowly within it get 200, twice on "
+           "one connection", case_head_slow_within),
+          ("head deadline: an idle keep-alive connection outlives it and "
+           "is closed by --conn-timeout", case_head_idle_keepalive),
+          ("head deadline: a keep-alive client trickling its second head is "
+           "cut %.1f s after that head's first byte" % HEAD_TIMEOUT_S,
+           case_head_trickle_keepalive)]),
         ("faults-idle", base + ["--workers", "1"], None,
          [("connections: %d idle ones at once; /health fast, count back "
            "to 1" % IDLE_CONNECTIONS, case_idle_2000)]),

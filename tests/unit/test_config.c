@@ -120,6 +120,7 @@ static void defaults(void **state)
     assert_int_equal(c->max_connections, 10000);
     assert_int_equal(c->max_per_ip, 4096);
     assert_int_equal(c->conn_timeout_s, 15);
+    assert_int_equal(c->head_timeout_ms, 10000);
     assert_int_equal(c->grace_ms, 5000);
     assert_int_equal(c->budget_tasks, 400000);
     assert_int_equal(c->budget_timers, 400000);
@@ -170,6 +171,10 @@ static const struct int_case int_cases[] = {
              max_connections),
     INT_CASE("--max-per-ip", "CONLAB_MAX_PER_IP", "5", 5, max_per_ip),
     INT_CASE("--conn-timeout", "CONLAB_CONN_TIMEOUT", "60", 60, conn_timeout_s),
+    INT_CASE("--head-timeout-ms", "CONLAB_HEAD_TIMEOUT_MS", "1500", 1500,
+             head_timeout_ms),
+    INT_CASE("--head-timeout-ms", "CONLAB_HEAD_TIMEOUT_MS", "0", 0,
+             head_timeout_ms),
     INT_CASE("--grace-ms", "CONLAB_GRACE_MS", "0", 0, grace_ms),
     INT_CASE("--budget-tasks", "CONLAB_BUDGET_TASKS", "123", 123, budget_tasks),
     INT_CASE("--budget-timers", "CONLAB_BUDGET_TIMERS", "456", 456,
@@ -259,6 +264,8 @@ static void int_out_of_range(void **state)
     expect_rejected(ARGV("--workers", "0"), NULL, "--workers");
     expect_rejected(ARGV("--max-connections", "15"), NULL, "--max-connections");
     expect_rejected(ARGV("--conn-timeout", "3601"), NULL, "--conn-timeout");
+    expect_rejected(ARGV("--head-timeout-ms", "600001"), NULL, "[0, 600000]");
+    expect_rejected(ARGV("--head-timeout-ms=-1"), NULL, "--head-timeout-ms");
     expect_rejected(ARGV("--port", "99999999999999999999999"), NULL, "--port");
     /* The message says what is accepted. */
     expect_rejected(ARGV("--port", "65536"), NULL, "[0, 65535]");
@@ -782,7 +789,12 @@ static void usage_lists_every_option(void **state)
             fail_msg("usage lacks %s", names[i]);
         }
     }
+    /* The head deadline's range is stated where it is set. */
+    bool head_ok = strstr(text, "--head-timeout-ms MS") &&
+                   strstr(text, "CONLAB_HEAD_TIMEOUT_MS") &&
+                   strstr(text, "0 = no deadline");
     free(text);
+    assert_true(head_ok);
 }
 
 int main(void)
