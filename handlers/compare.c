@@ -29,8 +29,8 @@
 struct compare {
     const struct demo *d;
     size_t next;
-    struct jsonw table;  /* the runs' bodies, an open array */
-    json_t *reference;   /* sequential's outcome fields */
+    struct jsonw table; /* the runs' bodies, an open array */
+    json_t *reference;  /* sequential's outcome fields */
     double reference_ms;
     double estimate_ms;
     bool differs[ENGINE_MODES];

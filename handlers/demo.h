@@ -41,12 +41,12 @@ enum demo_default_from { DEMO_DEF_CONST, DEMO_DEF_WORKERS };
 struct demo_param {
     const char *name;
     enum demo_param_type type;
-    int64_t min, max;       /* the value, or each item of a list */
+    int64_t min, max;               /* the value, or each item of a list */
     int64_t mode_max[ENGINE_MODES]; /* a tighter maximum in a mode; 0 none */
     /* A list parameter (declared before this one) whose count caps this
      * one's maximum and default (square's tasks: at most the numbers). */
     const char *max_count_of;
-    int64_t def;            /* DEMO_INT, when def_from is DEMO_DEF_CONST */
+    int64_t def; /* DEMO_INT, when def_from is DEMO_DEF_CONST */
     enum demo_default_from def_from;
     const char *def_list;  /* DEMO_INT_LIST: the default list ("1,2,3,4") */
     size_t max_items;      /* DEMO_INT_LIST and DEMO_URLS */
@@ -60,8 +60,8 @@ struct demo_param {
 struct demo_args {
     int64_t v[DEMO_PARAMS_MAX];
     bool given[DEMO_PARAMS_MAX];
-    bool unused[DEMO_PARAMS_MAX]; /* not echoed (fetch: count with url) */
-    int64_t *list[DEMO_PARAMS_MAX]; /* DEMO_INT_LIST: owned */
+    bool unused[DEMO_PARAMS_MAX];    /* not echoed (fetch: count with url) */
+    int64_t *list[DEMO_PARAMS_MAX];  /* DEMO_INT_LIST: owned */
     char **strings[DEMO_PARAMS_MAX]; /* DEMO_URLS: owned copies */
     size_t n[DEMO_PARAMS_MAX];       /* items of a list or strings */
     int timeout_ms; /* 0, or what a comparison gives each unit (fit_compare) */
@@ -105,8 +105,7 @@ struct demo {
      * engine's records are added by the caller). May be NULL.
      */
     void (*cost)(const struct demo_args *a, enum engine_mode mode,
-                 size_t n_tasks, const struct app *app,
-                 struct budget_cost *c);
+                 size_t n_tasks, const struct app *app, struct budget_cost *c);
     size_t bytes_per_task; /* the demo's state per task, and its answer's */
     /*
      * The wall time the run should take here in ms (a model that covers
@@ -139,8 +138,8 @@ struct demo {
      * out (cap bytes), setting *out_len. Returns 0 or -EINVAL for
      * parameters it refuses. NULL for demos without processes mode.
      */
-    int (*worker_job)(const void *params, uint32_t len, void *out,
-                      uint32_t cap, uint32_t *out_len);
+    int (*worker_job)(const void *params, uint32_t len, void *out, uint32_t cap,
+                      uint32_t *out_len);
 };
 
 /* The registry, in the order the dashboard shows the demos. */
@@ -190,7 +189,7 @@ void demo_write_params(struct jsonw *w, const struct demo *d,
  * The worker side: runs a job of any demo (what worker.c calls). Returns
  * 0, or -EINVAL for an unknown kind or refused parameters.
  */
-int demo_worker_job(uint32_t kind, const void *params, uint32_t len,
-                    void *out, uint32_t cap, uint32_t *out_len);
+int demo_worker_job(uint32_t kind, const void *params, uint32_t len, void *out,
+                    uint32_t cap, uint32_t *out_len);
 
 #endif

@@ -149,7 +149,6 @@ void fetch_outcome_tally(const struct fetch_outcome *const outcomes[], size_t n,
     }
 }
 
-
 static void finish_transfer(struct transfer *tr, CURLcode rc);
 static int url_timeout_ms(const struct demo_args *a, const struct app *app);
 
@@ -332,8 +331,7 @@ static int start_async(struct engine_run *run, void *arg)
     }
     size_t n = 0;
     for (size_t i = 0; i < st->n; i++) {
-        struct transfer *tr =
-            transfer_new(st, run, i, (long)st->timeout_ms);
+        struct transfer *tr = transfer_new(st, run, i, (long)st->timeout_ms);
         if (!tr) {
             /* Counted as a failed fetch; the others go on. */
             atomic_fetch_add_explicit(&fetches_total[FETCH_ERROR], 1,
@@ -462,8 +460,8 @@ static int check(struct demo_args *a, enum engine_mode mode,
         char why[256];
         int rc = 0;
         if (strlen(url) >= ALLOW_URL_MAX) {
-            snprintf(why, sizeof(why), "url %zu is longer than %d bytes",
-                     i + 1, ALLOW_URL_MAX - 1);
+            snprintf(why, sizeof(why), "url %zu is longer than %d bytes", i + 1,
+                     ALLOW_URL_MAX - 1);
             rc = -E2BIG;
         } else if (!jsonw_utf8_valid(url, strlen(url))) {
             snprintf(why, sizeof(why), "url %zu is not valid UTF-8", i + 1);
@@ -527,8 +525,7 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     }
     if (env->charge_token && env->charge_token[0]) {
         char header[sizeof(CHARGE_HEADER) + BUDGET_TOKEN_LEN];
-        snprintf(header, sizeof(header), CHARGE_HEADER "%s",
-                 env->charge_token);
+        snprintf(header, sizeof(header), CHARGE_HEADER "%s", env->charge_token);
         st->charge = curl_slist_append(NULL, header);
         if (!st->charge)
             goto out_free;
@@ -552,8 +549,8 @@ static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
 {
     size_t n = n_tasks(a);
     size_t lanes = engine_lanes(app->engine, mode, n);
-    double each = a->n[P_URL] ? (double)url_timeout_ms(a, app)
-                              : (double)a->v[P_MS];
+    double each =
+        a->n[P_URL] ? (double)url_timeout_ms(a, app) : (double)a->v[P_MS];
     return (double)((n + lanes - 1) / lanes) * each;
 }
 

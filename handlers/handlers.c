@@ -17,8 +17,8 @@ int handlers_register(struct router *router, struct app *app)
         const char *path;
         handler_fn handle;
     } routes[] = {
-        {"/health", health_handle},       {"/run/compare", compare_handle},
-        {"/delay", delay_handle},         {"/metrics", metrics_handle},
+        {"/health", health_handle},        {"/run/compare", compare_handle},
+        {"/delay", delay_handle},          {"/metrics", metrics_handle},
         {"/openapi.json", openapi_handle},
     };
     static struct run_route demo_routes[DEMOS_MAX];
@@ -26,8 +26,8 @@ int handlers_register(struct router *router, struct app *app)
     int rc;
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        rc = router_add(router, HTTP_GET, routes[i].path, routes[i].handle,
-                        app);
+        rc =
+            router_add(router, HTTP_GET, routes[i].path, routes[i].handle, app);
         if (rc < 0)
             return rc;
     }

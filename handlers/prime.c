@@ -106,8 +106,8 @@ static int compute(struct engine_ctx *ctx, void *arg, size_t task)
 static struct prime_span slice_of(const struct prime_span *s, unsigned k,
                                   bool *last)
 {
-    double ms_per_number = REF_MS * 1.5 * sqrt((double)s->end) /
-                           pow(REF_LIMIT, 1.5);
+    double ms_per_number =
+        REF_MS * 1.5 * sqrt((double)s->end) / pow(REF_LIMIT, 1.5);
     double numbers = (double)ENGINE_SLICE_NS / 1e6 / ms_per_number;
     uint64_t blocks = (uint64_t)(numbers / (double)s->block);
     if (blocks < 1)
@@ -245,7 +245,8 @@ const struct demo demo_prime = {
     .outcome = outcome,
     .shrink = "limit",
     .n_tasks = n_tasks,
-    .bytes_per_task = sizeof(struct prime_span) + sizeof(struct job_prime_result),
+    .bytes_per_task =
+        sizeof(struct prime_span) + sizeof(struct job_prime_result),
     .estimate_ms = estimate_ms,
     .prepare = prepare,
     .free_state = free_state,

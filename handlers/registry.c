@@ -102,8 +102,8 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
         a->given[i] = params_has(p, dp->name);
         if (dp->type == DEMO_INT) {
             int64_t def = demo_param_default(dp, app);
-            int of = dp->max_count_of ? demo_param_index(d, dp->max_count_of)
-                                      : -1;
+            int of =
+                dp->max_count_of ? demo_param_index(d, dp->max_count_of) : -1;
             if (of >= 0 && (size_t)of < i) {
                 int64_t count = (int64_t)a->n[of];
                 max = count < max ? count : max;
@@ -137,8 +137,9 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
     if (params_finish(p) < 0)
         return -EINVAL;
     if (d->check)
-        return d->check(a, mode == DEMO_ALL_MODES ? d->default_mode
-                                                   : (enum engine_mode)mode,
+        return d->check(a,
+                        mode == DEMO_ALL_MODES ? d->default_mode
+                                               : (enum engine_mode)mode,
                         app, err, err_len);
     return 0;
 }
@@ -184,8 +185,8 @@ void demo_write_params(struct jsonw *w, const struct demo *d,
     jsonw_end(w);
 }
 
-int demo_worker_job(uint32_t kind, const void *params, uint32_t len,
-                    void *out, uint32_t cap, uint32_t *out_len)
+int demo_worker_job(uint32_t kind, const void *params, uint32_t len, void *out,
+                    uint32_t cap, uint32_t *out_len)
 {
     const struct demo *d = demo_of_kind(kind);
     *out_len = 0;

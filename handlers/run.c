@@ -129,8 +129,8 @@ void run_cost(const struct demo *d, const struct demo_args *a,
     out->amount[BUDGET_TASKS] = n;
     if (mode != ENGINE_ASYNC)
         out->amount[BUDGET_QUEUE] = lanes < n ? lanes : n;
-    uint64_t per_task = sizeof(struct engine_task) + d->bytes_per_task +
-                        RUN_BYTES_ANSWER;
+    uint64_t per_task =
+        sizeof(struct engine_task) + d->bytes_per_task + RUN_BYTES_ANSWER;
     out->amount[BUDGET_BYTES] = n * per_task + sizeof(struct run_req) + 4096;
     if (mode == ENGINE_GIL) {
         /* Slices, in memory and as text: one lock holder at a time, so a
@@ -148,8 +148,8 @@ int run_admit(struct run_req *rr, const struct budget_cost *cost,
               struct response *resp)
 {
     enum budget_kind which = BUDGET_TASKS;
-    int rc = budget_acquire(rr->app->budget, &rr->client, cost, &rr->claim,
-                            &which);
+    int rc =
+        budget_acquire(rr->app->budget, &rr->client, cost, &rr->claim, &which);
     if (rc == 0)
         return 0;
     struct budget_usage u;
@@ -161,8 +161,7 @@ int run_admit(struct run_req *rr, const struct budget_cost *cost,
                        "this run needs %llu of the %s budget, more than one "
                        "client may hold (%llu of %llu; --budget-%s, "
                        "--client-share): lower %s",
-                       need, name,
-                       (unsigned long long)u.client_limit[which],
+                       need, name, (unsigned long long)u.client_limit[which],
                        (unsigned long long)u.limit[which], name,
                        rr->d ? rr->d->shrink : "the parameters");
     } else {
@@ -234,8 +233,8 @@ enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,
                                struct response *resp)
 {
     const struct demo *d = rr->d;
-    struct demo_env env = {.app = rr->app, .client = &rr->client,
-                           .charge_token = rr->token};
+    struct demo_env env = {
+        .app = rr->app, .client = &rr->client, .charge_token = rr->token};
 
     if (!rr->token[0] && d->cost) {
         /* A demo that may call this service charges its client. */

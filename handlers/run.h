@@ -96,7 +96,8 @@ void run_finish(struct run_req *rr);
 struct demo_args *run_req_args(struct run_req *rr);
 struct engine_run *run_req_run(struct run_req *rr);
 void *run_req_extra(struct run_req *rr);
-void run_req_set_extra(struct run_req *rr, void *extra, void (*free_extra)(void *));
+void run_req_set_extra(struct run_req *rr, void *extra,
+                       void (*free_extra)(void *));
 struct request *run_req_request(struct run_req *rr);
 struct app *run_req_app(struct run_req *rr);
 

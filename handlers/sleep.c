@@ -21,12 +21,12 @@
 
 extern const struct demo demo_sleep;
 
-#define MS_MAX          10000
-#define TASKS_MAX_ASYNC 10000
-#define TASKS_MAX       1000
-#define NAP_NS          (20u * 1000u * 1000u) /* deadline checks while asleep */
+#define MS_MAX              10000
+#define TASKS_MAX_ASYNC     10000
+#define TASKS_MAX           1000
+#define NAP_NS              (20u * 1000u * 1000u) /* deadline checks while asleep */
 #define WORKER_SLEEP_MAX_MS 600000 /* what a worker accepts in one job */
-#define SLICE_MS        (ENGINE_SLICE_NS / 1000000u)
+#define SLICE_MS            (ENGINE_SLICE_NS / 1000000u)
 
 struct sleep_timer {
     struct loop_timer timer;
@@ -214,8 +214,8 @@ static void write_result(struct jsonw *w, void *arg,
                          const struct engine_run *run)
 {
     struct sleep_state *st = arg;
-    size_t lanes = engine_lanes(engine_run_engine(run), engine_run_mode(run),
-                                st->n);
+    size_t lanes =
+        engine_lanes(engine_run_engine(run), engine_run_mode(run), st->n);
     size_t waves = (st->n + lanes - 1) / lanes;
     jsonw_key(w, "slept_ms");
     jsonw_uint(w, st->ms);

@@ -64,8 +64,8 @@ static size_t n_tasks(const struct demo_args *a)
 }
 
 /* The numbers, their squares and the answer's list. */
-static void cost(const struct demo_args *a, enum engine_mode mode,
-                 size_t n, const struct app *app, struct budget_cost *c)
+static void cost(const struct demo_args *a, enum engine_mode mode, size_t n,
+                 const struct app *app, struct budget_cost *c)
 {
     (void)mode;
     (void)n;

@@ -203,8 +203,7 @@ static void thread_task(struct tpool_task *tt, int status)
         engine_task_end(run, slot->task, status, 0, NULL);
         engine_run_end_rest(run, status, NULL);
     } else {
-        engine_run_compute(run, slot->task, ENGINE_LANE_THREAD,
-                           tt->thread_id);
+        engine_run_compute(run, slot->task, ENGINE_LANE_THREAD, tt->thread_id);
         if (engine_run_next(run, &next)) {
             slot->task = next;
             struct tpool_task *one = tt;
@@ -221,8 +220,7 @@ static void thread_task(struct tpool_task *tt, int status)
 static int threads_start(struct engine_run *run)
 {
     struct engine *e = engine_run_engine(run);
-    struct tslots *s =
-        tslots_new(run, engine_lanes(e, ENGINE_THREADS, 0));
+    struct tslots *s = tslots_new(run, engine_lanes(e, ENGINE_THREADS, 0));
     if (!s)
         return -ENOMEM;
     struct tpool_task **list = malloc(s->n * sizeof(*list));
@@ -285,8 +283,7 @@ static void feed(struct pslot *slot, struct pool *pool, int timeout_ms)
         return;
     slot->task = task;
     slot->slice = 0;
-    slot->task_deadline_ns =
-        clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    slot->task_deadline_ns = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
     int rc = describe(slot);
     if (rc == 0) {
         struct pool_job *one = &slot->job;
@@ -316,10 +313,9 @@ static void on_job(struct pool_job *job)
     else if (slot->slice == 0)
         engine_task_begin(run, slot->task, ENGINE_LANE_PROCESS,
                           (int32_t)job->worker_pid, 0);
-    if (status == 0 &&
-        engine_run_work(run)->absorb(engine_run_state(run), slot->task,
-                                     slot->slice, job->result,
-                                     job->result_len) < 0) {
+    if (status == 0 && engine_run_work(run)->absorb(
+                           engine_run_state(run), slot->task, slot->slice,
+                           job->result, job->result_len) < 0) {
         status = -EPROTO;
         snprintf(why, sizeof(why), "worker %d sent a malformed result",
                  (int)job->worker_pid);

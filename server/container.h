@@ -9,6 +9,6 @@
 #include <stddef.h>
 
 #define container_of(ptr, type, member)                                        \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

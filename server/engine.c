@@ -52,7 +52,7 @@ struct engine_run {
     engine_done_fn *done;
     void *done_arg;
     _Atomic size_t pending;
-    _Atomic int cancel; /* 0, or the status it was cancelled with */
+    _Atomic int cancel;    /* 0, or the status it was cancelled with */
     _Atomic bool launched; /* the back end's start() has returned */
     _Atomic bool backend_cancelled;
     uint64_t started_ns, ended_ns, deadline_ns;
@@ -69,8 +69,8 @@ static bool pin(struct engine_run *run);
 static void unpin(struct engine_run *run);
 static void settle(struct engine_run *run);
 static void ended(struct engine_run *run, size_t count);
-static void keep_error(struct engine_run *run, int status, const char *fmt,
-                       ...) __attribute__((format(printf, 3, 4)));
+static void keep_error(struct engine_run *run, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int rank_of(int status);
 static const char *message_of(int status);
 static void slice_open(struct engine_run *run, size_t task, uint64_t at);
@@ -394,8 +394,7 @@ void engine_run_unpin(struct engine_run *run)
 }
 
 void engine_task_begin(struct engine_run *run, size_t task,
-                       enum engine_lane lane, int32_t worker,
-                       uint64_t start_ns)
+                       enum engine_lane lane, int32_t worker, uint64_t start_ns)
 {
     struct engine_task *t = &run->tasks[task];
     t->lane = (uint8_t)lane;
@@ -562,8 +561,7 @@ static const char *message_of(int status)
     }
 }
 
-static void keep_error(struct engine_run *run, int status, const char *fmt,
-                       ...)
+static void keep_error(struct engine_run *run, int status, const char *fmt, ...)
 {
     int rank = rank_of(status);
     pthread_mutex_lock(&run->lock);

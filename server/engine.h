@@ -55,16 +55,20 @@ enum engine_mode {
 /* "sequential", "threads", "processes", "gil", "async" */
 extern const char *const engine_mode_names[ENGINE_MODES];
 
-enum engine_lane { ENGINE_LANE_MAIN, ENGINE_LANE_THREAD, ENGINE_LANE_PROCESS,
-                   ENGINE_LANE_LOOP };
+enum engine_lane {
+    ENGINE_LANE_MAIN,
+    ENGINE_LANE_THREAD,
+    ENGINE_LANE_PROCESS,
+    ENGINE_LANE_LOOP
+};
 
 /* "main", "thread", "process", "loop" */
 extern const char *const engine_lane_names[4];
 
-#define ENGINE_SLICES_MAX   2000 /* gil slices recorded per task */
-#define ENGINE_ERROR_MAX    160  /* bytes of a run's error message */
-#define ENGINE_JOB_INLINE   64   /* bytes of job parameters kept inline */
-#define ENGINE_SLICE_NS     (100u * 1000u * 1000u) /* a process job slice */
+#define ENGINE_SLICES_MAX 2000 /* gil slices recorded per task */
+#define ENGINE_ERROR_MAX  160  /* bytes of a run's error message */
+#define ENGINE_JOB_INLINE 64   /* bytes of job parameters kept inline */
+#define ENGINE_SLICE_NS   (100u * 1000u * 1000u) /* a process job slice */
 
 /* One task's record. start_ns and end_ns are CLOCK_MONOTONIC; 0 = never. */
 struct engine_task {
@@ -127,7 +131,8 @@ struct engine_work {
      * Slices let a long task give its worker up between them, so that
      * other clients' jobs wait at most one slice (ENGINE_SLICE_NS).
      */
-    int (*job)(void *state, size_t task, unsigned slice, struct engine_job *out);
+    int (*job)(void *state, size_t task, unsigned slice,
+               struct engine_job *out);
     /* processes: takes the worker's result for that slice; 0 or -EPROTO. */
     int (*absorb)(void *state, size_t task, unsigned slice, const void *result,
                   uint32_t len);

@@ -14,7 +14,6 @@ static bool reserve(struct jsonw *w, size_t more);
 static void put(struct jsonw *w, const char *s, size_t n);
 static void before_value(struct jsonw *w);
 
-
 void jsonw_init(struct jsonw *w, size_t max)
 {
     memset(w, 0, sizeof(*w));

@@ -40,7 +40,7 @@
 
 extern char **environ;
 
-#define STOP_WAIT_MS 5000 /* for runs and answers after the back ends stop */
+#define STOP_WAIT_MS         5000 /* for runs and answers after the back ends stop */
 #define MMAP_THRESHOLD_BYTES (128 * 1024)
 #define ARENAS_MAX           4
 #define TRIM_EVERY_MS        1000 /* at most, once the engine is idle */

@@ -9,11 +9,11 @@
 
 #include "router.h"
 
-#define N_METHODS 8 /* the bits of enum http_method */
+#define N_METHODS HTTP_METHODS
 #define N_BUCKETS 18
 
 /* Statuses the service answers; anything else counts as "other". */
-static const int statuses[] = {200, 304, 400, 403, 404, 405, 413,
+static const int statuses[] = {200, 301, 304, 400, 403, 404, 405, 413,
                                414, 431, 499, 500, 502, 503, 504};
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]) + 1)
 
@@ -38,15 +38,18 @@ static struct shard shards[METRICS_SHARDS];
 static atomic_uint next_shard;
 static _Thread_local struct shard *mine;
 
-static const char *const method_label[N_METHODS] = {
-    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "OTHER"};
-
 static size_t method_index(enum http_method m)
 {
     unsigned bits = (unsigned)m;
     if (bits == 0 || (bits & (bits - 1)) != 0 || bits >= 1u << N_METHODS)
         return N_METHODS - 1;
     return (size_t)__builtin_ctz(bits);
+}
+
+/* The label of method index i: the router's name of that flag. */
+static const char *method_label(size_t i)
+{
+    return http_method_name((enum http_method)(1u << i));
 }
 
 static size_t status_index(int status)
@@ -125,7 +128,7 @@ void metrics_write_http(FILE *out, const struct router *router)
                 fprintf(out,
                         "conlab_http_requests_total{route=\"%s\","
                         "method=\"%s\",status=\"%s\"} %llu\n",
-                        label, method_label[m], status, (unsigned long long)n);
+                        label, method_label(m), status, (unsigned long long)n);
             }
         }
     }

@@ -25,6 +25,8 @@ enum http_method {
     HTTP_OTHER = 1 << 7,
 };
 
+#define HTTP_METHODS 8 /* the flags above, HTTP_OTHER included */
+
 struct request {
     enum http_method method;
     const char *path;     /* percent-decoded, starts with '/', NUL-free */

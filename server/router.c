@@ -36,14 +36,16 @@ static const struct {
 } method_names[] = {
     {HTTP_GET, "GET"},     {HTTP_HEAD, "HEAD"},     {HTTP_POST, "POST"},
     {HTTP_PUT, "PUT"},     {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"},
-    {HTTP_PATCH, "PATCH"},
+    {HTTP_PATCH, "PATCH"}, {HTTP_OTHER, "OTHER"},
 };
+_Static_assert(sizeof(method_names) / sizeof(method_names[0]) == HTTP_METHODS,
+               "one name per method flag");
 
 #define N_METHODS (sizeof(method_names) / sizeof(method_names[0]))
 
 enum http_method http_method_parse(const char *name)
 {
-    for (size_t i = 0; i < N_METHODS; i++) {
+    for (size_t i = 0; i < N_METHODS - 1; i++) { /* not "OTHER" itself */
         if (strcmp(name, method_names[i].name) == 0)
             return method_names[i].flag;
     }
@@ -139,7 +141,7 @@ char *router_allow_text(unsigned methods, char *out, size_t out_len)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < N_METHODS && used < out_len; i++) {
+    for (size_t i = 0; i < N_METHODS - 1 && used < out_len; i++) {
         if (methods & method_names[i].flag)
             used += (size_t)snprintf(out + used, out_len - used, "%s%s",
                                      used ? ", " : "", method_names[i].name);

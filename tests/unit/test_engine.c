@@ -42,8 +42,7 @@ static int fake_start(struct engine_run *run)
     for (size_t i = 0; i < LANES; i++) {
         if (engine_run_next(run, &fake.held[i])) {
             fake.busy[i] = true;
-            engine_task_begin(run, fake.held[i], ENGINE_LANE_THREAD, (int)i,
-                              0);
+            engine_task_begin(run, fake.held[i], ENGINE_LANE_THREAD, (int)i, 0);
         }
     }
     return 0;
@@ -56,8 +55,7 @@ static void fake_cancel(struct engine_run *run)
     for (size_t i = 0; i < LANES; i++) {
         if (fake.busy[i]) {
             fake.busy[i] = false;
-            engine_task_end(run, fake.held[i], engine_run_check(run), 0,
-                            NULL);
+            engine_task_end(run, fake.held[i], engine_run_check(run), 0, NULL);
         }
     }
 }

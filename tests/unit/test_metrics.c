@@ -542,7 +542,7 @@ static void every_known_status_has_its_label(void **state)
 
 static void unknown_status_is_other(void **state)
 {
-    static const int unknown[] = {201, 204, 301, 418, 501, 505, 0, -1, 999};
+    static const int unknown[] = {201, 204, 302, 418, 501, 505, 0, -1, 999};
     struct fixture *f = *state;
     size_t n = sizeof(unknown) / sizeof(unknown[0]);
     char *before = scrape(f->router);
@@ -560,6 +560,22 @@ static void unknown_status_is_other(void **state)
                                               "method=\"GET\",status=\"%d\"}",
                                      unknown[i]),
                          0);
+    free(before);
+    free(after);
+}
+
+/* A static directory's redirect is a status of its own, not "other". */
+static void redirect_status_counted(void **state)
+{
+    struct fixture *f = *state;
+    char *before = scrape(f->router);
+    metrics_request(1, HTTP_GET, 301, 1000);
+    char *after = scrape(f->router);
+    assert_true(requests(after, "/b", "GET", "301") -
+                    requests(before, "/b", "GET", "301") ==
+                1.0);
+    assert_true(requests(after, "/b", "GET", "other") ==
+                requests(before, "/b", "GET", "other"));
     free(before);
     free(after);
 }
@@ -840,6 +856,7 @@ int main(void)
         T(routes_unknown_to_the_router_are_left_out),
         T(every_known_status_has_its_label),
         T(unknown_status_is_other),
+        T(redirect_status_counted),
         T(methods_and_other),
         T(bucket_bounds_are_inclusive),
         T(sum_and_count_agree),

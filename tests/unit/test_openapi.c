@@ -24,7 +24,6 @@
 #include "../../handlers/handlers.h"
 #include "../../handlers/openapi.h"
 
-
 extern const char openapi_json[];
 extern const char openapi_json_end[];
 
@@ -510,7 +509,6 @@ static void test_refusals(void **state)
 /* ------------------------------------------------------------------ */
 /* The real registry against the committed document                   */
 
-
 static json_t *embedded_base(void)
 {
     json_error_t jerr;
@@ -583,7 +581,8 @@ static void test_handle(void **state)
     assert_int_equal(openapi_load(one_bad_mode, 1, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "badmode"));
 
-    assert_int_equal(openapi_load(demo_registry, demo_count, err, sizeof(err)), 0);
+    assert_int_equal(openapi_load(demo_registry, demo_count, err, sizeof(err)),
+                     0);
     call("", &resp);
     assert_int_equal(resp.status, 200);
     assert_string_equal(resp.content_type, CONTENT_TYPE_JSON);
