@@ -77,6 +77,7 @@
 #define LISTEN_BACKLOG 4096
 #define ORPHAN_WAIT_MS 200 /* for answers to orphaned requests to go out */
 #define SWEEP_BATCH    256 /* sockets polled at once by http_sweep() */
+#define SWEEP_EVERY_NS (100u * 1000u * 1000u) /* while waiting to stop */
 /*
  * tcpi_last_data_recv counts kernel clock ticks (4 ms at HZ=250) in whole
  * ms: a request answered within a tick looked as if it had sent data after
@@ -273,12 +274,21 @@ void http_quiesce(struct http_server *srv)
 
 bool http_wait_idle(struct http_server *srv, int timeout_ms)
 {
-    uint64_t deadline = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t now = clock_now_ns();
+    uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
+    uint64_t swept = now;
     for (;;) {
         if (atomic_load(&srv->in_flight) == 0)
             return true;
-        if (clock_now_ns() >= deadline)
+        now = clock_now_ns();
+        if (now >= deadline)
             return false;
+        /* Clients that leave during the grace period still cancel their
+         * work, so it does not hold the shutdown for nothing. */
+        if (now - swept >= SWEEP_EVERY_NS) {
+            http_sweep(srv);
+            swept = now;
+        }
         struct timespec pause = {0, 5 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }

@@ -83,8 +83,9 @@ void http_stats(const struct http_server *srv, struct http_stats *out);
 void http_quiesce(struct http_server *srv);
 
 /*
- * Waits until no request is in flight, at most timeout_ms. Returns true
- * when idle. Main thread, after http_quiesce().
+ * Waits until no request is in flight, at most timeout_ms, sweeping for
+ * clients that leave meanwhile (http_sweep()). Returns true when idle.
+ * Main thread, after http_quiesce().
  */
 bool http_wait_idle(struct http_server *srv, int timeout_ms);
 

@@ -251,7 +251,7 @@ def method_label(method):
 
 
 # server/metrics.c: the statuses with their own label; others are "other".
-METRIC_STATUSES = {200, 304, 400, 403, 404, 405, 413, 414, 431, 499, 500,
+METRIC_STATUSES = {200, 301, 304, 400, 403, 404, 405, 413, 414, 431, 499, 500,
                    502, 503, 504}
 
 
