@@ -194,7 +194,6 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     struct app *app = ctx;
     struct params p;
     const char *names[DEMOS_MAX];
-    char err[PARAMS_ERROR_MAX] = "";
     char list[DEMOS_MAX * 24] = "";
     int which;
 
@@ -228,15 +227,7 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     jsonw_init(&c->table, RUN_BODY_MAX);
     jsonw_array(&c->table);
 
-    int rc = demo_parse(d, &p, DEMO_ALL_MODES, app, run_req_args(rr), err,
-                        sizeof(err));
-    if (rc == -EINVAL) {
-        run_req_free(rr);
-        return handlers_reject_params(&p, resp);
-    }
-    params_cleanup(&p);
-    if (rc != 0) {
-        response_error(resp, rc, "%s", err);
+    if (run_parse(rr, &p, DEMO_ALL_MODES, resp) < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }

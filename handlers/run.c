@@ -185,7 +185,6 @@ enum handler_result run_handle(struct request *req, struct response *resp,
     const char *names[ENGINE_MODES];
     int def = 0, choice;
     struct params p;
-    char err[PARAMS_ERROR_MAX] = "";
 
     for (size_t i = 0; i < d->n_modes; i++) {
         names[i] = engine_mode_names[d->modes[i]];
@@ -203,14 +202,7 @@ enum handler_result run_handle(struct request *req, struct response *resp,
         return HANDLER_DONE;
     }
     enum engine_mode mode = d->modes[choice];
-    int rc = demo_parse(d, &p, (int)mode, app, &rr->args, err, sizeof(err));
-    if (rc == -EINVAL) {
-        run_req_free(rr);
-        return handlers_reject_params(&p, resp);
-    }
-    params_cleanup(&p);
-    if (rc != 0) {
-        response_error(resp, rc, "%s", err);
+    if (run_parse(rr, &p, (int)mode, resp) < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }
@@ -226,6 +218,23 @@ enum handler_result run_handle(struct request *req, struct response *resp,
     if (r == HANDLER_DONE)
         run_req_free(rr);
     return r;
+}
+
+int run_parse(struct run_req *rr, struct params *p, int mode,
+              struct response *resp)
+{
+    char err[PARAMS_ERROR_MAX] = "";
+    int rc = demo_parse(rr->d, p, mode, rr->app, &rr->args, err, sizeof(err));
+    if (rc == -EINVAL) {
+        handlers_reject_params(p, resp);
+        return -EINVAL;
+    }
+    params_cleanup(p);
+    if (rc != 0) {
+        response_error(resp, rc, "%s", err);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,

@@ -57,6 +57,15 @@ void run_cost(const struct demo *d, const struct demo_args *a,
 int run_admit(struct run_req *rr, const struct budget_cost *cost,
               struct response *resp);
 
+/*
+ * Takes the demo's parameters from p for mode (an engine mode, or
+ * DEMO_ALL_MODES) into rr, and frees p. Returns 0, or -EINVAL with resp
+ * filled (400, or 403 for a fetch target that is not allowed).
+ */
+struct params;
+int run_parse(struct run_req *rr, struct params *p, int mode,
+              struct response *resp);
+
 /* A new request state for d, or NULL without memory. */
 struct run_req *run_req_new(struct app *app, struct request *req,
                             const struct demo *d);
