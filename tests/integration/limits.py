@@ -542,6 +542,7 @@ FAIR_GIVE_UP = 5                   # B stops after this many timeouts
 HOG_CONNECTIONS = 64
 HOG_MAX_S = 300.0                  # the hog stops by itself after this
 HOG_PAUSE_S = 0.02                 # before sending again after a 503
+STOP_AFTER_S = 2.0                 # exit after SIGTERM once A has left
 
 
 def hog_targets(port):
@@ -719,8 +720,13 @@ def case_fairness(srv, ctx):
     if isinstance(a, dict) and not a.get("answers", {}).get("503"):
         problems.append("client A never got a 503: the service set it no "
                         "limit")
-    check(not problems, "%s; %s" % ("; ".join(problems), note))
-    return note
+    if problems:
+        srv.stop()  # its exit is not this case's question
+        raise CheckFailed("%s; %s" % ("; ".join(problems), note))
+    # Client A has gone: its work must go with it, and the exit be prompt.
+    return note + "; " + harness.stop_and_check(
+        srv, signal.SIGTERM, scaled(STOP_AFTER_S), harness.children_of(
+            srv.pid))
 
 
 def _read(f):
