@@ -393,6 +393,7 @@ def wait_rss_back(srv, idle_kib, timeout):
 def case_calibrate(srv, ctx):
     """The largest /run/compare each demo accepts here (on this group's
     server, stopped afterwards: accepted probes may keep it busy)."""
+    no_sanitizer()
     try:
         found = calibrate_compare(srv.port)
     finally:

@@ -124,7 +124,7 @@ class Outcome:
         self.in_flight = 0    # tries with a request unanswered at the signal
         self.answers = {}     # "200", "503", "closed": count
         self.failures = []    # (try, text)
-        self.crashes = 0
+        self.crashes = 0      # deaths by a signal or sanitizer reports
         self.exit_ms = []
 
     def count(self, key):
@@ -229,6 +229,8 @@ def one_try(binary, web_root, kind, grace0, rng, out, n):
             problems.insert(0, "exit status %d" % rc)
         reports = srv.sanitizer_reports()
         if reports:
+            if rc is None or rc >= 0:
+                out.crashes += 1  # a sanitizer's report is a crash too
             summaries = [r for r in reports if "SUMMARY" in r]
             problems.insert(0, "sanitizer: %s" % (summaries or reports)[0])
         left = wait_session_gone(srv.pid)
