@@ -19,9 +19,18 @@ standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
 openapi.py (the OpenAPI document against the service), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
-request ids, JSON logs) and faults.py (kill -9 under wrk, slow clients,
-2,000 idle connections, oversized requests, SIGTERM mid-load) are added by
+request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
+2,000 idle connections, oversized requests, SIGTERM mid-load), limits.py
+(admission by cost: memory ceiling under 1,000 concurrent requests,
+fairness between client addresses, memory per task) and shutdown.py
+(SIGTERM at a random moment of every kind of run) are added by
 server_groups().
+
+Switches: --group TITLE runs one server group alone (repeatable);
+--limits runs only the limits-* groups, --mixes N|all chooses how many
+memory-ceiling mixes (2 by default, all in bench/limits.sh); --shutdown
+runs only the shutdown group, --shutdown-tries N its tries (200);
+--figures FILE writes what the cases measured as JSON.
 """
 
 import argparse

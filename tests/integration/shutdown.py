@@ -213,6 +213,7 @@ def one_try(binary, web_root, kind, grace0, rng, out, n):
         if rc is None:
             problems.append("still running %.1f s after SIGTERM; tail: %s"
                             % (limit, srv.log_tail(3)))
+            harness.reap(srv.proc, signal.SIGKILL)  # no second grace
         else:
             out.exit_ms.append((time.monotonic() - signalled_at) * 1000)
         for ex in herd.all:
