@@ -50,9 +50,6 @@ import urllib.parse
 import harness
 from harness import CheckFailed, Herd, check, json_path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-JSON = "application/json; charset=utf-8"
 MIB = 1024  # KiB
 CEILING_MIB = 256         # the service's RSS under any mix
 ABORT_MIB = 1024          # beyond this the load stops and the server dies

@@ -186,6 +186,7 @@ def one_try(binary, web_root, kind, grace0, rng, out, n):
         except CheckFailed as e:
             out.failures.append((what, "did not start: %s" % e))
             return
+        workers = harness.children_of(srv.pid)
         herd = Herd(srv.port)
         for _ in range(kind.per_try):
             herd.add(kind.target.format(port=srv.port))
@@ -235,6 +236,9 @@ def one_try(binary, web_root, kind, grace0, rng, out, n):
             summaries = [r for r in reports if "SUMMARY" in r]
             problems.insert(0, "sanitizer: %s" % (summaries or reports)[0])
         left = wait_session_gone(srv.pid)
+        # Also by PID, should a worker have left the session.
+        left += [p for p in workers if p not in left and
+                 os.path.exists("/proc/%d" % p)]
         if left:
             problems.append("processes of its session left: %s" % left)
         if problems:
