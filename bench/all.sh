@@ -11,6 +11,10 @@
 #   loop    bench/loop.sh   10,000 sleeps, 1,000 fetches, against asyncio
 #                           and aiohttp
 #   mixed   bench/mixed.sh  the mixed wrk load, with memory sampled
+#   limits  bench/limits.sh admission by cost: memory ceiling under every
+#                           mix of 1,000 requests, fairness, memory per
+#                           task (a few minutes more: each mix waits up to
+#                           70 s for the memory to come back)
 # Each part starts and stops its own servers; a part that fails does not
 # stop the others, and the report says which failed. Before the first part
 # and after each, bench/report.py snap records the machine's CPU time,
@@ -25,7 +29,7 @@
 # rather than a measurement:
 #   ROUNDS=1 DURATION=2s WARMUP=1s PRIME_ROUNDS=1 THROUGHPUT_ROUNDS=1 \
 #   SINGLE_DURATION=1s SAMPLES=10 TUTORIAL_ROUNDS=1 TUTORIAL_LIMIT=300000 \
-#   RUNS=1 MIXED_ROUNDS=1 MIXED_DURATION=3s bench/all.sh build
+#   RUNS=1 MIXED_ROUNDS=1 MIXED_DURATION=3s LIMITS_MIXES=1 bench/all.sh build
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -36,7 +40,7 @@ if [ $# -ne 1 ]; then
     exit 2
 fi
 
-BENCH_PARTS=${BENCH_PARTS:-health cpu loop mixed}
+BENCH_PARTS=${BENCH_PARTS:-health cpu loop mixed limits}
 START_TIMEOUT_S=10
 STOP_TIMEOUT_S=30
 
@@ -47,9 +51,9 @@ build=$1
 
 for part in $BENCH_PARTS; do
     case $part in
-    health | cpu | loop | mixed) ;;
+    health | cpu | loop | mixed | limits) ;;
     *)
-        echo "bench: unknown part '$part' (health cpu loop mixed)" >&2
+        echo "bench: unknown part '$part' (health cpu loop mixed limits)" >&2
         exit 2
         ;;
     esac

@@ -45,6 +45,7 @@ PARTS = {  # part: (its script, its report in bench/out/)
     "cpu": ("bench/cpu.sh", "cpu.md"),
     "loop": ("bench/loop.sh", "loop.md"),
     "mixed": ("bench/mixed.sh", "mixed.md"),
+    "limits": ("bench/limits.sh", "limits.md"),
 }
 
 
@@ -105,6 +106,52 @@ def health_summary(doc):
                       "nginx req/s", "conlab / minimal", "conlab / nginx",
                       "p99 ms conlab / minimal / nginx", "errors"),
                      rows)]
+    return out
+
+
+def limits_summary(doc):
+    """The targets of issue 11 measured by bench/limits.sh, as one table
+    (details below, in its own report)."""
+    rows = []
+    for m in doc.get("ceiling") or []:
+        back = m.get("back_s")
+        rows.append((
+            f"memory ceiling, mix {m['mix']} ({m['clients']:,} clients)",
+            f"peak {m['peak_mib']:.1f} MiB (idle {m['idle_mib']:.1f}); "
+            + (f"{m['after_mib']:.1f} MiB after, back in {back:.1f} s"
+               if back is not None else
+               f"{fmt(m.get('after_mib'))} MiB after, not back"),
+            "under 256 MiB; within 25% of idle a minute after",
+            "PASS" if m["ok"] else "FAIL"))
+    f = doc.get("fairness")
+    if f:
+        rows.append(("fairness: client B's /run/prime?limit=100000",
+                     f"p99 {f['prime_p99_ms']:.1f} ms over {f['prime_n']}",
+                     "200, p99 under 1 s",
+                     "PASS" if f["prime_p99_ms"] < 1000 and not f["bad"]
+                     else "FAIL"))
+        rows.append(("fairness: client B's /health",
+                     f"p99 {f['health_p99_ms']:.2f} ms over {f['health_n']}",
+                     "p99 under 50 ms",
+                     "PASS" if f["health_p99_ms"] < 50 else "FAIL"))
+    p = doc.get("per_task")
+    if p:
+        rows.append(("memory per task: 20 x 10,000 sleeps of 1 s",
+                     f"+{p['added_mib']:.1f} MiB", "+30 MiB at most",
+                     "PASS" if p["added_mib"] <= 30 else "FAIL"))
+        late = p.get("lateness_p99_ms")
+        rows.append(("timer lateness meanwhile",
+                     "-" if late is None else f"p99 {late:.2f} ms",
+                     "p99 under 5 ms",
+                     "PASS" if late is not None and late < 5 else "FAIL"))
+    out = ["Issue 11's targets, measured by the integration tests' own "
+           "cases (`tests/integration/run.py --limits --mixes all`, default "
+           "options; details below)."]
+    if doc.get("missing"):
+        out += ["", "**Not measured: " + ", ".join(doc["missing"]) + ".**"]
+    if rows:
+        out += ["", mdt(("target", "measured", "required", "verdict"),
+                        rows)]
     return out
 
 
@@ -321,6 +368,11 @@ plot data using (sqrt($2)):1:(1):($2):($1 - 0.35):($1 + 0.35):ytic(3) with boxxy
         if mixed.get("plot"):
             md += ["", f"![VmRSS and requests/s during the mixed load]"
                        f"({mixed['plot']})"]
+
+    limits = load_json(os.path.join(OUT, "limits", "summary.json"))
+    if limits and "limits" in ran_names:
+        md += ["", "### Admission by cost", ""]
+        md += limits_summary(limits)
 
     if soak and os.path.exists(soak_md):
         v = soak.get("verdict") or {}

@@ -10,10 +10,12 @@ from a finally block and which is also registered with atexit.
 """
 
 import atexit
+import errno
 import http.client
 import json
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -31,6 +33,19 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 # Multiplies the time limits that are themselves under test (shutdown
 # latency...); set by run.py for sanitizer builds, which are slower.
 TIME_SCALE = 1.0
+
+# "asan", "tsan" or "ubsan" when the binary under test links a sanitizer
+# runtime (set by run.py): memory figures of such a build mean nothing.
+SANITIZER = None
+
+# Figures the cases measured, by name (JSON-serialisable values); run.py
+# --figures writes them to a file for the bench's report.
+FIGURES = {}
+
+
+def figure(name, value):
+    """Records one measured figure under name (see FIGURES)."""
+    FIGURES[name] = value
 
 LISTEN_RES = {
     LOOPBACK: re.compile(r"listening on http://127\.0\.0\.1:(\d+)"),
@@ -177,6 +192,13 @@ def make_env(extra=None, drop_prefix="CONLAB_"):
     return env
 
 
+def start_process(argv, stdout=subprocess.DEVNULL, stderr=None, env=None):
+    """Starts argv in its own session, registered for reaping: stop it
+    with reap(proc)."""
+    return _popen(argv, env if env is not None else make_env(), stdout,
+                  stderr)
+
+
 def run_command(argv, env=None, timeout=10.0):
     """Runs argv to completion (bounded), output captured in files.
     Returns (returncode, stdout, stderr); returncode None on timeout (the
@@ -216,6 +238,48 @@ def children_of(pid):
         if len(fields) >= 2 and fields[1] == str(pid):
             kids.append(int(name))
     return kids
+
+
+def session_members(sid):
+    """PIDs (zombies included) whose session id is sid. A server started
+    here leads its own session, and its workers inherit it: after the
+    server exits, any member left is a process it did not reap or stop."""
+    members = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return members
+    for name in names:
+        if not name.isdigit() or int(name) == sid:
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) >= 4 and fields[3] == str(sid):
+            members.append(int(name))
+    return members
+
+
+def rss_kib(pid):
+    """VmRSS of pid in KiB; 0 when it is gone (or a zombie)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kib(pid):
+    """VmRSS of pid plus that of its children (a server and its worker
+    processes), in KiB."""
+    return rss_kib(pid) + sum(rss_kib(kid) for kid in children_of(pid))
 
 
 def pid_alive(pid):
@@ -829,3 +893,218 @@ class Background:
             return "no response (%s%s)" % (
                 self.resp.error or "", ", closed" if self.resp.closed else "")
         return "%d %r" % (self.resp.status, self.resp.body[:160])
+
+
+# --------------------------------------------------------------------------
+# Many concurrent exchanges on one thread
+
+SMALL_BODY_BYTES = 4096  # what an Exchange keeps of a body it does not keep
+
+
+class Exchange:
+    """One GET on its own non-blocking connection, driven by a Herd.
+    keep_body=False keeps only the first SMALL_BODY_BYTES of the body (an
+    error's whole JSON) and counts the rest.
+    state: "connecting", "sending", "reading", then "done" (a whole
+    response, or the server closed or reset the connection: see
+    complete, closed, error) or "left" (the client closed it first)."""
+
+    def __init__(self, target, source=None, tag=None, keep_body=True):
+        self.target, self.source, self.tag = target, source, tag
+        self.keep_body = keep_body
+        self.sock = None
+        self.state = "connecting"
+        self.out = build_request("GET", target)
+        self.started = time.monotonic()
+        self.sent_at = None     # monotonic, when the whole request was sent
+        self.first_byte_at = None
+        self.done_at = None     # when it reached "done" or "left"
+        self.buf = bytearray()  # the head, and the body if keep_body
+        self.head_len = -1      # bytes of head, once complete
+        self.want = None        # total response bytes, once known
+        self.received = 0
+        self.complete = False   # a whole response arrived
+        self.closed = False     # the server closed (or reset) first
+        self.error = None       # connect, send or receive failure
+        self._resp = None
+
+    def response(self):
+        """The harness.Response of what arrived (status None if no whole
+        head arrived)."""
+        if self._resp is None or self.state not in ("done", "left"):
+            resp = Response()
+            resp.raw = bytes(self.buf)
+            resp.closed = self.closed
+            _parse_into(resp, resp.raw, False)
+            if self.error and resp.error is None:
+                resp.error = self.error
+            if self.state not in ("done", "left"):
+                return resp
+            self._resp = resp
+        return self._resp
+
+    @property
+    def status(self):
+        return self.response().status if self.head_len >= 0 else None
+
+    @property
+    def latency(self):
+        """Seconds from the start of the connection to the whole answer."""
+        if self.done_at is None:
+            return None
+        return self.done_at - self.started
+
+
+class Herd:
+    """Exchanges with one server, all on one selector: a thousand
+    connections cost a thousand sockets, not a thousand threads (raise
+    RLIMIT_NOFILE first). Not thread-safe: one thread adds and pumps."""
+
+    def __init__(self, port, host=LOOPBACK):
+        self.port, self.host = port, host
+        self.sel = selectors.DefaultSelector()
+        self.open = set()
+        self.all = []
+
+    def add(self, target, source=None, tag=None, keep_body=True):
+        """Starts a non-blocking connect (from source, an IP literal of
+        the loopback, when given) and returns the Exchange; a failure to
+        connect ends it at once with .error."""
+        ex = Exchange(target, source, tag, keep_body)
+        self.all.append(ex)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as e:
+            self._finish(ex, "socket: %r" % e)
+            return ex
+        ex.sock = sock
+        sock.setblocking(False)
+        try:
+            if source:
+                sock.bind((source, 0))
+            rc = sock.connect_ex((self.host, self.port))
+        except OSError as e:
+            self._finish(ex, "connect: %r" % e)
+            return ex
+        if rc not in (0, errno.EINPROGRESS):
+            self._finish(ex, "connect: %s" % os.strerror(rc))
+            return ex
+        self.open.add(ex)
+        self.sel.register(sock, selectors.EVENT_WRITE, ex)
+        return ex
+
+    def _finish(self, ex, error=None, state="done"):
+        if error and ex.error is None:
+            ex.error = error
+        ex.state = state
+        ex.done_at = time.monotonic()
+        if ex.sock is not None:
+            if ex in self.open:
+                try:
+                    self.sel.unregister(ex.sock)
+                except (KeyError, ValueError):
+                    pass
+            try:
+                ex.sock.close()
+            except OSError:
+                pass
+        self.open.discard(ex)
+
+    def _on_write(self, ex):
+        if ex.state == "connecting":
+            err = ex.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._finish(ex, "connect: %s" % os.strerror(err))
+                return
+            ex.state = "sending"
+        try:
+            n = ex.sock.send(ex.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            # The server may answer early and close: read what it sent.
+            ex.error = "send: %r" % e
+            ex.out = b""
+            n = 0
+        ex.out = ex.out[n:]
+        if not ex.out:
+            ex.sent_at = time.monotonic()
+            ex.state = "reading"
+            self.sel.modify(ex.sock, selectors.EVENT_READ, ex)
+
+    def _on_read(self, ex):
+        try:
+            chunk = ex.sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:  # reset
+            ex.closed = True
+            self._finish(ex, None if ex.received else "recv: %r" % e)
+            return
+        if not chunk:
+            ex.closed = True
+            # A response without a length ends at the close.
+            ex.complete = ex.head_len >= 0 and ex.want is None
+            self._finish(ex)
+            return
+        if ex.first_byte_at is None:
+            ex.first_byte_at = time.monotonic()
+        ex.received += len(chunk)
+        if ex.head_len < 0 or ex.keep_body or \
+                len(ex.buf) < ex.head_len + SMALL_BODY_BYTES:
+            ex.buf += chunk
+        if ex.head_len < 0:
+            end = ex.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                ex.head_len = end + 4
+                ex.want = _expected_total(bytes(ex.buf[:end]), end + 4,
+                                          False)
+        if not ex.keep_body and ex.head_len >= 0:
+            del ex.buf[ex.head_len + SMALL_BODY_BYTES:]
+        if ex.want is not None and ex.received >= ex.want:
+            ex.complete = True
+            self._finish(ex)
+        elif ex.keep_body and len(ex.buf) > MAX_RESPONSE_BYTES:
+            self._finish(ex, "response larger than %d bytes"
+                         % MAX_RESPONSE_BYTES)
+
+    def pump(self, until, tick=None, on_tick=None, on_done=None,
+             stop_when_idle=True):
+        """Drives every open exchange until the monotonic time until (or,
+        with stop_when_idle, until none is open). on_tick() is called
+        every tick seconds; on_done(ex) when an exchange ends by itself
+        (it may add more)."""
+        next_tick = time.monotonic() if on_tick else None
+        while True:
+            now = time.monotonic()
+            if next_tick is not None and now >= next_tick:
+                on_tick()
+                next_tick += tick
+                if next_tick < now:
+                    next_tick = now + tick
+            if now >= until or (stop_when_idle and not self.open):
+                return
+            wake = until if next_tick is None else min(until, next_tick)
+            if not self.open:
+                time.sleep(max(0.0, wake - now))
+                continue
+            for key, events in self.sel.select(max(0.0, wake - now)):
+                ex = key.data
+                if ex.state in ("done", "left"):
+                    continue
+                if events & selectors.EVENT_WRITE:
+                    self._on_write(ex)
+                elif events & selectors.EVENT_READ:
+                    self._on_read(ex)
+                if ex.state == "done" and on_done:
+                    on_done(ex)
+
+    def leave(self):
+        """Closes every exchange still open (the clients go away)."""
+        for ex in list(self.open):
+            self._finish(ex, state="left")
+
+    def close(self):
+        self.leave()
+        self.sel.close()

@@ -19,15 +19,25 @@ standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
 openapi.py (the OpenAPI document against the service), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
-request ids, JSON logs) and faults.py (kill -9 under wrk, slow clients,
-2,000 idle connections, oversized requests, SIGTERM mid-load) and chaos.py
+request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
+2,000 idle connections, oversized requests, SIGTERM mid-load), chaos.py
 (a seeded randomized run of every route with kills and SIGTERM; --chaos runs
-only it, --chaos-seed and --chaos-seconds set its seed and load time) are
-added by server_groups().
+only it, --chaos-seed and --chaos-seconds set its seed and load time),
+limits.py (admission by cost: memory ceiling under 1,000 concurrent
+requests, fairness between client addresses, memory per task) and
+shutdown.py (SIGTERM at a random moment of every kind of run) are added by
+server_groups().
+
+Switches: --group TITLE runs one server group alone (repeatable);
+--limits runs only the limits-* groups, --mixes N|all chooses how many
+memory-ceiling mixes (2 by default, all in bench/limits.sh); --shutdown
+runs only the shutdown group, --shutdown-tries N its tries (200);
+--figures FILE writes what the cases measured as JSON.
 """
 
 import argparse
 import http.client
+import json
 import os
 import re
 import resource
@@ -46,10 +56,12 @@ import compare  # noqa: E402
 import cpu  # noqa: E402
 import faults  # noqa: E402
 import harness  # noqa: E402
+import limits  # noqa: E402
 import loop  # noqa: E402
 import nginx  # noqa: E402
 import ops  # noqa: E402
 import openapi  # noqa: E402
+import shutdown  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
@@ -757,7 +769,7 @@ def case_stop(sig, limit_s, log_words):
     return run
 
 
-def server_groups(web_root):
+def server_groups(web_root, binary):
     """(title, extra args, environment, cases) for each server started."""
     common = ["--web-root", web_root, "--grace-ms", str(GRACE_MS)]
     scale = harness.TIME_SCALE
@@ -810,7 +822,9 @@ def server_groups(web_root):
     ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
-         faults.server_groups(web_root) + chaos.server_groups(web_root))
+         faults.server_groups(web_root) + chaos.server_groups(web_root) +
+         limits.server_groups(web_root, binary) +
+         shutdown.server_groups(web_root, binary))
 
 
 def main():
@@ -832,8 +846,33 @@ def main():
     parser.add_argument("--chaos-seconds", type=float, default=None,
                         metavar="S", help="load seconds of the chaos group "
                         "(default %d)" % chaos.DEFAULT_SECONDS)
+    parser.add_argument("--limits", action="store_true",
+                        help="run only the limits-* groups (memory ceiling, "
+                             "fairness, memory per task)")
+    parser.add_argument("--shutdown", action="store_true",
+                        help="run only the shutdown group (SIGTERM at "
+                             "random moments)")
+    parser.add_argument("--mixes", default=str(limits.SHORT_MIXES),
+                        metavar="N|all",
+                        help="memory-ceiling mixes to run (default %d; "
+                             "'all': %d)" % (limits.SHORT_MIXES,
+                                             len(limits.MIXES)))
+    parser.add_argument("--shutdown-tries", type=int,
+                        default=shutdown.TRIES, metavar="N",
+                        help="SIGTERM tries of the shutdown group in all "
+                             "(default %d)" % shutdown.TRIES)
+    parser.add_argument("--figures", metavar="FILE",
+                        help="write the figures the cases measured (JSON) "
+                             "to FILE")
     opts = parser.parse_args()
     chaos.configure(opts.chaos_seed, opts.chaos_seconds, opts.binary)
+    if opts.limits:
+        opts.group += [g for g in limits.GROUPS if g not in opts.group]
+    if opts.shutdown:
+        opts.group += [g for g in shutdown.GROUPS if g not in opts.group]
+    limits.MIXES_TO_RUN = len(limits.MIXES) if opts.mixes == "all" else \
+        int(opts.mixes)
+    shutdown.TRIES = opts.shutdown_tries
     binary = os.path.abspath(opts.binary)
     if not os.access(binary, os.X_OK):
         print("no executable at %s (run make first)" % binary)
@@ -841,6 +880,7 @@ def main():
         return 1
 
     sanitizer = detect_sanitizer(binary)
+    harness.SANITIZER = sanitizer
     harness.TIME_SCALE = opts.time_scale or (3.0 if sanitizer else 1.0)
     print("# binary %s%s, time scale %g" % (
         binary, " (%s)" % sanitizer if sanitizer else "", harness.TIME_SCALE),
@@ -859,7 +899,7 @@ def main():
             results.run(case.name, run_cmd_case, binary, case, ctx)
         with tempfile.TemporaryDirectory(prefix="conlab-web-") as base:
             web_root = make_web_root(base)
-            groups = server_groups(web_root)
+            groups = server_groups(web_root, binary)
             unknown = set(opts.group) - {g[0] for g in groups}
             if unknown:
                 results.fail("runner", "no server group %s" % sorted(unknown))
@@ -876,6 +916,12 @@ def main():
         harness.cleanup_all()
 
     print("# ran in %.1f s" % (time.monotonic() - started))
+    if opts.figures:
+        harness.FIGURES["ran_s"] = round(time.monotonic() - started, 1)
+        harness.FIGURES["passed"] = results.passed
+        harness.FIGURES["failed"] = results.failed
+        with open(opts.figures, "w") as f:
+            json.dump(harness.FIGURES, f, indent=1, sort_keys=True)
     summary = "%d passed, %d failed" % (results.passed, results.failed)
     if results.skipped:
         summary += ", %d skipped" % results.skipped
