@@ -324,18 +324,22 @@ static int start_async(struct engine_run *run, void *arg)
 {
     struct fetch_state *st = arg;
     struct loop_fetch **all = malloc(st->n * sizeof(*all));
+    size_t *unmade = malloc(st->n * sizeof(*unmade));
     st->live = calloc(st->n, sizeof(st->live[0]));
-    if (!all || !st->live) {
+    if (!all || !unmade || !st->live) {
         free(all);
+        free(unmade);
         return -ENOMEM;
     }
-    size_t n = 0;
+    size_t n = 0, n_unmade = 0;
     for (size_t i = 0; i < st->n; i++) {
-        struct transfer *tr = transfer_new(st, run, i, (long)st->timeout_ms);
+        struct transfer *tr =
+            transfer_new(st, run, i, (long)st->timeout_ms);
         if (!tr) {
-            /* Counted as a failed fetch; the others go on. */
+            /* Its outcome says why; counted as a failed fetch. */
             atomic_fetch_add_explicit(&fetches_total[FETCH_ERROR], 1,
                                       memory_order_relaxed);
+            unmade[n_unmade++] = i;
             continue;
         }
         tr->lf.easy = tr->easy;
@@ -343,6 +347,7 @@ static int start_async(struct engine_run *run, void *arg)
         st->live[i] = tr;
         all[n++] = &tr->lf;
     }
+    /* From here the loop thread owns st->live and the outcomes. */
     int rc = n ? loop_add_fetches(st->loop, all, n) : 0;
     free(all);
     if (rc < 0) {
@@ -353,13 +358,13 @@ static int start_async(struct engine_run *run, void *arg)
                 st->live[i] = NULL;
             }
         }
+        free(unmade);
         return rc;
     }
     /* The tasks whose transfer could not be made end now, as results. */
-    for (size_t i = 0; i < st->n; i++) {
-        if (!st->live[i] && st->out[i].has_error)
-            engine_task_end(run, i, 0, 0, NULL);
-    }
+    for (size_t k = 0; k < n_unmade; k++)
+        engine_task_end(run, unmade[k], 0, 0, NULL);
+    free(unmade);
     return 0;
 }
 
