@@ -1,7 +1,8 @@
 /*
  * loop: the one event-loop thread. It owns a timer heap and one libcurl
- * multi handle; thousands of timers and transfers cost a heap slot or an
- * easy handle each, never a thread.
+ * multi handle; thousands of timers and transfers cost a few pointers or
+ * an easy handle each, never a thread (and timers of one due time share
+ * one heap entry).
  *
  * Other threads hand it work through a bounded queue and a wake-up
  * (curl_multi_wakeup); nothing else touches its state. To act on what the
@@ -74,7 +75,7 @@ struct loop_timer {
     uint64_t fired_ns;
     /* private: the pending list, then a ring of the timers of one due
      * time (prev set iff in the loop); slot: the ring's heap slot if this
-     * timer heads it, else SIZE_MAX */
+     * timer heads it, else a marker */
     struct loop_timer *next, *prev;
     size_t slot;
 };
