@@ -134,7 +134,8 @@ static void on_timer(struct loop_timer *t, int status)
     struct sleep_timer *st = container_of(t, struct sleep_timer, timer);
     if (status == -ECANCELED)
         status = engine_run_check(st->run);
-    engine_task_end(st->run, st->task, status, 0, NULL);
+    engine_task_end(st->run, st->task, status, status == 0 ? t->fired_ns : 0,
+                    NULL);
 }
 
 static int start_async(struct engine_run *run, void *arg)

@@ -1,7 +1,8 @@
 /*
  * loop: the one event-loop thread. It owns a timer heap and one libcurl
- * multi handle; thousands of timers and transfers cost a heap slot or an
- * easy handle each, never a thread.
+ * multi handle; thousands of timers and transfers cost a few pointers or
+ * an easy handle each, never a thread (and timers of one due time share
+ * one heap entry).
  *
  * Other threads hand it work through a bounded queue and a wake-up
  * (curl_multi_wakeup); nothing else touches its state. To act on what the
@@ -41,8 +42,8 @@ struct loop_timer;
 struct loop_fetch;
 struct loop_call;
 
-/* status: 0 fired at due_ns or later, -ECANCELED, -ESHUTDOWN, or -ENOMEM
- * (the heap could not grow to take it in). */
+/* status: 0 fired at due_ns or later (see fired_ns), -ECANCELED,
+ * -ESHUTDOWN, or -ENOMEM (the heap could not grow to take it in). */
 typedef void (*loop_timer_fn)(struct loop_timer *t, int status);
 
 /*
@@ -52,11 +53,30 @@ typedef void (*loop_timer_fn)(struct loop_timer *t, int status);
  */
 typedef void (*loop_fetch_fn)(struct loop_fetch *f, int status, CURLcode rc);
 
+/*
+ * Zero it before its first submission (a zeroed timer is not in the loop);
+ * the loop leaves it so again before it calls fire, so it may be handed
+ * over anew from there.
+ *
+ * Timers with the same due_ns cost one heap entry between them and fire
+ * one after another in the order they were handed over; handing a batch
+ * of equal due times over is O(1) a timer, a new due time O(log n).
+ */
 struct loop_timer {
     uint64_t due_ns; /* CLOCK_MONOTONIC; set by the caller */
     loop_timer_fn fire;
-    /* private: the pending list, then the loop's heap */
-    struct loop_timer *next;
+    /*
+     * Set by the loop before it calls fire: with status 0, the
+     * CLOCK_MONOTONIC time at which the loop found the timer due (>=
+     * due_ns, and the same for every timer of one due time fired
+     * together), so that a callback run later in a burst can still stamp
+     * the moment it came due; 0 with any other status.
+     */
+    uint64_t fired_ns;
+    /* private: the pending list, then a ring of the timers of one due
+     * time (prev set iff in the loop); slot: the ring's heap slot if this
+     * timer heads it, else a marker */
+    struct loop_timer *next, *prev;
     size_t slot;
 };
 
@@ -111,9 +131,9 @@ int loop_call(struct loop *loop, struct loop_call *call);
 
 /*
  * Loop thread only. If t is in the loop (handed over and not yet fired),
- * takes it out (O(log n)) and calls its fire with -ECANCELED before
- * returning; otherwise does nothing (it fired already, or was never
- * added).
+ * takes it out (O(1), or O(log n) for the last timer of its due time) and
+ * calls its fire with -ECANCELED before returning; otherwise does nothing
+ * (it fired already, or was never added).
  */
 void loop_timer_remove(struct loop *loop, struct loop_timer *t);
 

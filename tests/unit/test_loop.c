@@ -3,7 +3,9 @@
  * cost no thread, a stop cancels what is left, the bounds hold,
  * transfers complete (or are cancelled) through the callback, calls run
  * on the loop thread, and timers and transfers can be removed, whether
- * in the loop already or still on their way in.
+ * in the loop already or still on their way in. Timers of one due time
+ * (one ring under one heap entry) fire in the order handed over, share
+ * fired_ns, and can each be removed or stopped exactly once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,11 +29,12 @@
 
 #define WAIT_NS (10ull * 1000000000ull)
 
-#define ORDER_MAX 256
+#define ORDER_MAX 4096
 
 struct ttimer {
     struct loop_timer timer;
     int id;
+    struct ttimer *victim; /* removed by this one's callback, if set */
     _Atomic int fired;
     _Atomic bool cancelled;
     _Atomic int status;
@@ -39,10 +42,13 @@ struct ttimer {
 
 static _Atomic int order_len;
 static int order[ORDER_MAX];
+static struct loop *victim_loop; /* the loop of the victims' removals */
 
 static void on_fire(struct loop_timer *t, int status)
 {
     struct ttimer *tt = (struct ttimer *)t;
+    if (tt->victim)
+        loop_timer_remove(victim_loop, &tt->victim->timer);
     if (status == 0) {
         int i = atomic_fetch_add(&order_len, 1);
         if (i < ORDER_MAX)
@@ -392,6 +398,309 @@ static void test_timer_remove(void **state)
     loop_free(loop);
 }
 
+/* Waits until each of t[0..n) has been called, then checks: once. */
+static void wait_all(struct ttimer *t, size_t n)
+{
+    wait_fired(t, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(atomic_load(&t[i].fired), 1);
+}
+
+/* Position of a timer in a submission, for the expected firing order. */
+struct sub {
+    uint64_t due_ns;
+    size_t pos;
+    int id;
+};
+
+static int sub_cmp(const void *a, const void *b)
+{
+    const struct sub *x = a, *y = b;
+    if (x->due_ns != y->due_ns)
+        return x->due_ns < y->due_ns ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * The timers of ptrs[] (all fired with 0) fired by due time, those of
+ * one due time in the order submitted, each due time with one fired_ns,
+ * no earlier than due.
+ */
+static void check_fired_in_order(struct loop_timer *const ptrs[], size_t n)
+{
+    struct sub *want = calloc(n, sizeof(*want));
+    assert_non_null(want);
+    for (size_t i = 0; i < n; i++) {
+        struct ttimer *t = (struct ttimer *)ptrs[i];
+        want[i] =
+            (struct sub){.due_ns = t->timer.due_ns, .pos = i, .id = t->id};
+    }
+    qsort(want, n, sizeof(*want), sub_cmp);
+    assert_int_equal(atomic_load(&order_len), n);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(order[k], want[k].id);
+    for (size_t i = 0; i < n; i++) {
+        const struct loop_timer *t = ptrs[i];
+        assert_true(t->fired_ns >= t->due_ns);
+        for (size_t j = 0; j < n; j++) {
+            if (ptrs[j]->due_ns == t->due_ns)
+                assert_true(ptrs[j]->fired_ns == t->fired_ns);
+        }
+    }
+    free(want);
+}
+
+/*
+ * 1,000 timers of one due time and 10 of six others, handed over from a
+ * loop_call in two batches (so that none fires meanwhile), the others
+ * interleaved among the 1,000.
+ */
+#define CHAIN_LONG  1000
+#define CHAIN_OTHER 10
+#define CHAIN_ALL   (CHAIN_LONG + CHAIN_OTHER)
+
+static struct ttimer chain_timers[CHAIN_ALL];
+static struct loop_timer *chain_ptrs[CHAIN_ALL];
+static struct loop_stats chain_stats; /* read right after the handover */
+
+static void add_chains(struct loop *loop, struct tcall *c)
+{
+    static const unsigned other_ms[CHAIN_OTHER] = {20, 60, 20, 30, 60,
+                                                   50, 20, 70, 30, 80};
+    uint64_t now = clock_now_ns();
+    size_t k = 0;
+    for (int i = 0; i < CHAIN_ALL; i++) {
+        struct ttimer *t = &chain_timers[i];
+        memset(t, 0, sizeof(*t));
+        t->id = i;
+        t->timer.fire = on_fire;
+        t->timer.due_ns =
+            now + (i < CHAIN_LONG ? 40u : other_ms[i - CHAIN_LONG]) * 1000000u;
+    }
+    /* 100 of the 1,000, one other, 100 more, another... */
+    for (int i = 0; i < CHAIN_LONG; i++) {
+        chain_ptrs[k++] = &chain_timers[i].timer;
+        if (i % 100 == 99)
+            chain_ptrs[k++] = &chain_timers[CHAIN_LONG + i / 100].timer;
+    }
+    c->rc = loop_add_timers(loop, chain_ptrs, CHAIN_ALL / 2);
+    if (c->rc == 0)
+        c->rc = loop_add_timers(loop, chain_ptrs + CHAIN_ALL / 2,
+                                CHAIN_ALL - CHAIN_ALL / 2);
+    loop_stats(loop, &chain_stats);
+}
+
+static void test_chains_in_order(void **state)
+{
+    (void)state;
+    char err[64];
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    atomic_store(&order_len, 0);
+    struct tcall add = {.call.fn = on_call, .then = add_chains};
+    assert_int_equal(loop_call(loop, &add.call), 0);
+    wait_call(&add);
+    assert_int_equal(add.rc, 0);
+    /* Every timer counts, not every heap entry. */
+    assert_int_equal(chain_stats.timers, CHAIN_ALL);
+    assert_int_equal(chain_stats.timers_fired, 0);
+
+    wait_all(chain_timers, CHAIN_ALL);
+    for (int i = 0; i < CHAIN_ALL; i++)
+        assert_int_equal(atomic_load(&chain_timers[i].status), 0);
+    check_fired_in_order(chain_ptrs, CHAIN_ALL);
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(s.timers_fired, CHAIN_ALL);
+    loop_free(loop);
+}
+
+/*
+ * 3,000 timers of 1,428 due times (one to three timers each, some a
+ * single ns apart), handed over in a shuffled order: the index from due
+ * time to ring grows and loses entries as rings fire, and every due time
+ * still fires as one ring.
+ */
+#define SPREAD_DUES 1000
+#define SPREAD_ALL  (3 * SPREAD_DUES)
+
+static struct ttimer spread_timers[SPREAD_ALL];
+static struct loop_timer *spread_ptrs[SPREAD_ALL];
+
+static void add_spread(struct loop *loop, struct tcall *c)
+{
+    uint64_t now = clock_now_ns();
+    uint32_t seed = 12345;
+    for (int i = 0; i < SPREAD_ALL; i++) {
+        struct ttimer *t = &spread_timers[i];
+        memset(t, 0, sizeof(*t));
+        t->id = i;
+        t->timer.fire = on_fire;
+        /* 20 ms on, 40 us apart, some a single ns apart. */
+        t->timer.due_ns = now + 20000000u +
+                          (uint64_t)(i % SPREAD_DUES) * (i % 7 ? 40000u : 1u);
+        spread_ptrs[i] = &t->timer;
+    }
+    for (int i = SPREAD_ALL - 1; i > 0; i--) {
+        seed = seed * 1103515245u + 12345u;
+        int j = (int)((seed >> 8) % (uint32_t)(i + 1));
+        struct loop_timer *swap = spread_ptrs[i];
+        spread_ptrs[i] = spread_ptrs[j];
+        spread_ptrs[j] = swap;
+    }
+    c->rc = loop_add_timers(loop, spread_ptrs, SPREAD_ALL);
+}
+
+static void test_many_due_times(void **state)
+{
+    (void)state;
+    char err[64];
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    atomic_store(&order_len, 0);
+    struct tcall add = {.call.fn = on_call, .then = add_spread};
+    assert_int_equal(loop_call(loop, &add.call), 0);
+    wait_call(&add);
+    assert_int_equal(add.rc, 0);
+    wait_all(spread_timers, SPREAD_ALL);
+    check_fired_in_order(spread_ptrs, SPREAD_ALL);
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(s.timers_fired, SPREAD_ALL);
+    loop_free(loop);
+}
+
+/*
+ * A ring of 12 due in 30 ms and one timer due in 20 ms. A loop_call
+ * hands them over and removes the ring's head, then its heir (the new
+ * head), a middle one and the tail. When the ring fires, timer 2's
+ * callback removes timer 7, not fired yet. Later calls remove a timer
+ * that fired, and one that was removed: nothing happens.
+ */
+#define RING_N 12
+
+static struct ttimer ring_timers[RING_N + 1];
+
+static bool ring_removed(int i)
+{
+    return i == 0 || i == 1 || i == 5 || i == 7 || i == RING_N - 1;
+}
+
+static void add_ring_and_remove(struct loop *loop, struct tcall *c)
+{
+    struct loop_timer *ptrs[RING_N + 1];
+    uint64_t now = clock_now_ns();
+    for (int i = 0; i <= RING_N; i++) {
+        struct ttimer *t = &ring_timers[i];
+        memset(t, 0, sizeof(*t));
+        t->id = i;
+        t->timer.fire = on_fire;
+        t->timer.due_ns = now + (i < RING_N ? 30u : 20u) * 1000000u;
+        ptrs[i] = &t->timer;
+    }
+    ring_timers[2].victim = &ring_timers[7];
+    c->rc = loop_add_timers(loop, ptrs, RING_N + 1);
+    loop_timer_remove(loop, &ring_timers[0].timer);          /* head */
+    loop_timer_remove(loop, &ring_timers[1].timer);          /* its heir */
+    loop_timer_remove(loop, &ring_timers[5].timer);          /* middle */
+    loop_timer_remove(loop, &ring_timers[RING_N - 1].timer); /* tail */
+    loop_timer_remove(loop, &ring_timers[5].timer);          /* twice */
+}
+
+static void remove_fired(struct loop *loop, struct tcall *c)
+{
+    (void)c;
+    loop_timer_remove(loop, &ring_timers[3].timer);      /* in the ring */
+    loop_timer_remove(loop, &ring_timers[RING_N].timer); /* alone */
+    loop_timer_remove(loop, &ring_timers[7].timer);      /* removed */
+}
+
+static void test_chain_remove(void **state)
+{
+    (void)state;
+    char err[64];
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    victim_loop = loop;
+    atomic_store(&order_len, 0);
+    struct tcall add = {.call.fn = on_call, .then = add_ring_and_remove};
+    assert_int_equal(loop_call(loop, &add.call), 0);
+    wait_call(&add);
+    assert_int_equal(add.rc, 0);
+    wait_all(ring_timers, RING_N + 1);
+
+    struct tcall again = {.call.fn = on_call, .then = remove_fired};
+    assert_int_equal(loop_call(loop, &again.call), 0);
+    wait_call(&again);
+    /* The lone timer first, then the ring's survivors in order. */
+    const int want[] = {RING_N, 2, 3, 4, 6, 8, 9, 10};
+    size_t n_want = sizeof(want) / sizeof(want[0]);
+    assert_int_equal(atomic_load(&order_len), n_want);
+    for (size_t k = 0; k < n_want; k++)
+        assert_int_equal(order[k], want[k]);
+    for (int i = 0; i <= RING_N; i++) {
+        assert_int_equal(atomic_load(&ring_timers[i].fired), 1);
+        assert_int_equal(atomic_load(&ring_timers[i].status),
+                         ring_removed(i) ? -ECANCELED : 0);
+        if (ring_removed(i))
+            assert_true(ring_timers[i].timer.fired_ns == 0);
+        else
+            assert_true(ring_timers[i].timer.fired_ns >=
+                        ring_timers[i].timer.due_ns);
+    }
+    assert_true(ring_timers[2].timer.fired_ns ==
+                ring_timers[RING_N - 2].timer.fired_ns);
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(s.timers_fired, RING_N + 1);
+    loop_free(loop);
+}
+
+/*
+ * A stop ends rings as well: 100 timers of one due time, 3 of another
+ * and a lone one, all due in a minute, each ended once with -ESHUTDOWN
+ * (one of the 100 removes a later sibling, which gets -ECANCELED).
+ */
+#define STOP_N 104
+
+static struct ttimer stop_timers[STOP_N];
+
+static void test_chain_stop(void **state)
+{
+    (void)state;
+    char err[64];
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    victim_loop = loop;
+    struct loop_timer *ptrs[STOP_N];
+    uint64_t later = clock_now_ns() + 60ull * 1000000000u;
+    for (int i = 0; i < STOP_N; i++) {
+        struct ttimer *t = &stop_timers[i];
+        memset(t, 0, sizeof(*t));
+        t->id = i;
+        t->timer.fire = on_fire;
+        t->timer.due_ns = later + (i < 100 ? 0u : i < 103 ? 1u : 2u);
+        ptrs[i] = &t->timer;
+    }
+    stop_timers[10].victim = &stop_timers[50];
+    assert_int_equal(loop_add_timers(loop, ptrs, STOP_N), 0);
+    loop_stop(loop);
+    for (int i = 0; i < STOP_N; i++) {
+        assert_int_equal(atomic_load(&stop_timers[i].fired), 1);
+        assert_int_equal(atomic_load(&stop_timers[i].status),
+                         i == 50 ? -ECANCELED : -ESHUTDOWN);
+        assert_true(stop_timers[i].timer.fired_ns == 0);
+    }
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(s.timers_fired, STOP_N);
+    loop_free(loop);
+}
+
 /* Transfers to a port that never answers: one in the multi, one still on
  * its way in, one never handed over. */
 static struct tfetch rm_in, rm_pending, rm_idle;
@@ -463,6 +772,10 @@ int main(void)
         cmocka_unit_test(test_fetch_refused_and_cancelled),
         cmocka_unit_test(test_call),
         cmocka_unit_test(test_timer_remove),
+        cmocka_unit_test(test_chains_in_order),
+        cmocka_unit_test(test_many_due_times),
+        cmocka_unit_test(test_chain_remove),
+        cmocka_unit_test(test_chain_stop),
         cmocka_unit_test(test_fetch_remove),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
