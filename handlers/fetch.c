@@ -333,8 +333,7 @@ static int start_async(struct engine_run *run, void *arg)
     }
     size_t n = 0, n_unmade = 0;
     for (size_t i = 0; i < st->n; i++) {
-        struct transfer *tr =
-            transfer_new(st, run, i, (long)st->timeout_ms);
+        struct transfer *tr = transfer_new(st, run, i, (long)st->timeout_ms);
         if (!tr) {
             /* Its outcome says why; counted as a failed fetch. */
             atomic_fetch_add_explicit(&fetches_total[FETCH_ERROR], 1,
