@@ -1292,6 +1292,66 @@ def case_half_close(srv, ctx):
     return "200 after interim %s" % interim
 
 
+# Older keep-alive connections opened one after another (each answered
+# before the next opens), so that both request threads hold some.
+HALF_IDLE_CONNECTIONS = 8
+HALF_BEHIND_TARGETS = ["/delay?ms=100",
+                       "/run/sleep?mode=sequential&tasks=1&ms=100"]
+HALF_BEHIND_ROUNDS = 3
+
+
+def case_half_close_behind_idle(srv, ctx):
+    """Half-closed clients of suspended requests get their 200 while older
+    keep-alive connections are open on the request threads. libmicrohttpd
+    0.9.75 read a resumed connection's FIN before it asked for the answer
+    and closed it ("connection ended: 1") unless that connection was the
+    oldest of its thread: a lone half-closed client worked, one behind an
+    idle keep-alive connection did not."""
+    idle = []
+    keep = [("Connection", "keep-alive")]
+    try:
+        for i in range(HALF_IDLE_CONNECTIONS):
+            sock = socket.create_connection((srv.host, srv.port),
+                                            timeout=harness.SOCKET_TIMEOUT_S)
+            idle.append(sock)
+            sock.sendall(build_request("GET", "/health", headers=keep))
+            resp = harness.read_response(sock, timeout=scaled(5.0))
+            check(resp.status == 200 and not resp.closed,
+                  "keep-alive connection %d: %s %r" % (i, resp.status,
+                                                       resp.error))
+        interims = collections.Counter()
+        for i in range(HALF_BEHIND_ROUNDS * len(HALF_BEHIND_TARGETS)):
+            target = HALF_BEHIND_TARGETS[i % len(HALF_BEHIND_TARGETS)]
+            sock = socket.create_connection((srv.host, srv.port),
+                                            timeout=harness.SOCKET_TIMEOUT_S)
+            try:
+                sock.sendall(build_request("GET", target))
+                sock.shutdown(socket.SHUT_WR)
+                interim, resp = read_until_close(sock, scaled(10.0))
+            finally:
+                sock.close()
+            check(resp.status == 200,
+                  "request %d, %s, half-closed behind %d keep-alive "
+                  "connections: got %s %r (interim %s)"
+                  % (i, target, len(idle), resp.status, resp.body[:120],
+                     interim))
+            check(interim in ([], [100]), "interim responses %s" % interim)
+            interims[len(interim)] += 1
+        # The older connections were left alone and still serve.
+        for i, sock in enumerate(idle):
+            sock.sendall(build_request("GET", "/health", headers=keep))
+            resp = harness.read_response(sock, timeout=scaled(5.0))
+            check(resp.status == 200,
+                  "keep-alive connection %d afterwards: %s %r"
+                  % (i, resp.status, resp.error))
+    finally:
+        for sock in idle:
+            sock.close()
+    n = HALF_BEHIND_ROUNDS * len(HALF_BEHIND_TARGETS)
+    return "%d of %d answered 200 (%d after a 100 Continue)" % (
+        n, n, interims[1])
+
+
 def closed_case(after_s):
     def run(srv, ctx):
         """A client that sends its request and closes its socket (after
@@ -1423,6 +1483,8 @@ def server_groups(web_root):
         ("half-close", base + workers + ["--demo-threads", "1"], None,
          [("half-close: request then shutdown(SHUT_WR) gets its 200",
            case_half_close),
+          ("half-close: behind older keep-alive connections, every "
+           "suspended request gets its 200", case_half_close_behind_idle),
           ("disconnect: a client closed at once is counted 499",
            closed_case(0)),
           ("disconnect: a client closed mid-run is counted 499",
