@@ -33,6 +33,7 @@ struct compare {
     json_t *reference;  /* sequential's outcome fields */
     double reference_ms;
     double estimate_ms;
+    double mode_estimate_ms[ENGINE_MODES]; /* what each mode was budgeted */
     bool differs[ENGINE_MODES];
 };
 
@@ -160,6 +161,8 @@ static enum handler_result on_mode_done(struct run_req *rr, int status,
     jsonw_real(&w, wall_ms > 0 ? c->reference_ms / wall_ms : 0);
     jsonw_key(&w, "same_result");
     jsonw_bool(&w, same);
+    jsonw_key(&w, "estimate_ms");
+    jsonw_ms(&w, c->mode_estimate_ms[c->next]);
     jsonw_end(&w);
     size_t len;
     char *body = jsonw_take(&w, &len);
@@ -238,7 +241,9 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
         d->fit_compare(run_req_args(rr), d, app, BUDGET_MS);
     for (size_t i = 0; i < d->n_modes; i++) {
         struct budget_cost one;
-        c->estimate_ms += d->estimate_ms(run_req_args(rr), d->modes[i], app);
+        c->mode_estimate_ms[i] =
+            d->estimate_ms(run_req_args(rr), d->modes[i], app);
+        c->estimate_ms += c->mode_estimate_ms[i];
         run_cost(d, run_req_args(rr), d->modes[i], app, &one);
         for (int k = 0; k < BUDGET_KINDS; k++) {
             if (one.amount[k] > cost.amount[k])

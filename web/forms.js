@@ -30,18 +30,6 @@
 // inputs #D-NAME with their hint #D-NAME-hint, data-default (the API's
 // default, a list comma-joined, absent when there is none) and data-default-from.
 
-// Starting values of the demos that existed before the document carried
-// x-conlab-form-value: the dashboard has always started them a little larger
-// than the API's defaults, so a first Run shows something worth looking at.
-// Only starting values: bounds, modes and defaults come from the document.
-// Remove an entry once the document gives that parameter x-conlab-form-value.
-const LEGACY_FORM_VALUES = {
-  prime: { limit: 3000000, tasks: 4 },
-  square: { numbers: '1,2,3,4,5,6,7,8', tasks: 2 },
-  sleep: { tasks: 6, ms: 300 },
-  fetch: { count: 5, ms: 200 },
-};
-
 const REF_HOPS_MAX = 16;
 
 const fmt = (n) => Number(n).toLocaleString('en-US');
@@ -121,7 +109,6 @@ function readParam(doc, demo, raw, groupOf) {
   let start;
   if (has(raw, 'x-conlab-form-value')) start = raw['x-conlab-form-value'];
   else if (p.alternative) start = undefined;
-  else if (LEGACY_FORM_VALUES[demo] && has(LEGACY_FORM_VALUES[demo], raw.name)) start = LEGACY_FORM_VALUES[demo][raw.name];
   else if (p.hasDefault) start = schema.default;
   else if (has(raw, 'example')) start = raw.example;
   else if (has(schema, 'example')) start = schema.example;
