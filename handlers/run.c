@@ -299,7 +299,8 @@ static void on_done(struct engine_run *run, int status, void *arg)
 static void on_gone(void *arg)
 {
     struct run_req *rr = arg;
-    engine_run_cancel(rr->run, -ECANCELED);
+    if (rr->run)
+        engine_run_cancel(rr->run, -ECANCELED);
 }
 
 /* A request thread: the run is over. */
@@ -320,7 +321,8 @@ static enum handler_result on_wake(struct request *req, struct response *resp,
     return r;
 }
 
-void run_answer_error(struct run_req *rr, int status, struct response *resp)
+/* The error answer of a failed run ("<demo>: <why>"). */
+static void answer_error(struct run_req *rr, int status, struct response *resp)
 {
     response_error(resp, engine_http_status(status), "%s: %s", rr->d->name,
                    engine_run_error(rr->run));
@@ -331,7 +333,7 @@ static enum handler_result answer_run(struct run_req *rr, int status,
                                       struct response *resp)
 {
     if (status != 0) {
-        run_answer_error(rr, status, resp);
+        answer_error(rr, status, resp);
         return HANDLER_DONE;
     }
     struct jsonw w;

@@ -95,9 +95,6 @@ void run_write_body(struct run_req *rr, struct jsonw *w);
 /* The finished run's wall time in ms, as its body states it. */
 double run_wall_ms(const struct run_req *rr);
 
-/* The error answer of a failed run ("<demo>: <why>"). */
-void run_answer_error(struct run_req *rr, int status, struct response *resp);
-
 /* Frees the finished run and its state (the claim stays). */
 void run_finish(struct run_req *rr);
 

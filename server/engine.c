@@ -325,17 +325,6 @@ void *engine_run_state(const struct engine_run *run)
     return run->state;
 }
 
-size_t engine_run_bytes(const struct engine_run *run)
-{
-    size_t bytes = sizeof(*run) + run->n_tasks * sizeof(run->tasks[0]);
-    if (run->slices) {
-        bytes += run->n_tasks * sizeof(run->slices[0]);
-        for (size_t i = 0; i < run->n_tasks; i++)
-            bytes += run->slices[i].cap * sizeof(run->slices[i].at[0]);
-    }
-    return bytes;
-}
-
 struct engine *engine_run_engine(const struct engine_run *run)
 {
     return run->engine;

@@ -267,8 +267,6 @@ uint64_t engine_run_ended_ns(const struct engine_run *run);
 /* The message of the failure that decided the status ("" when 0). */
 const char *engine_run_error(const struct engine_run *run);
 void *engine_run_state(const struct engine_run *run);
-/* Bytes the engine holds for the run (records, slices, slots). */
-size_t engine_run_bytes(const struct engine_run *run);
 
 /* The HTTP-side status of a run status: 200, 504, 502, 503, 499, 400, 500. */
 int engine_http_status(int status);
