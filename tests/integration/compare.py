@@ -24,7 +24,7 @@ DEMO_THREADS = 32
 EPS_MS = 0.01
 TABLE_KEYS = {"demo", "params", "cores", "modes", "wall_ms", "estimate_ms",
               "budget_ms", "results_agree", "differing_modes", "runs"}
-RUN_KEYS = cpu.SHAPE_KEYS | {"speedup", "same_result"}
+RUN_KEYS = cpu.SHAPE_KEYS | {"speedup", "same_result", "estimate_ms"}
 KIND_OF_MODE = dict(cpu.KIND_OF_MODE, **{"async": "loop"})
 MODES = {
     "prime": ["sequential", "threads", "processes", "gil"],
