@@ -19,7 +19,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/handlers/openapi_data.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_SRC = $(wildcard server/*.[ch] handlers/*.[ch] tests/unit/*.[ch] \
-                        tests/fuzz/*.[ch] bench/*.[ch])
+                        tests/fuzz/*.[ch] tests/integration/*.c bench/*.[ch])
 FUZZ_SECONDS ?= 60
 
 SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer \

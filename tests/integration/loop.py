@@ -8,7 +8,12 @@ must name), SLEEP_RUNS (a request and the pool model its timing must
 follow), FETCH_RUNS (a request and each URL's status and error),
 REFUSALS (a fetch target that must be refused, 403 or 400, before any
 connection) and REDIRECTS. Sequences (200 concurrent delays, a client
-that leaves, shutdown) are small functions.
+that leaves, shutdown) are small functions. SAFETY_OPTIONS: a libcurl
+option the fetch policy rests on, made to fail for real by failopt.c (an
+LD_PRELOAD shim built here at run time with cc; skipped without a C
+compiler), must refuse each transfer, contact nothing and log once per
+transfer; one group per option plus a control with the shim and nothing
+failing (groups loop-setopt-*).
 
 Fixtures of the test process, all on 127.0.0.1 (or ::1) only:
   trap     a listening socket that is NOT the server's: a refused URL
@@ -31,9 +36,14 @@ the durations asked of the server are not. Every wait is bounded.
 
 import collections
 import http.server
+import os
+import re
 import select
+import shlex
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -1424,6 +1434,160 @@ def case_shutdown_loop(srv, ctx):
 
 
 # --------------------------------------------------------------------------
+# Safety options that fail to set: failopt.c, preloaded, makes one
+# curl_easy_setopt() option fail for real (CONLAB_TEST_FAIL_CURLOPT).
+
+FAILOPT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "failopt.c")
+FAILOPT_ENV = "CONLAB_TEST_FAIL_CURLOPT"
+# The options the fetch policy rests on, by number: CURLOPTTYPE_* base plus
+# index, fixed by libcurl's ABI (curl/curl.h).
+# (name, number, the title of its group: loop-setopt-<title>)
+SAFETY_OPTIONS = [
+    ("CURLOPT_PROTOCOLS_STR", 10318, "protocols"),
+    ("CURLOPT_REDIR_PROTOCOLS_STR", 10319, "redir"),
+    ("CURLOPT_OPENSOCKETFUNCTION", 20163, "opensocket"),
+]
+FETCH_MODES = ["sequential", "threads", "async"]
+DELAY_ROUTE = (("method", "GET"), ("route", "/delay"), ("status", "200"))
+REFUSED_LINE = r"ERROR fetch: %s failed: [^\n]*; the transfer is refused"
+
+_failopt = None  # (path of the built shim or None, why not)
+
+
+def failopt_library():
+    """Builds failopt.c into a temporary directory once: (path, None), or
+    (None, reason) when there is no C compiler. A compiler that fails is
+    (None, its message) too, but that reason fails the cases instead of
+    skipping them."""
+    global _failopt
+    if _failopt is not None:
+        return _failopt
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    if not shutil.which(cc[0]):
+        _failopt = (None, "skip: no C compiler (%s) to build failopt.c"
+                    % cc[0])
+        return _failopt
+    tmp = tempfile.mkdtemp(prefix="conlab-failopt-")
+    harness.add_cleanup(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    lib = os.path.join(tmp, "failopt.so")
+    rc, out, err = harness.run_command(
+        cc + ["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", lib,
+              FAILOPT_SOURCE, "-ldl"], timeout=120.0)
+    if rc != 0:
+        _failopt = (None, "building failopt.c failed (%s): %s"
+                    % (rc, (err or out).strip()[-400:]))
+    else:
+        _failopt = (lib, None)
+    return _failopt
+
+
+def failopt_env(option):
+    """The environment of a server with failopt.c preloaded, failing the
+    option numbered option (None: no option fails); None when the shim
+    could not be built (the cases then say why)."""
+    lib, _ = failopt_library()
+    if lib is None:
+        return None
+    env = {"LD_PRELOAD": lib}
+    if option is not None:
+        env[FAILOPT_ENV] = str(option)
+    if harness.SANITIZER == "asan":
+        # ASan wants its runtime first among the loaded libraries; the
+        # shim intercepts nothing ASan does.
+        env["ASAN_OPTIONS"] = ":".join(
+            filter(None, [os.environ.get("ASAN_OPTIONS"),
+                          "verify_asan_link_order=0"]))
+    return env
+
+
+def need_failopt():
+    _, why = failopt_library()
+    if why is not None and why.startswith("skip: "):
+        raise harness.Skipped(why[len("skip: "):])
+    check(why is None, why)
+
+
+def delay_requests(srv):
+    """GET /delay answered 200 so far, from /metrics (a scrape that sees
+    every earlier request counted)."""
+    import ops  # its scraper; ops does not import this module
+    _, samples = ops.quiet_scrape(srv.port)
+    return samples.get(("conlab_http_requests_total", DELAY_ROUTE), 0.0)
+
+
+def setopt_case(option, mode, fixtures):
+    """GET /run/fetch of the server's own /delay and of the trap (allowed
+    to this server) in mode. option (a name) fails to set: each URL's
+    error names it, nothing is contacted, one ERROR line per transfer.
+    option None (the shim preloaded, nothing failing): both are fetched
+    (the /delay counter moves, the trap is hit), so the checks above can
+    see a contact."""
+    def run(srv, ctx):
+        need_failopt()
+        urls = ["http://127.0.0.1:%d/delay?ms=1" % srv.port,
+                "http://127.0.0.1:%d/" % fixtures.trap.port]
+        delays = delay_requests(srv)
+        log_at = len(srv.log())
+        fixtures.trap.mark()
+        _, body, _ = get_ok(srv, "/run/fetch?" + url_query(
+            urls, "mode=" + mode), timeout=scaled(10.0))
+        tasks = check_shape(body, "fetch", mode, {"url": urls}, len(urls))
+        check_lanes(tasks, mode, body["wall_ms"])
+        hits = fixtures.trap.connections()
+        delays = delay_requests(srv) - delays
+        logged = srv.log()[log_at:]
+        if option is None:
+            expect_value("tasks[0] (/delay)", [tasks[0][k] for k in
+                                               ("status", "error")],
+                         [200, None])
+            expect_value("tasks[1].error (trap)", tasks[1]["error"],
+                         NonEmptyStr())
+            expect_value("result.ok", json_path(body, "result.ok"), 1)
+            check(delays == 1, "/delay was answered %d times, expected 1"
+                  % delays)
+            check(hits == 1, "the trap saw %d connections, expected 1"
+                  % hits)
+            check("the transfer is refused" not in logged,
+                  "a transfer was refused: %s" % _short(logged, 300))
+            return "both fetched"
+        for i, t in enumerate(tasks):
+            expect_value("tasks[%d].error" % i, t["error"],
+                         "the transfer could not be configured (%s)"
+                         % option)
+            expect_value("tasks[%d].status" % i, t["status"], 0)
+        expect_value("result", body["result"],
+                     {"ok": 0, "failed": len(urls), "bytes": 0})
+        check(delays == 0, "/delay was answered %d times" % delays)
+        check(hits == 0, "the trap accepted %d connection(s)" % hits)
+        lines = re.findall(REFUSED_LINE % re.escape(option), logged)
+        check(len(lines) == len(urls), "%d '%s failed' lines for %d "
+              "refused transfers; log: %s" % (len(lines), option,
+                                              len(urls), _short(logged, 300)))
+        errors = logged.count(" ERROR ")
+        check(errors == len(urls), "%d ERROR lines, expected %d: %s"
+              % (errors, len(urls), _short(logged, 300)))
+        return body["tasks"][0]["error"]
+    return run
+
+
+def setopt_groups(base, fixtures):
+    """A server per failing option, and one with the shim and no failing
+    option (the control)."""
+    allow_trap = ["--allow-host", "127.0.0.1:%d" % fixtures.trap.port]
+    groups = []
+    for name, number, title in SAFETY_OPTIONS + [(None, None, "control")]:
+        what = ("%s fails: refused" % name) if name else \
+            "shim, no option fails: fetched"
+        groups.append(("loop-setopt-" + title, base + allow_trap,
+                       failopt_env(number),
+                       [("setopt: %s, %s" % (what, mode),
+                         setopt_case(name, mode, fixtures))
+                        for mode in FETCH_MODES]))
+    return groups
+
+
+# --------------------------------------------------------------------------
 # Groups
 
 _fixtures = None
@@ -1495,6 +1659,7 @@ def server_groups(web_root):
          [("shutdown: SIGTERM with timers and transfers in flight",
            case_shutdown_loop)]),
     ]
+    groups += setopt_groups(base + workers, fx)
     if fx.ipv6:
         groups.append(
             ("loop-ipv6", base + workers + ["--bind", "::1"], None,
