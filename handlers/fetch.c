@@ -572,7 +572,9 @@ static void fit_compare(struct demo_args *a, const struct demo *d,
         size_t lanes = engine_lanes(app->engine, d->modes[i], n);
         waves += (n + lanes - 1) / lanes;
     }
-    double each = budget_ms / (double)waves;
+    /* A tenth of the budget is left for what is not waiting: starting
+     * the transfers and the runs, writing the answers. */
+    double each = budget_ms * 0.9 / (double)waves;
     if (each < (double)app->cfg->job_timeout_ms)
         a->timeout_ms = each >= 1.0 ? (int)each : 1;
 }
