@@ -196,6 +196,13 @@ def main():
                                                p["peak_mib"]),
               "%d at most" % limits.PER_TASK_MAX_MIB,
               verdict(p["added_mib"] <= limits.PER_TASK_MAX_MIB)),
+             ("bytes held per task in flight (VmRSS added / %d tasks)"
+              % (limits.PER_TASK_RUNS * 10000),
+              "%.0f" % (p["added_mib"] * 1048576 /
+                        (limits.PER_TASK_RUNS * 10000)),
+              "256 at most",
+              verdict(p["added_mib"] * 1048576 /
+                      (limits.PER_TASK_RUNS * 10000) <= 256)),
              ("timer lateness p99 (end - start - 1000), ms",
               "-" if late is None else "%.2f (p50 %.2f, max %.1f)" % (
                   late, p["lateness_p50_ms"], p["lateness_max_ms"]),

@@ -139,6 +139,11 @@ def limits_summary(doc):
         rows.append(("memory per task: 20 x 10,000 sleeps of 1 s",
                      f"+{p['added_mib']:.1f} MiB", "+30 MiB at most",
                      "PASS" if p["added_mib"] <= 30 else "FAIL"))
+        per_task = p["added_mib"] * 1048576 / (20 * 10000)
+        rows.append(("bytes a task holds in flight (the same, per task: "
+                     "its record, its timer, its share of the answer)",
+                     f"{per_task:.0f} B", "256 B or fewer",
+                     "PASS" if per_task <= 256 else "FAIL"))
         late = p.get("lateness_p99_ms")
         rows.append(("timer lateness meanwhile",
                      "-" if late is None else f"p99 {late:.2f} ms",
