@@ -104,7 +104,7 @@ fuzz:
 	@scripts/deps.sh build fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
-# Every benchmark in one run (about 7 minutes on 2 cores): writes
+# Every benchmark in one run (about 9 minutes on 2 cores): writes
 # bench/REPORT.md and the plots in bench/plots/ (see bench/all.sh).
 bench:
 	@scripts/deps.sh build test bench
