@@ -183,11 +183,12 @@ struct http_server {
     _Atomic unsigned connections;
     uint32_t id_prefix; /* random per process: ids differ across replicas */
     _Atomic uint64_t id_next;
-    pthread_mutex_t suspended_lock; /* guards the suspended list only */
-    struct exchange suspended;      /* list head */
     pthread_mutex_t peers_lock;     /* guards the peers list only */
     struct peer peers;              /* list head (head deadline on) */
     _Atomic uint64_t head_timeouts; /* connections cut by the deadline */
+    pthread_mutex_t suspended_lock; /* guards the suspended list only */
+    /* The list head; last, as struct exchange ends in a flexible array. */
+    struct exchange suspended;
 };
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
