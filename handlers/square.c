@@ -17,7 +17,8 @@
 extern const struct demo demo_square;
 
 #define NUMBER_MAX     3037000499LL /* its square still fits in int64 */
-#define NUMBERS_MAX    10000
+#define NUMBERS_MAX    10000   /* in a query (a 32 KiB request target) */
+#define NUMBERS_MAX_BODY 1000000 /* in a JSON body (--body-max) */
 #define TASKS_MAX      256
 #define YIELD_EVERY    1024
 #define SQUARE_JOB_MAX (JOB_PAYLOAD_MAX / 8) /* numbers in one job */
@@ -41,9 +42,12 @@ static const struct demo_param params[] = {
                    .def_list = "1,2,3,4",
                    .form_list = "1,2,3,4,5,6,7,8",
                    .max_items = NUMBERS_MAX,
+                   .max_items_body = NUMBERS_MAX_BODY,
                    .doc = "Comma list of 1 to 10,000 integers within "
                           "+-3,037,000,499 (the square fits in 64 bits); "
-                          "the whole request target is at most 32 KiB."},
+                          "the whole request target is at most 32 KiB. In "
+                          "a POST body: a JSON array of 1 to 1,000,000 "
+                          "integers."},
     [P_TASKS] = {.name = "tasks",
                  .type = DEMO_INT,
                  .min = 1,
