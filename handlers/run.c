@@ -257,6 +257,8 @@ int run_parse_json(struct run_req *rr, struct jsonr_doc *doc,
     char err[PARAMS_ERROR_MAX] = "";
     int rc = demo_parse_json(rr->d, doc, p, mode, rr->app, &rr->args, err,
                              sizeof(err));
+    /* What is kept is copied out: the body's bytes go before admission. */
+    http_body_release(rr->req);
     if (rc == -EINVAL) {
         handlers_reject_params(p, resp);
         return -EINVAL;

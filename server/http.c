@@ -291,6 +291,11 @@ void http_charge_bodies(struct http_server *srv, struct budget *budget)
     srv->budget = budget;
 }
 
+void http_body_release(struct request *req)
+{
+    drop_body(req->conn);
+}
+
 int http_port(const struct http_server *srv)
 {
     return srv->port;
@@ -646,7 +651,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             *upload_size = 0;
             return ex->body_bytes > HTTP_BODY_DISCARD_MAX ? MHD_NO : MHD_YES;
         }
-        if (ex->body_bytes > HTTP_BODY_MAX) {
+        if (!ex->takes_body && ex->body_bytes > HTTP_BODY_MAX) {
             response_error(&ex->resp, 413,
                            "request body too large (at most %d bytes; "
                            "no endpoint takes a body)",

@@ -77,6 +77,14 @@ struct budget;
  */
 void http_charge_bodies(struct http_server *srv, struct budget *budget);
 
+/*
+ * Frees req's body and gives its bytes back to the budget: for a handler
+ * that has taken what it needs from it, before it asks the budget for
+ * its run (else the body would count twice). req->body is NULL after.
+ * Request thread, during the handler; again, or without a body, nothing.
+ */
+void http_body_release(struct request *req);
+
 /* The bound port (useful with port 0). */
 int http_port(const struct http_server *srv);
 
