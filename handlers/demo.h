@@ -188,7 +188,8 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
  * member not yet taken must be one of the demo's parameters, with its
  * JSON type (an integer; an array of integers; an array of strings) and
  * the same bounds and messages as the query form; a list may have up to
- * max_items_body items. p only carries the message (params_parse(p, "")
+ * max_items_body items in one mode (DEMO_ALL_MODES, a comparison, keeps
+ * max_items: it holds every mode's answer at once). p only carries the message (params_parse(p, "")
  * first; a key the caller took already, such as "mode", is named to it
  * with params_expect()). Returns what demo_parse() returns; the list's
  * numbers are converted straight from the text (no copy of the body).

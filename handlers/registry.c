@@ -185,10 +185,14 @@ static int wrong_type(struct params *p, const struct demo_param *dp,
 /* A list parameter's numbers, straight from the body's text. */
 static int json_int_list(struct params *p, const struct jsonr_doc *doc,
                          const struct jsonr_member *m,
-                         const struct demo_param *dp, int64_t max,
+                         const struct demo_param *dp, int64_t max, int mode,
                          int64_t **take_out, size_t *n_out)
 {
-    size_t max_items = demo_param_max_items_body(dp);
+    /* A comparison holds every mode's answer at once (and parses each
+     * result to compare it): it keeps the query's limit. */
+    size_t max_items = mode == DEMO_ALL_MODES
+                           ? dp->max_items
+                           : demo_param_max_items_body(dp);
     if (m->n_items == 0)
         return params_fail(p, "parameter '%s': an array of 1 to %zu "
                               "integers, got an empty array",
@@ -322,7 +326,8 @@ int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
                                                       : JSONR_INTEGER))) {
             rc = wrong_type(p, dp, m);
         } else if (dp->type == DEMO_INT_LIST) {
-            rc = json_int_list(p, doc, m, dp, max, &a->list[i], &a->n[i]);
+            rc = json_int_list(p, doc, m, dp, max, mode, &a->list[i],
+                               &a->n[i]);
         } else {
             rc = json_strings(p, doc, m, dp, &a->strings[i], &a->n[i]);
         }
