@@ -49,8 +49,8 @@ struct demo_param {
     const char *max_count_of;
     int64_t def; /* DEMO_INT, when def_from is DEMO_DEF_CONST */
     enum demo_default_from def_from;
-    const char *def_list;  /* DEMO_INT_LIST: the default list ("1,2,3,4") */
-    size_t max_items;      /* DEMO_INT_LIST and DEMO_URLS */
+    const char *def_list; /* DEMO_INT_LIST: the default list ("1,2,3,4") */
+    size_t max_items;     /* DEMO_INT_LIST and DEMO_URLS */
     /* A larger max_items for a JSON request body (the query's is bound
      * by the request target's size); 0: max_items. */
     size_t max_items_body;
@@ -189,10 +189,10 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
  * JSON type (an integer; an array of integers; an array of strings) and
  * the same bounds and messages as the query form; a list may have up to
  * max_items_body items in one mode (DEMO_ALL_MODES, a comparison, keeps
- * max_items: it holds every mode's answer at once). p only carries the message (params_parse(p, "")
- * first; a key the caller took already, such as "mode", is named to it
- * with params_expect()). Returns what demo_parse() returns; the list's
- * numbers are converted straight from the text (no copy of the body).
+ * max_items: it holds every mode's answer at once). p only carries the message
+ * (params_parse(p, "") first; a key the caller took already, such as "mode", is
+ * named to it with params_expect()). Returns what demo_parse() returns; the
+ * list's numbers are converted straight from the text (no copy of the body).
  */
 int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
                     struct params *p, int mode, const struct app *app,

@@ -88,8 +88,8 @@ int handlers_body_doc(const struct request *req, struct jsonr_doc *doc,
                        "not in the query string");
         return -EINVAL;
     }
-    if (!req->body || jsonr_scan(doc, req->body, req->body_len, err,
-                                 sizeof(err)) < 0) {
+    if (!req->body ||
+        jsonr_scan(doc, req->body, req->body_len, err, sizeof(err)) < 0) {
         response_error(resp, 400, "%s",
                        req->body ? err : "a JSON object body is required");
         return -EINVAL;
@@ -108,16 +108,14 @@ int handlers_json_enum(struct jsonr_doc *doc, struct params *p,
         if (strcmp(m->key, name) != 0)
             continue;
         if (m->taken)
-            return params_fail(p, "parameter '%s' given more than once",
-                               name);
+            return params_fail(p, "parameter '%s' given more than once", name);
         m->taken = true;
         if (m->type != JSONR_STRING)
             return params_fail(p, "parameter '%s': expected a string, got %s",
                                name, jsonr_type_names[m->type]);
         char *value = jsonr_string_dup(doc->text + m->at, m->end - m->at);
         if (!value)
-            return params_fail(p, "parameter '%s': not a usable string",
-                               name);
+            return params_fail(p, "parameter '%s': not a usable string", name);
         int rc = params_check_enum(p, name, value, choices, n_choices, out);
         free(value);
         if (rc < 0)

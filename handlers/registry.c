@@ -162,15 +162,17 @@ static int wrong_type(struct params *p, const struct demo_param *dp,
     if (m->type == JSONR_ARRAY && m->mixed)
         return params_fail(p, "parameter '%s': item %zu is %s %s, expected %s",
                            dp->name, m->first_other + 1,
-                           m->other == JSONR_INTEGER || m->other == JSONR_ARRAY
-                                   || m->other == JSONR_OBJECT
+                           m->other == JSONR_INTEGER ||
+                                   m->other == JSONR_ARRAY ||
+                                   m->other == JSONR_OBJECT
                                ? "an"
                                : "a",
                            jsonr_type_names[m->other],
                            dp->type == DEMO_URLS ? "a string" : "an integer");
     if (m->type == JSONR_ARRAY && m->n_items > 0)
-        return params_fail(p, "parameter '%s': expected %s, got an array of "
-                              "%ss",
+        return params_fail(p,
+                           "parameter '%s': expected %s, got an array of "
+                           "%ss",
                            dp->name, expected[dp->type],
                            jsonr_type_names[m->item]);
     return params_fail(p, "parameter '%s': expected %s, got %s %s", dp->name,
@@ -190,12 +192,12 @@ static int json_int_list(struct params *p, const struct jsonr_doc *doc,
 {
     /* A comparison holds every mode's answer at once (and parses each
      * result to compare it): it keeps the query's limit. */
-    size_t max_items = mode == DEMO_ALL_MODES
-                           ? dp->max_items
-                           : demo_param_max_items_body(dp);
+    size_t max_items =
+        mode == DEMO_ALL_MODES ? dp->max_items : demo_param_max_items_body(dp);
     if (m->n_items == 0)
-        return params_fail(p, "parameter '%s': an array of 1 to %zu "
-                              "integers, got an empty array",
+        return params_fail(p,
+                           "parameter '%s': an array of 1 to %zu "
+                           "integers, got an empty array",
                            dp->name, max_items);
     if (m->n_items > max_items)
         return params_check_count(p, dp->name, m->n_items, max_items);
@@ -228,8 +230,9 @@ static int json_strings(struct params *p, const struct jsonr_doc *doc,
 {
     size_t max_items = demo_param_max_items_body(dp);
     if (m->n_items == 0)
-        return params_fail(p, "parameter '%s': an array of 1 to %zu "
-                              "strings, got an empty array",
+        return params_fail(p,
+                           "parameter '%s': an array of 1 to %zu "
+                           "strings, got an empty array",
                            dp->name, max_items);
     if (m->n_items > max_items)
         return params_fail(p, "parameter '%s': at most %zu values", dp->name,
@@ -245,8 +248,8 @@ static int json_strings(struct params *p, const struct jsonr_doc *doc,
     jsonr_iter_init(&it, doc, m);
     while (n < m->n_items && jsonr_next_item(&it, &type, &at, &len)) {
         if (len <= 2) {
-            rc = params_fail(p, "parameter '%s': value %zu is empty",
-                             dp->name, n + 1);
+            rc = params_fail(p, "parameter '%s': value %zu is empty", dp->name,
+                             n + 1);
             break;
         }
         out[n] = jsonr_string_dup(at, len);
@@ -326,8 +329,7 @@ int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
                                                       : JSONR_INTEGER))) {
             rc = wrong_type(p, dp, m);
         } else if (dp->type == DEMO_INT_LIST) {
-            rc = json_int_list(p, doc, m, dp, max, mode, &a->list[i],
-                               &a->n[i]);
+            rc = json_int_list(p, doc, m, dp, max, mode, &a->list[i], &a->n[i]);
         } else {
             rc = json_strings(p, doc, m, dp, &a->strings[i], &a->n[i]);
         }

@@ -251,8 +251,8 @@ int run_parse(struct run_req *rr, struct params *p, int mode,
     return 0;
 }
 
-int run_parse_json(struct run_req *rr, struct jsonr_doc *doc,
-                   struct params *p, int mode, struct response *resp)
+int run_parse_json(struct run_req *rr, struct jsonr_doc *doc, struct params *p,
+                   int mode, struct response *resp)
 {
     char err[PARAMS_ERROR_MAX] = "";
     int rc = demo_parse_json(rr->d, doc, p, mode, rr->app, &rr->args, err,

@@ -16,12 +16,12 @@
 
 extern const struct demo demo_square;
 
-#define NUMBER_MAX     3037000499LL /* its square still fits in int64 */
-#define NUMBERS_MAX    10000   /* in a query (a 32 KiB request target) */
-#define NUMBERS_MAX_BODY 1000000 /* in a JSON body (--body-max) */
-#define TASKS_MAX      256
-#define YIELD_EVERY    1024
-#define SQUARE_JOB_MAX (JOB_PAYLOAD_MAX / 8) /* numbers in one job */
+#define NUMBER_MAX       3037000499LL /* its square still fits in int64 */
+#define NUMBERS_MAX      10000        /* in a query (a 32 KiB request target) */
+#define NUMBERS_MAX_BODY 1000000      /* in a JSON body (--body-max) */
+#define TASKS_MAX        256
+#define YIELD_EVERY      1024
+#define SQUARE_JOB_MAX   (JOB_PAYLOAD_MAX / 8) /* numbers in one job */
 /* Multiplications per ms on one core, roughly (with the copying). */
 #define SQUARES_PER_MS 200000.0
 

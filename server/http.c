@@ -1219,8 +1219,8 @@ static bool start_body(struct exchange *ex, struct MHD_Connection *conn)
         if (!ex->req.client ||
             budget_client_from_sockaddr(ex->req.client, &client) < 0)
             memset(&client, 0, sizeof(client));
-        int rc = budget_acquire(srv->budget, &client, &cost, &ex->body_claim,
-                                NULL);
+        int rc =
+            budget_acquire(srv->budget, &client, &cost, &ex->body_claim, NULL);
         if (rc == -E2BIG) {
             response_error(&ex->resp, 413,
                            "request body too large: %llu bytes, more than "

@@ -192,11 +192,21 @@ char *jsonr_string_dup(const char *at, size_t len)
         }
         i++;
         switch (at[i]) {
-        case 'b': out[n++] = '\b'; break;
-        case 'f': out[n++] = '\f'; break;
-        case 'n': out[n++] = '\n'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 't': out[n++] = '\t'; break;
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
         case 'u': {
             struct scan sc = {.s = at, .len = len, .pos = i + 1};
             unsigned cp = 0, low = 0;
@@ -216,7 +226,9 @@ char *jsonr_string_dup(const char *at, size_t len)
             n += put_utf8(out + n, cp);
             break;
         }
-        default: out[n++] = at[i]; break; /* " \ / */
+        default:
+            out[n++] = at[i];
+            break; /* " \ / */
         }
     }
     out[n] = '\0';

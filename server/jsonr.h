@@ -47,11 +47,11 @@ struct jsonr_member {
     size_t at, end; /* the value's text: [at, end) */
     /* JSONR_ARRAY: */
     size_t n_items;
-    bool mixed;              /* an item's type differs from the first's */
-    enum jsonr_type item;    /* the first item's type (when n_items > 0) */
-    size_t first_other;      /* mixed: the index of the first that differs */
-    enum jsonr_type other;   /* mixed: its type */
-    bool taken;              /* for the caller: member consumed */
+    bool mixed;            /* an item's type differs from the first's */
+    enum jsonr_type item;  /* the first item's type (when n_items > 0) */
+    size_t first_other;    /* mixed: the index of the first that differs */
+    enum jsonr_type other; /* mixed: its type */
+    bool taken;            /* for the caller: member consumed */
 };
 
 struct jsonr_doc {

@@ -30,8 +30,8 @@ enum http_method {
 
 struct request {
     enum http_method method;
-    const char *path;     /* percent-decoded, starts with '/', NUL-free */
-    const char *query;    /* raw text after '?', "" when none */
+    const char *path;  /* percent-decoded, starts with '/', NUL-free */
+    const char *query; /* raw text after '?', "" when none */
     /* A route that takes POST: the whole body, NUL-terminated after
      * body_len bytes (it may hold NULs), valid during the handler's call
      * only; NULL otherwise. */
