@@ -20,6 +20,7 @@
 
 #include "../server/clock.h"
 #include "../server/http.h"
+#include "../server/jsonr.h"
 #include "../server/params.h"
 #include "handlers.h"
 #include "run.h"
@@ -206,9 +207,19 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
         snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
                  names[i]);
     }
-    if (params_parse(&p, req->query) < 0 ||
-        params_enum(&p, "demo", names, demo_count, -1, &which) < 0)
+    struct jsonr_doc doc;
+    if (req->method == HTTP_POST) {
+        if (handlers_body_doc(req, &doc, &p, resp) < 0) {
+            params_cleanup(&p);
+            return HANDLER_DONE;
+        }
+        if (handlers_json_enum(&doc, &p, "demo", names, demo_count, -1,
+                               &which) < 0)
+            return handlers_reject_params(&p, resp);
+    } else if (params_parse(&p, req->query) < 0 ||
+               params_enum(&p, "demo", names, demo_count, -1, &which) < 0) {
         return handlers_reject_params(&p, resp);
+    }
     if (which < 0) {
         params_cleanup(&p);
         response_error(resp, 400, "parameter 'demo' is required: one of %s",
@@ -230,7 +241,10 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     jsonw_init(&c->table, RUN_BODY_MAX);
     jsonw_array(&c->table);
 
-    if (run_parse(rr, &p, DEMO_ALL_MODES, resp) < 0) {
+    int parsed = req->method == HTTP_POST
+                     ? run_parse_json(rr, &doc, &p, DEMO_ALL_MODES, resp)
+                     : run_parse(rr, &p, DEMO_ALL_MODES, resp);
+    if (parsed < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }

@@ -24,6 +24,7 @@
 
 struct app;
 struct params;
+struct jsonr_doc;
 
 #define DEMO_PARAMS_MAX 8
 #define DEMOS_MAX       16
@@ -48,8 +49,11 @@ struct demo_param {
     const char *max_count_of;
     int64_t def; /* DEMO_INT, when def_from is DEMO_DEF_CONST */
     enum demo_default_from def_from;
-    const char *def_list;  /* DEMO_INT_LIST: the default list ("1,2,3,4") */
-    size_t max_items;      /* DEMO_INT_LIST and DEMO_URLS */
+    const char *def_list; /* DEMO_INT_LIST: the default list ("1,2,3,4") */
+    size_t max_items;     /* DEMO_INT_LIST and DEMO_URLS */
+    /* A larger max_items for a JSON request body (the query's is bound
+     * by the request target's size); 0: max_items. */
+    size_t max_items_body;
     int64_t form_value;    /* the dashboard's starting value; 0: def */
     const char *form_list; /* the same for a list */
     bool scales_time;      /* raising it makes the run longer */
@@ -178,6 +182,24 @@ int64_t demo_param_default(const struct demo_param *p, const struct app *app);
 int demo_parse(const struct demo *d, struct params *p, int mode,
                const struct app *app, struct demo_args *a, char *err,
                size_t err_len);
+
+/*
+ * demo_parse() for a JSON request body already scanned (jsonr.h): every
+ * member not yet taken must be one of the demo's parameters, with its
+ * JSON type (an integer; an array of integers; an array of strings) and
+ * the same bounds and messages as the query form; a list may have up to
+ * max_items_body items in one mode (DEMO_ALL_MODES, a comparison, keeps
+ * max_items: it holds every mode's answer at once). p only carries the message
+ * (params_parse(p, "") first; a key the caller took already, such as "mode", is
+ * named to it with params_expect()). Returns what demo_parse() returns; the
+ * list's numbers are converted straight from the text (no copy of the body).
+ */
+int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
+                    struct params *p, int mode, const struct app *app,
+                    struct demo_args *a, char *err, size_t err_len);
+
+/* The most items a list parameter takes from a request body. */
+size_t demo_param_max_items_body(const struct demo_param *p);
 
 void demo_args_cleanup(struct demo_args *a);
 

@@ -35,6 +35,26 @@ bool handlers_refuse_query(const struct request *req, struct response *resp);
  */
 int handlers_register(struct router *router, struct app *app);
 
+struct jsonr_doc;
+
+/*
+ * A POST's JSON body, scanned into doc, with p made ready to carry the
+ * parameters' messages (params_cleanup() it). A query string on a POST is
+ * refused: the parameters come from one place. Returns 0, or -EINVAL with
+ * resp filled (400: a query string, malformed JSON naming the byte, too
+ * many members).
+ */
+int handlers_body_doc(const struct request *req, struct jsonr_doc *doc,
+                      struct params *p, struct response *resp);
+
+/*
+ * params_enum() for a member of a JSON body: a string, one of choices;
+ * def when absent. Marks the member taken. 0, or -EINVAL (message in p).
+ */
+int handlers_json_enum(struct jsonr_doc *doc, struct params *p,
+                       const char *name, const char *const choices[],
+                       size_t n_choices, int def, int *out);
+
 /* GET /health: status, version, uptime and the pools. */
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *app);

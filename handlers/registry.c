@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../server/app.h"
+#include "../server/jsonr.h"
 #include "../server/params.h"
 
 extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch;
@@ -136,6 +137,209 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
     }
     if (params_finish(p) < 0)
         return -EINVAL;
+    if (d->check)
+        return d->check(a,
+                        mode == DEMO_ALL_MODES ? d->default_mode
+                                               : (enum engine_mode)mode,
+                        app, err, err_len);
+    return 0;
+}
+
+size_t demo_param_max_items_body(const struct demo_param *p)
+{
+    return p->max_items_body ? p->max_items_body : p->max_items;
+}
+
+/* A member of the wrong JSON type: what was expected, what came. */
+static int wrong_type(struct params *p, const struct demo_param *dp,
+                      const struct jsonr_member *m)
+{
+    static const char *const expected[] = {
+        [DEMO_INT] = "an integer",
+        [DEMO_INT_LIST] = "an array of integers",
+        [DEMO_URLS] = "an array of strings",
+    };
+    if (m->type == JSONR_ARRAY && m->mixed)
+        return params_fail(p, "parameter '%s': item %zu is %s %s, expected %s",
+                           dp->name, m->first_other + 1,
+                           m->other == JSONR_INTEGER ||
+                                   m->other == JSONR_ARRAY ||
+                                   m->other == JSONR_OBJECT
+                               ? "an"
+                               : "a",
+                           jsonr_type_names[m->other],
+                           dp->type == DEMO_URLS ? "a string" : "an integer");
+    if (m->type == JSONR_ARRAY && m->n_items > 0)
+        return params_fail(p,
+                           "parameter '%s': expected %s, got an array of "
+                           "%ss",
+                           dp->name, expected[dp->type],
+                           jsonr_type_names[m->item]);
+    return params_fail(p, "parameter '%s': expected %s, got %s %s", dp->name,
+                       expected[dp->type],
+                       m->type == JSONR_INTEGER || m->type == JSONR_ARRAY ||
+                               m->type == JSONR_OBJECT
+                           ? "an"
+                           : "a",
+                       jsonr_type_names[m->type]);
+}
+
+/* A list parameter's numbers, straight from the body's text. */
+static int json_int_list(struct params *p, const struct jsonr_doc *doc,
+                         const struct jsonr_member *m,
+                         const struct demo_param *dp, int64_t max, int mode,
+                         int64_t **take_out, size_t *n_out)
+{
+    /* A comparison holds every mode's answer at once (and parses each
+     * result to compare it): it keeps the query's limit. */
+    size_t max_items =
+        mode == DEMO_ALL_MODES ? dp->max_items : demo_param_max_items_body(dp);
+    if (m->n_items == 0)
+        return params_fail(p,
+                           "parameter '%s': an array of 1 to %zu "
+                           "integers, got an empty array",
+                           dp->name, max_items);
+    if (m->n_items > max_items)
+        return params_check_count(p, dp->name, m->n_items, max_items);
+    int64_t *items = malloc(m->n_items * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    struct jsonr_iter it;
+    enum jsonr_type type;
+    const char *at;
+    size_t len, i = 0;
+    jsonr_iter_init(&it, doc, m);
+    while (i < m->n_items && jsonr_next_item(&it, &type, &at, &len)) {
+        if (params_check_item(p, dp->name, i, at, len, dp->min, max, max_items,
+                              &items[i]) < 0) {
+            free(items);
+            return -EINVAL;
+        }
+        i++;
+    }
+    *take_out = items;
+    *n_out = i;
+    return 0;
+}
+
+/* A repeatable string parameter (URLs): copies, like params_strings(). */
+static int json_strings(struct params *p, const struct jsonr_doc *doc,
+                        const struct jsonr_member *m,
+                        const struct demo_param *dp, char ***take_out,
+                        size_t *n_out)
+{
+    size_t max_items = demo_param_max_items_body(dp);
+    if (m->n_items == 0)
+        return params_fail(p,
+                           "parameter '%s': an array of 1 to %zu "
+                           "strings, got an empty array",
+                           dp->name, max_items);
+    if (m->n_items > max_items)
+        return params_fail(p, "parameter '%s': at most %zu values", dp->name,
+                           max_items);
+    char **out = calloc(m->n_items, sizeof(*out));
+    if (!out)
+        return -ENOMEM;
+    struct jsonr_iter it;
+    enum jsonr_type type;
+    const char *at;
+    size_t len, n = 0;
+    int rc = 0;
+    jsonr_iter_init(&it, doc, m);
+    while (n < m->n_items && jsonr_next_item(&it, &type, &at, &len)) {
+        if (len <= 2) {
+            rc = params_fail(p, "parameter '%s': value %zu is empty", dp->name,
+                             n + 1);
+            break;
+        }
+        out[n] = jsonr_string_dup(at, len);
+        if (!out[n]) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    *take_out = out; /* freed by demo_args_cleanup() with *n_out */
+    *n_out = n;
+    return rc;
+}
+
+int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
+                    struct params *p, int mode, const struct app *app,
+                    struct demo_args *a, char *err, size_t err_len)
+{
+    memset(a, 0, sizeof(*a));
+    for (size_t i = 0; i < d->n_params; i++)
+        params_expect(p, d->params[i].name);
+    for (size_t k = 0; k < doc->n; k++) {
+        for (size_t j = 0; j < k; j++) {
+            if (strcmp(doc->members[j].key, doc->members[k].key) == 0) {
+                params_fail(p, "parameter '%s' given more than once",
+                            doc->members[k].key);
+                return -EINVAL;
+            }
+        }
+    }
+    for (size_t k = 0; k < doc->n; k++) {
+        if (!doc->members[k].taken &&
+            demo_param_index(d, doc->members[k].key) < 0) {
+            params_unknown(p, doc->members[k].key);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < d->n_params; i++) {
+        const struct demo_param *dp = &d->params[i];
+        int64_t max = demo_param_max(d, dp, mode);
+        struct jsonr_member *m = NULL;
+        int rc = 0;
+        for (size_t k = 0; k < doc->n && !m; k++) {
+            if (strcmp(doc->members[k].key, dp->name) == 0)
+                m = &doc->members[k];
+        }
+        a->given[i] = m != NULL;
+        if (m)
+            m->taken = true;
+        if (dp->type == DEMO_INT) {
+            int64_t def = demo_param_default(dp, app);
+            int of =
+                dp->max_count_of ? demo_param_index(d, dp->max_count_of) : -1;
+            if (of >= 0 && (size_t)of < i) {
+                int64_t count = (int64_t)a->n[of];
+                max = count < max ? count : max;
+                def = count < def ? count : def;
+            }
+            if (!m)
+                a->v[i] = def;
+            else if (m->type != JSONR_INTEGER)
+                rc = wrong_type(p, dp, m);
+            else
+                rc = params_check_int(p, dp->name, doc->text + m->at,
+                                      m->end - m->at, dp->min, max, &a->v[i]);
+        } else if (!m && dp->type == DEMO_INT_LIST) {
+            struct params def;
+            params_parse(&def, "");
+            rc = params_int_list(&def, dp->name, dp->min, max, dp->max_items,
+                                 dp->def_list, &a->list[i], &a->n[i]);
+            params_cleanup(&def);
+        } else if (!m) {
+            a->n[i] = 0;
+        } else if (m->type != JSONR_ARRAY || m->mixed ||
+                   (m->n_items > 0 &&
+                    m->item != (dp->type == DEMO_URLS ? JSONR_STRING
+                                                      : JSONR_INTEGER))) {
+            rc = wrong_type(p, dp, m);
+        } else if (dp->type == DEMO_INT_LIST) {
+            rc = json_int_list(p, doc, m, dp, max, mode, &a->list[i], &a->n[i]);
+        } else {
+            rc = json_strings(p, doc, m, dp, &a->strings[i], &a->n[i]);
+        }
+        if (rc == -ENOMEM) {
+            snprintf(err, err_len, "out of memory");
+            return 500;
+        }
+        if (rc < 0)
+            return -EINVAL;
+    }
     if (d->check)
         return d->check(a,
                         mode == DEMO_ALL_MODES ? d->default_mode

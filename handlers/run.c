@@ -19,6 +19,7 @@
 #include "../server/clock.h"
 #include "../server/gil.h"
 #include "../server/http.h"
+#include "../server/jsonr.h"
 #include "../server/log.h"
 #include "../server/params.h"
 #include "handlers.h"
@@ -191,9 +192,19 @@ enum handler_result run_handle(struct request *req, struct response *resp,
         if (d->modes[i] == d->default_mode)
             def = (int)i;
     }
-    if (params_parse(&p, req->query) < 0 ||
-        params_enum(&p, "mode", names, d->n_modes, def, &choice) < 0)
+    struct jsonr_doc doc;
+    if (req->method == HTTP_POST) {
+        if (handlers_body_doc(req, &doc, &p, resp) < 0) {
+            params_cleanup(&p);
+            return HANDLER_DONE;
+        }
+        if (handlers_json_enum(&doc, &p, "mode", names, d->n_modes, def,
+                               &choice) < 0)
+            return handlers_reject_params(&p, resp);
+    } else if (params_parse(&p, req->query) < 0 ||
+               params_enum(&p, "mode", names, d->n_modes, def, &choice) < 0) {
         return handlers_reject_params(&p, resp);
+    }
 
     struct run_req *rr = run_req_new(app, req, d);
     if (!rr) {
@@ -202,7 +213,10 @@ enum handler_result run_handle(struct request *req, struct response *resp,
         return HANDLER_DONE;
     }
     enum engine_mode mode = d->modes[choice];
-    if (run_parse(rr, &p, (int)mode, resp) < 0) {
+    int parsed = req->method == HTTP_POST
+                     ? run_parse_json(rr, &doc, &p, (int)mode, resp)
+                     : run_parse(rr, &p, (int)mode, resp);
+    if (parsed < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }
@@ -225,6 +239,26 @@ int run_parse(struct run_req *rr, struct params *p, int mode,
 {
     char err[PARAMS_ERROR_MAX] = "";
     int rc = demo_parse(rr->d, p, mode, rr->app, &rr->args, err, sizeof(err));
+    if (rc == -EINVAL) {
+        handlers_reject_params(p, resp);
+        return -EINVAL;
+    }
+    params_cleanup(p);
+    if (rc != 0) {
+        response_error(resp, rc, "%s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int run_parse_json(struct run_req *rr, struct jsonr_doc *doc, struct params *p,
+                   int mode, struct response *resp)
+{
+    char err[PARAMS_ERROR_MAX] = "";
+    int rc = demo_parse_json(rr->d, doc, p, mode, rr->app, &rr->args, err,
+                             sizeof(err));
+    /* What is kept is copied out: the body's bytes go before admission. */
+    http_body_release(rr->req);
     if (rc == -EINVAL) {
         handlers_reject_params(p, resp);
         return -EINVAL;

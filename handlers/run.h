@@ -66,6 +66,11 @@ struct params;
 int run_parse(struct run_req *rr, struct params *p, int mode,
               struct response *resp);
 
+/* run_parse() for a POST's JSON body (see demo_parse_json()). */
+struct jsonr_doc;
+int run_parse_json(struct run_req *rr, struct jsonr_doc *doc, struct params *p,
+                   int mode, struct response *resp);
+
 /* A new request state for d, or NULL without memory. */
 struct run_req *run_req_new(struct app *app, struct request *req,
                             const struct demo *d);

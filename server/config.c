@@ -78,6 +78,9 @@ static const struct opt_def opts[] = {
     {"head-timeout-ms", OPT_INT, OFF(head_timeout_ms), 0, 600000, "MS",
      "close a connection whose request head is not whole MS after its "
      "first byte (0-600000, 0 = no deadline; default 10000)"},
+    {"body-max", OPT_INT, OFF(body_max), 64, 1 << 30, "BYTES",
+     "bytes of a JSON request body at most; larger is 413 (default "
+     "16777216 = 16 MiB: 1,000,000 numbers)"},
     {"grace-ms", OPT_INT, OFF(grace_ms), 0, 600000, "MS",
      "shutdown grace period for in-flight requests (default 5000)"},
     {"allow-host", OPT_HOSTS, OFF(allow_hosts), 0, 0, "HOST[:PORT]",
@@ -130,6 +133,7 @@ void config_defaults(struct config *cfg)
     cfg->conn_timeout_s = 15;
     cfg->head_timeout_ms = 10000;
     cfg->grace_ms = 5000;
+    cfg->body_max = 16 << 20;
     strcpy(cfg->web_root, "web");
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOG_TEXT;

@@ -44,6 +44,7 @@ struct config {
     int max_per_ip;
     int conn_timeout_s;  /* idle connection timeout */
     int head_timeout_ms; /* request head deadline; 0 = none */
+    int body_max;        /* bytes of a request body (POST /run/...) */
     int grace_ms;        /* shutdown grace period */
     int n_allow_hosts;
     char allow_hosts[CONFIG_ALLOW_HOSTS_MAX][CONFIG_HOST_MAX];

@@ -87,6 +87,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -130,6 +131,12 @@ struct exchange {
     _Atomic bool probed; /* GONE_PROBE sent (at most once) */
     bool http11;         /* the request is HTTP/1.1: 1xx may be sent */
     size_t body_bytes;
+    /* A route that takes a body (POST): read into body, charged to the
+     * client's budget while held, freed as soon as the handler returns. */
+    bool takes_body;
+    char *body;
+    size_t body_cap; /* Content-Length: the buffer holds body_cap + 1 */
+    struct budget_claim body_claim;
     struct exchange *prev, *next; /* on srv->suspended while suspended */
     struct peer *peer;            /* its connection's, or NULL */
     http_wake_fn wake;            /* EX_WOKEN: what runs on resume */
@@ -186,6 +193,7 @@ struct http_server {
     pthread_mutex_t peers_lock;     /* guards the peers list only */
     struct peer peers;              /* list head (head deadline on) */
     _Atomic uint64_t head_timeouts; /* connections cut by the deadline */
+    struct budget *budget;          /* charges request bodies, or NULL */
     pthread_mutex_t suspended_lock; /* guards the suspended list only */
     /* The list head; last, as struct exchange ends in a flexible array. */
     struct exchange suspended;
@@ -221,6 +229,10 @@ static void sweep_heads(struct http_server *srv);
 static bool head_overdue(struct peer *p, uint64_t now_ns, uint64_t limit_ns);
 static void restore_timeout(struct exchange *ex);
 static void set_timeout(struct exchange *ex, unsigned seconds);
+static bool route_takes_body(struct exchange *ex);
+static bool content_type_json(const char *value);
+static bool start_body(struct exchange *ex, struct MHD_Connection *conn);
+static void drop_body(struct exchange *ex);
 
 struct http_server *http_new(const struct config *cfg,
                              const struct router *router, char *err,
@@ -273,6 +285,16 @@ int http_run(struct http_server *srv, char *err, size_t err_len)
         return -EIO;
     }
     return 0;
+}
+
+void http_charge_bodies(struct http_server *srv, struct budget *budget)
+{
+    srv->budget = budget;
+}
+
+void http_body_release(struct request *req)
+{
+    drop_body(req->conn);
 }
 
 int http_port(const struct http_server *srv)
@@ -581,7 +603,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     struct exchange *ex = *con_cls;
     (void)cls;
     (void)url;
-    (void)upload;
 
     if (!ex)
         return MHD_NO; /* on_uri ran out of memory: drop the connection */
@@ -597,6 +618,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             ex->req.method = http_method_parse(method);
             ex->http11 = version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
             set_request_id(ex);
+            if (ex->req.method == HTTP_POST && route_takes_body(ex)) {
+                ex->takes_body = true;
+                if (!start_body(ex, conn))
+                    return queue(ex); /* 411, 413, 415, 503 */
+                return MHD_YES;
+            }
             const char *length = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (length && strtoull(length, NULL, 10) > HTTP_BODY_MAX) {
@@ -608,6 +635,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             }
             return MHD_YES;
         }
+        if (*upload_size > 0 && ex->takes_body) {
+            /* libmicrohttpd never passes more than Content-Length, which
+             * start_body() checked; anything else is cut. */
+            if (ex->body_bytes + *upload_size > ex->body_cap)
+                return MHD_NO;
+            memcpy(ex->body + ex->body_bytes, upload, *upload_size);
+            ex->body_bytes += *upload_size;
+            *upload_size = 0;
+            return MHD_YES;
+        }
         if (*upload_size > 0) {
             /* libmicrohttpd cannot answer before the body has been read:
              * discard it (up to a cap) and answer at the end. */
@@ -615,14 +652,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
             *upload_size = 0;
             return ex->body_bytes > HTTP_BODY_DISCARD_MAX ? MHD_NO : MHD_YES;
         }
-        if (ex->body_bytes > HTTP_BODY_MAX) {
+        if (!ex->takes_body && ex->body_bytes > HTTP_BODY_MAX) {
             response_error(&ex->resp, 413,
                            "request body too large (at most %d bytes; "
                            "no endpoint takes a body)",
                            HTTP_BODY_MAX);
             return queue(ex);
         }
+        if (ex->takes_body) {
+            ex->body[ex->body_bytes] = '\0';
+            ex->req.body = ex->body;
+            ex->req.body_len = ex->body_bytes;
+        }
         dispatch(ex, method);
+        /* The handler kept what it needed: the body goes now, not when
+         * the run ends. */
+        drop_body(ex);
         if (atomic_load(&ex->state) == EX_NEW)
             return queue(ex);
         return MHD_YES; /* suspended; resumed by http_resume() */
@@ -788,6 +833,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    ex->id[0] ? ex->id : "-");
     }
 
+    drop_body(ex); /* a client that left mid-body (counted 499) */
     response_cleanup(&ex->resp);
     free(ex);
     atomic_fetch_add(&srv->completed, 1);
@@ -1094,4 +1140,121 @@ static void list_remove(struct exchange *ex)
     ex->prev->next = ex->next;
     ex->next->prev = ex->prev;
     ex->next = ex->prev = NULL;
+}
+
+/*
+ * First call of a POST: whether its route takes a body (router_allows()
+ * on the decoded path; dispatch() decodes it again and answers a bad one).
+ */
+static bool route_takes_body(struct exchange *ex)
+{
+    char *question = strchr(ex->uri, '?');
+    size_t path_len = question ? (size_t)(question - ex->uri) : ex->uri_len;
+    if (path_len == 0 || ex->uri[0] != '/' ||
+        uri_decode(ex->path, ex->uri, path_len, false, NULL) < 0) {
+        ex->path[0] = '\0';
+        return false;
+    }
+    return router_allows(ex->srv->router, ex->path, HTTP_POST);
+}
+
+/* "application/json", any case, optionally followed by parameters. */
+static bool content_type_json(const char *value)
+{
+    static const char json[] = "application/json";
+    if (!value)
+        return false;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (strncasecmp(value, json, sizeof(json) - 1) != 0)
+        return false;
+    value += sizeof(json) - 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    return *value == '\0' || *value == ';';
+}
+
+/*
+ * First call of a request whose route takes a body: checks its length
+ * and type from the head, charges the client's budget and allocates the
+ * buffer, all before a byte of the body is read. False with the error
+ * answer in ex->resp, which on_access() queues at once (libmicrohttpd then
+ * closes the connection instead of reading the body).
+ */
+static bool start_body(struct exchange *ex, struct MHD_Connection *conn)
+{
+    struct http_server *srv = ex->srv;
+    const char *length = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *chunked = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *type = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    unsigned long long len = length ? strtoull(length, NULL, 10) : 0;
+    char q[64];
+
+    if (chunked && !length) {
+        response_error(&ex->resp, 411,
+                       "a request body needs a Content-Length (chunked "
+                       "bodies are not taken)");
+        return false;
+    }
+    if (len > (unsigned long long)srv->cfg->body_max) {
+        response_error(&ex->resp, 413,
+                       "request body too large: %llu bytes, at most %d "
+                       "(--body-max)",
+                       len, srv->cfg->body_max);
+        return false;
+    }
+    if (!content_type_json(type)) {
+        response_error(&ex->resp, 415,
+                       "request body must be application/json (got "
+                       "Content-Type '%s')",
+                       type ? uri_quote(q, sizeof(q), type) : "");
+        return false;
+    }
+    if (srv->budget) {
+        struct budget_client client;
+        struct budget_cost cost = {{0}};
+        cost.amount[BUDGET_BYTES] = len + 1;
+        if (!ex->req.client ||
+            budget_client_from_sockaddr(ex->req.client, &client) < 0)
+            memset(&client, 0, sizeof(client));
+        int rc =
+            budget_acquire(srv->budget, &client, &cost, &ex->body_claim, NULL);
+        if (rc == -E2BIG) {
+            response_error(&ex->resp, 413,
+                           "request body too large: %llu bytes, more than "
+                           "one client may hold (--budget-bytes, "
+                           "--client-share)",
+                           len);
+            return false;
+        }
+        if (rc < 0) {
+            response_error(&ex->resp, 503,
+                           "the bytes budget is busy: a request body of "
+                           "%llu bytes does not fit now; retry shortly",
+                           len);
+            return false;
+        }
+    }
+    ex->body = malloc((size_t)len + 1);
+    if (!ex->body) {
+        budget_release(&ex->body_claim);
+        response_error(&ex->resp, 503,
+                       "no memory for a request body of %llu bytes", len);
+        return false;
+    }
+    ex->body_cap = (size_t)len;
+    return true;
+}
+
+/* Frees the body and gives its bytes back; again does nothing. */
+static void drop_body(struct exchange *ex)
+{
+    free(ex->body);
+    ex->body = NULL;
+    ex->req.body = NULL;
+    ex->req.body_len = 0;
+    budget_release(&ex->body_claim);
 }

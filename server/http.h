@@ -33,7 +33,7 @@
 #define HTTP_URI_MAX          32768 /* bytes of path and query */
 #define HTTP_REQUEST_ID_MAX   64    /* bytes of an X-Request-Id kept */
 #define HTTP_HEADERS_MAX      16384 /* bytes of request header fields */
-#define HTTP_BODY_MAX         65536 /* bytes of request body, discarded */
+#define HTTP_BODY_MAX         65536 /* bytes of a body no route takes */
 #define HTTP_BODY_DISCARD_MAX (16 * HTTP_BODY_MAX) /* then the link is cut */
 /*
  * libmicrohttpd 0.9.75 clears a connection's whole pool after every
@@ -66,6 +66,24 @@ struct http_server *http_new(const struct config *cfg,
  * Returns 0, or -EIO with the reason in err. Main thread, once.
  */
 int http_run(struct http_server *srv, char *err, size_t err_len);
+
+struct budget;
+
+/*
+ * Charges every request body a route takes (POST) to its client's bytes
+ * budget while the body is held (from the request head, by its
+ * Content-Length, until the handler returns). Main thread, before
+ * http_run(); without it bodies are bounded by --body-max only.
+ */
+void http_charge_bodies(struct http_server *srv, struct budget *budget);
+
+/*
+ * Frees req's body and gives its bytes back to the budget: for a handler
+ * that has taken what it needs from it, before it asks the budget for
+ * its run (else the body would count twice). req->body is NULL after.
+ * Request thread, during the handler; again, or without a body, nothing.
+ */
+void http_body_release(struct request *req);
 
 /* The bound port (useful with port 0). */
 int http_port(const struct http_server *srv);

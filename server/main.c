@@ -170,6 +170,8 @@ int main(int argc, char **argv)
 
     /* Published before any request thread exists: handlers read it. */
     app.http = http_new(&cfg, router, err, sizeof(err));
+    if (app.http)
+        http_charge_bodies(app.http, app.budget);
     int unresolved = 0;
     if (app.http &&
         allow_init(&allow, cfg.bind, http_port(app.http), cfg.allow_hosts,

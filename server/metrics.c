@@ -13,8 +13,8 @@
 #define N_BUCKETS 18
 
 /* Statuses the service answers; anything else counts as "other". */
-static const int statuses[] = {200, 301, 304, 400, 403, 404, 405, 413,
-                               414, 431, 499, 500, 502, 503, 504};
+static const int statuses[] = {200, 301, 304, 400, 403, 404, 405, 411, 413,
+                               414, 415, 431, 499, 500, 502, 503, 504};
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]) + 1)
 
 /* Upper bounds of the duration buckets, in ns and as written. */

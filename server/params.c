@@ -106,10 +106,20 @@ int params_int(struct params *p, const char *name, int64_t min, int64_t max,
         *out = def;
         return 0;
     }
+    return params_check_int(p, name, value, strlen(value), min, max, out);
+}
+
+int params_check_int(struct params *p, const char *name, const char *text,
+                     size_t len, int64_t min, int64_t max, int64_t *out)
+{
     int64_t v;
-    if (parse_int64(value, strlen(value), &v) < 0 || v < min || v > max) {
+    if (parse_int64(text, len, &v) < 0 || v < min || v > max) {
+        char raw[QUOTE_MAX + 1];
         char q[QUOTE_MAX];
-        uri_quote(q, sizeof(q), value);
+        size_t keep = len < QUOTE_MAX ? len : QUOTE_MAX;
+        memcpy(raw, text, keep);
+        raw[keep] = '\0';
+        uri_quote(q, sizeof(q), raw);
         return fail(p,
                     "parameter '%s': '%s' is not an integer in "
                     "[%lld, %lld]",
@@ -130,6 +140,12 @@ int params_enum(struct params *p, const char *name, const char *const choices[],
         *out = def;
         return 0;
     }
+    return params_check_enum(p, name, value, choices, n_choices, out);
+}
+
+int params_check_enum(struct params *p, const char *name, const char *value,
+                      const char *const choices[], size_t n_choices, int *out)
+{
     for (size_t i = 0; i < n_choices; i++) {
         if (strcmp(value, choices[i]) == 0) {
             *out = (int)i;
@@ -161,8 +177,7 @@ int params_int_list(struct params *p, const char *name, int64_t min,
     for (const char *c = value; *c; c++)
         count += *c == ',';
     if (count > max_items)
-        return fail(p, "parameter '%s': at most %zu items, got %zu", name,
-                    max_items, count);
+        return params_check_count(p, name, count, max_items);
 
     int64_t *items = malloc(count * sizeof(*items));
     if (!items)
@@ -172,26 +187,75 @@ int params_int_list(struct params *p, const char *name, int64_t min,
     for (size_t i = 0; i < count; i++) {
         const char *comma = strchr(item, ',');
         size_t len = comma ? (size_t)(comma - item) : strlen(item);
-        if (parse_int64(item, len, &items[i]) < 0 || items[i] < min ||
-            items[i] > max) {
-            char raw[QUOTE_MAX + 1];
-            char q[QUOTE_MAX];
-            size_t keep = len < QUOTE_MAX ? len : QUOTE_MAX;
-            memcpy(raw, item, keep);
-            raw[keep] = '\0';
-            uri_quote(q, sizeof(q), raw);
+        if (params_check_item(p, name, i, item, len, min, max, max_items,
+                              &items[i]) < 0) {
             free(items);
-            return fail(p,
-                        "parameter '%s': item %zu ('%s') is not an integer "
-                        "in [%lld, %lld] (a comma list of 1 to %zu)",
-                        name, i + 1, q, (long long)min, (long long)max,
-                        max_items);
+            return -EINVAL;
         }
         item = comma ? comma + 1 : item + len;
     }
     *take_out = items;
     *n_out = count;
     return 0;
+}
+
+int params_check_count(struct params *p, const char *name, size_t count,
+                       size_t max_items)
+{
+    return fail(p, "parameter '%s': at most %zu items, got %zu", name,
+                max_items, count);
+}
+
+int params_check_item(struct params *p, const char *name, size_t index,
+                      const char *text, size_t len, int64_t min, int64_t max,
+                      size_t max_items, int64_t *out)
+{
+    if (parse_int64(text, len, out) == 0 && *out >= min && *out <= max)
+        return 0;
+    char raw[QUOTE_MAX + 1];
+    char q[QUOTE_MAX];
+    size_t keep = len < QUOTE_MAX ? len : QUOTE_MAX;
+    memcpy(raw, text, keep);
+    raw[keep] = '\0';
+    uri_quote(q, sizeof(q), raw);
+    return fail(p,
+                "parameter '%s': item %zu ('%s') is not an integer "
+                "in [%lld, %lld] (a comma list of 1 to %zu)",
+                name, index + 1, q, (long long)min, (long long)max, max_items);
+}
+
+int params_fail(struct params *p, const char *fmt, ...)
+{
+    if (!p->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->error, sizeof(p->error), fmt, ap);
+        va_end(ap);
+        p->failed = true;
+    }
+    return -EINVAL;
+}
+
+void params_expect(struct params *p, const char *name)
+{
+    remember_name(p, name);
+}
+
+int params_unknown(struct params *p, const char *key)
+{
+    char q[QUOTE_MAX];
+    char accepted[200] = "";
+    size_t used = 0;
+    for (size_t k = 0; k < p->n_names && used < sizeof(accepted); k++)
+        used += (size_t)snprintf(accepted + used, sizeof(accepted) - used,
+                                 "%s%s", k ? ", " : "", p->names[k]);
+    uri_quote(q, sizeof(q), key);
+    if (p->n_names == 0)
+        return fail(p,
+                    "unknown parameter '%s' (this endpoint takes no "
+                    "parameters)",
+                    q);
+    return fail(p, "unknown parameter '%s' (accepted: %s)", q, accepted);
 }
 
 int params_strings(struct params *p, const char *name, size_t max_items,
@@ -230,19 +294,7 @@ int params_finish(struct params *p)
     for (size_t i = 0; i < p->n; i++) {
         if (p->items[i].taken)
             continue;
-        char q[QUOTE_MAX];
-        char accepted[200] = "";
-        size_t used = 0;
-        for (size_t k = 0; k < p->n_names && used < sizeof(accepted); k++)
-            used += (size_t)snprintf(accepted + used, sizeof(accepted) - used,
-                                     "%s%s", k ? ", " : "", p->names[k]);
-        uri_quote(q, sizeof(q), p->items[i].key);
-        if (p->n_names == 0)
-            return fail(p,
-                        "unknown parameter '%s' (this endpoint takes no "
-                        "parameters)",
-                        q);
-        return fail(p, "unknown parameter '%s' (accepted: %s)", q, accepted);
+        return params_unknown(p, p->items[i].key);
     }
     return 0;
 }

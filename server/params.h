@@ -99,4 +99,37 @@ bool params_has(const struct params *p, const char *name);
  */
 int params_finish(struct params *p);
 
+/*
+ * The checks behind the getters, for values that come from elsewhere (a
+ * JSON request body): the same bounds and the same messages. Each returns
+ * 0, or -EINVAL with the message set (the first failure's stays).
+ */
+
+/* text[0..len) must be a decimal integer in [min, max] (params_int). */
+int params_check_int(struct params *p, const char *name, const char *text,
+                     size_t len, int64_t min, int64_t max, int64_t *out);
+
+/* value must be one of choices[] (params_enum); *out its index. */
+int params_check_enum(struct params *p, const char *name, const char *value,
+                      const char *const choices[], size_t n_choices, int *out);
+
+/* Fails: a list of count items where max_items are accepted. */
+int params_check_count(struct params *p, const char *name, size_t count,
+                       size_t max_items);
+
+/* Item index (from 0) of a list: an integer in [min, max]. */
+int params_check_item(struct params *p, const char *name, size_t index,
+                      const char *text, size_t len, int64_t min, int64_t max,
+                      size_t max_items, int64_t *out);
+
+/* Fails with a message of its own (printf format). */
+int params_fail(struct params *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Names an accepted key, for the "accepted: ..." of params_unknown(). */
+void params_expect(struct params *p, const char *name);
+
+/* Fails: key is not accepted (the message lists the expected names). */
+int params_unknown(struct params *p, const char *key);
+
 #endif

@@ -9,6 +9,7 @@
 #ifndef CONLAB_REQUEST_H
 #define CONLAB_REQUEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -29,8 +30,13 @@ enum http_method {
 
 struct request {
     enum http_method method;
-    const char *path;     /* percent-decoded, starts with '/', NUL-free */
-    const char *query;    /* raw text after '?', "" when none */
+    const char *path;  /* percent-decoded, starts with '/', NUL-free */
+    const char *query; /* raw text after '?', "" when none */
+    /* A route that takes POST: the whole body, NUL-terminated after
+     * body_len bytes (it may hold NULs), valid during the handler's call
+     * only; NULL otherwise. */
+    const char *body;
+    size_t body_len;
     uint64_t accepted_ns; /* CLOCK_MONOTONIC when the request line arrived */
     int route;            /* the router's id of the matched route, or -1 */
     const char *id;       /* the X-Request-Id answered ("" before dispatch) */

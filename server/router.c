@@ -130,6 +130,13 @@ enum handler_result router_dispatch(const struct router *router,
     return r->handler(req, resp, r->ctx);
 }
 
+bool router_allows(const struct router *router, const char *path,
+                   enum http_method method)
+{
+    const struct route *r = match(router, path);
+    return r && (r->methods & method);
+}
+
 const char *router_route_path(const struct router *router, int id)
 {
     if (id < 0 || (size_t)id >= router->n)

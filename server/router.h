@@ -14,6 +14,8 @@
 #ifndef CONLAB_ROUTER_H
 #define CONLAB_ROUTER_H
 
+#include <stdbool.h>
+
 #include "request.h"
 
 #define ROUTER_ROUTES_MAX 64
@@ -43,6 +45,10 @@ int router_add(struct router *router, unsigned methods, const char *path,
  */
 enum handler_result router_dispatch(const struct router *router,
                                     struct request *req, struct response *resp);
+
+/* True when the route path matches allows method. Any thread. */
+bool router_allows(const struct router *router, const char *path,
+                   enum http_method method);
 
 /*
  * The path route id was added with ("/run/prime", "/" plus "*"), or NULL

@@ -51,6 +51,7 @@ import uuid
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bodies  # noqa: E402
 import chaos  # noqa: E402
 import compare  # noqa: E402
 import cpu  # noqa: E402
@@ -819,7 +820,8 @@ def server_groups(web_root, binary):
         ("load", common + ["--threads", "2"], None,
          [("shutdown: SIGTERM under keep-alive load",
            case_shutdown_under_load)]),
-    ] + (cpu.server_groups(web_root) + loop.server_groups(web_root) +
+    ] + (cpu.server_groups(web_root) + bodies.server_groups(web_root) +
+         loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
