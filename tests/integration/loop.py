@@ -625,6 +625,29 @@ def case_loop_health(srv, ctx):
     expect_value("transfers", after["transfers"], 0)
 
 
+SELF_FETCHES = 20
+
+
+def case_self_fetch_closes(srv, ctx):
+    """Self-fetches ask this server to close each connection after its
+    answer and keep none in libcurl's cache: a burst of them leaves no
+    connection open (a kept-alive one would stay for --conn-timeout, 15 s,
+    and cost the server a cleared memory pool per answer). On a fresh
+    server, so the only connection left is the /health request's own."""
+    _, body, _ = get_ok(srv, "/run/fetch?mode=async&count=%d&ms=0"
+                        % SELF_FETCHES)
+    expect_value("result.ok", json_path(body, "result.ok"), SELF_FETCHES)
+    deadline = time.monotonic() + scaled(3.0)
+    while True:
+        open_now = health(srv)["pools"]["http"]["connections"]
+        if open_now == 1:
+            break
+        check(time.monotonic() < deadline,
+              "%d connections still open 3 s after %d self-fetches "
+              "(expected only /health's own)" % (open_now, SELF_FETCHES))
+        time.sleep(0.05)
+
+
 # --------------------------------------------------------------------------
 # /run/sleep: wall time follows the model of the mode's pool
 
@@ -1641,6 +1664,9 @@ def server_groups(web_root):
          [("deadline: %s stops at the run's %d ms deadline"
            % (target, RUN_DEADLINE_MS), run_deadline_case(target, without))
           for target, without in RUN_DEADLINE_TARGETS]),
+        ("loop-self-close", base + workers, None,
+         [("fetch: self-fetches leave no connection open behind them",
+           case_self_fetch_closes)]),
         ("loop-gone", base + workers, None,
          [("disconnect: client leaves mid-fetch; the loop settles",
            case_client_gone)]),
