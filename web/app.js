@@ -7,15 +7,21 @@
 // added to the service appears here without a change to this page.
 //
 // Nothing here keeps state on the server; the page only issues GETs to the
-// API it documents. The last successful body is kept so the drawings can be
+// API it documents, and a POST with the same parameters as a JSON body when
+// the query would be long (POST_TARGET_MAX) and the document offers a POST. The last successful body is kept so the drawings can be
 // redone at a new width. A new request aborts the one in flight.
 
 import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
-import { readDemos, buildDemoUi, syncForm, queryPairs } from './forms.js';
+import { readDemos, buildDemoUi, syncForm, queryPairs, jsonBody } from './forms.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
 const CELLS_MAX = 64;
+// A request target longer than this goes as a POST with a JSON body, where
+// the endpoint takes one: long targets cost the server's connection memory
+// and are cut by proxies, and a body takes far longer lists (square's
+// numbers: 1,000,000 in a body, 10,000 in a query).
+const POST_TARGET_MAX = 2048;
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
@@ -39,14 +45,26 @@ function enc(v) {
     .replace(/%2C/g, ',').replace(/%3A/g, ':').replace(/%2F/g, '/');
 }
 
-function buildPath(form, action) {
+// The request of a Run or a Compare: { path, body } where body is the JSON
+// text of a POST, or null for a GET.
+function buildRequest(form, action) {
   const query = queryPairs(form, action).map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
   const base = action === 'compare' ? '/run/compare' : `/run/${enc(form.dataset.demo)}`;
-  return query ? `${base}?${query}` : base;
+  const path = query ? `${base}?${query}` : base;
+  const canPost = action === 'compare' ? form.demo.comparePost : form.demo.post;
+  if (path.length <= POST_TARGET_MAX || !canPost) return { path, body: null };
+  return { path: base, body: jsonBody(form, action) };
 }
 
-function curlFor(path) {
-  return `curl '${location.origin}${path}'`;
+// A shell word: single-quoted, a ' inside written as '\''.
+function shellQuote(text) {
+  return `'${text.replace(/'/g, "'\\''")}'`;
+}
+
+function curlFor(req) {
+  const url = shellQuote(`${location.origin}${req.path}`);
+  if (req.body === null) return `curl ${url}`;
+  return `curl -X POST -H 'Content-Type: application/json' -d ${shellQuote(req.body)} ${url}`;
 }
 
 // ---- Form behaviour ----------------------------------------------------------
@@ -76,7 +94,7 @@ function onFormSubmit(e) {
   const mode = form.elements.namedItem('mode');
   const label = action === 'compare' ? `${demo} in every mode`
     : mode && mode.value ? `${demo} (${mode.value})` : demo;
-  runRequest(buildPath(form, action), action, label);
+  runRequest(buildRequest(form, action), action, label);
 }
 
 // Reads the document and builds the picker and the forms; on failure the
@@ -142,12 +160,12 @@ function showJson(body, rawText) {
   }
 }
 
-async function runRequest(path, action, label) {
+async function runRequest(req, action, label) {
   if (state.inFlight) state.inFlight.abort();
   const ctl = new AbortController();
   state.inFlight = ctl;
   clearError();
-  state.curlText = curlFor(path);
+  state.curlText = curlFor(req);
   $('#curl').textContent = state.curlText;
   $('#cancel').hidden = false;
   document.body.classList.add('busy');
@@ -160,7 +178,14 @@ async function runRequest(path, action, label) {
   let res;
   let text;
   try {
-    res = await fetch(path, { signal: ctl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    const headers = { Accept: 'application/json' };
+    const init = { signal: ctl.signal, headers, cache: 'no-store' };
+    if (req.body !== null) {
+      init.method = 'POST';
+      headers['Content-Type'] = 'application/json';
+      init.body = req.body;
+    }
+    res = await fetch(req.path, init);
     text = await res.text();
   } catch (e) {
     if (state.inFlight === ctl) {

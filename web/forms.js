@@ -5,6 +5,10 @@
 // What is read, per demo D of components.parameters["compare.demo"].schema.enum
 // (in that order):
 //   paths["/run/D"].get                      the operation
+//   paths["/run/D"].post, paths["/run/compare"].post
+//                                            with an application/json
+//                                            requestBody: long lists go
+//                                            there as a JSON body (jsonBody())
 //     .summary                               the form's heading
 //     ["x-conlab-lesson"]                    what to look for (plain text;
 //                                            blank lines split paragraphs);
@@ -119,6 +123,13 @@ function readParam(doc, demo, raw, groupOf) {
   return p;
 }
 
+// True when the path item has a POST that takes an application/json body.
+function takesJson(doc, pathItem) {
+  const op = pathItem && deref(doc, pathItem.post);
+  const body = op && deref(doc, op.requestBody);
+  return Boolean(body && body.content && has(body.content, 'application/json'));
+}
+
 // Reads the demos out of an OpenAPI document. Returns { demos, skipped }:
 // demos in the order of compare.demo's enum; skipped names the enum entries
 // that have no GET /run/<demo> (the page says so instead of failing).
@@ -153,6 +164,9 @@ export function readDemos(doc) {
       modes: mode ? mode.enum : null,
       defaultMode: mode ? mode.formValue || mode.enum[0] : null,
       exclusive,
+      // A POST with a JSON body, for lists too long for a query.
+      post: takesJson(doc, pathItem),
+      comparePost: takesJson(doc, doc.paths && deref(doc, doc.paths['/run/compare'])),
     });
   }
   return { demos, skipped };
@@ -459,4 +473,32 @@ function fieldValue(f) {
     return String(f.valueAsNumber);
   }
   return f.value.trim();
+}
+
+// The same parameters as queryPairs(), as the text of one JSON object (a POST
+// body): an integer or a list item that reads as an integer is written as its
+// digits (exactly as typed, so no precision is lost), a list is an array, a
+// repeated parameter an array of strings, anything else a string. What does
+// not read as an integer is sent as a string, so the server's 400 names it.
+export function jsonBody(form, action) {
+  const demo = form.demo;
+  const byName = new Map(demo.params.map((p) => [p.name, p]));
+  const number = (v) => (/^-?(0|[1-9][0-9]*)$/.test(v) ? v : JSON.stringify(v));
+  const members = new Map();
+  for (const [name, v] of queryPairs(form, action)) {
+    const p = byName.get(name);
+    const kind = name === 'demo' && action === 'compare' ? 'string' : p ? p.kind : 'string';
+    if (kind === 'lines') {
+      if (!members.has(name)) members.set(name, []);
+      members.get(name).push(JSON.stringify(v));
+    } else if (kind === 'list') {
+      members.set(name, `[${itemsOf(p, v).map(number).join(',')}]`);
+    } else if (kind === 'integer') {
+      members.set(name, number(v));
+    } else {
+      members.set(name, JSON.stringify(v));
+    }
+  }
+  const text = [...members].map(([k, v]) => `${JSON.stringify(k)}:${Array.isArray(v) ? `[${v.join(',')}]` : v}`);
+  return `{${text.join(',')}}`;
 }

@@ -564,6 +564,75 @@ test('the curl command is the request made, and copy works', async () => {
   assertClean(log);
 });
 
+// 5,000 numbers make a query of about 30 KB: the page sends them as a POST
+// with a JSON body instead (the request and its curl line checked).
+function squareList(n, scale) {
+  return Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1) * ((i * scale) % 3037000499));
+}
+
+async function submitPost(page, demo, path) {
+  const [req, resp] = await Promise.all([
+    page.waitForRequest((r) => r.url() === `${origin}${path}`),
+    page.waitForResponse((r) => r.url() === `${origin}${path}`),
+    page.click(`#form-${demo} button[value="run"]`),
+  ]);
+  const body = await resp.json();
+  await page.waitForFunction(() => !document.body.classList.contains('busy'));
+  return { req, resp, body };
+}
+
+test('square, 5,000 numbers: sent by POST as JSON, its timeline drawn', async () => {
+  const { page, log } = await openPage();
+  const numbers = squareList(5000, 7919);
+  await pickDemo(page, 'square');
+  await fillForm(page, 'square', { numbers: numbers.join(','), tasks: 4, mode: 'threads' });
+  const { req, resp, body } = await submitPost(page, 'square', '/run/square');
+  assert.equal(req.method(), 'POST');
+  assert.match(req.headers()['content-type'], /^application\/json/);
+  assert.deepEqual(req.postDataJSON(), { numbers, tasks: 4, mode: 'threads' });
+  assert.equal(resp.status(), 200, JSON.stringify(body).slice(0, 300));
+  assert.equal(body.mode, 'threads');
+  assert.deepEqual(body.params.numbers, numbers);
+  assert.deepEqual(body.result.squares, numbers.map((n) => n * n));
+  assert.equal(body.tasks.length, 4);
+  checkTimeline(await readTimeline(page, 'figure.timeline[data-mode="threads"]'), body);
+  assert.match(await page.textContent('#summary'), /square in threads mode/);
+  assert.match(await page.textContent('#summary'), /\(5000 in all\)/);
+  const curl = await page.textContent('#curl');
+  const want = `curl -X POST -H 'Content-Type: application/json' -d '${req.postData()}' '${origin}/run/square'`;
+  assert.equal(curl, want, 'the curl line is the POST made');
+  if (existsSync('/usr/bin/curl')) {
+    const out = execFileSync('sh', ['-c', `${curl} -s`], { encoding: 'utf8', timeout: 10000, maxBuffer: 1 << 24 });
+    assert.deepEqual(JSON.parse(out).result, body.result, 'the shell runs the same request');
+  }
+  // A short list still goes as a GET.
+  await fillForm(page, 'square', { numbers: '2,3', tasks: 1 });
+  const { resp: short } = await submit(page, 'square');
+  assert.equal(short.request().method(), 'GET');
+  assert.equal(new URL(short.url()).searchParams.get('numbers'), '2,3');
+  assert.equal(await page.textContent('#curl'), `curl '${short.url()}'`);
+  assertClean(log);
+});
+
+test('a long list the server refuses by POST: its 400 message, inputs kept', async () => {
+  const { page, log } = await openPage();
+  const numbers = squareList(5000, 13);
+  const text = `${numbers.join(',')},3037000500`;
+  await pickDemo(page, 'square');
+  await fillForm(page, 'square', { numbers: text, tasks: 2, mode: 'processes' });
+  const { req, resp, body } = await submitPost(page, 'square', '/run/square');
+  assert.equal(req.method(), 'POST');
+  assert.equal(resp.status(), 400);
+  assert.match(body.error.message, /^parameter 'numbers': item 5001 \('3037000500'\)/);
+  assert.ok(await page.isVisible('#error'));
+  assert.equal(await page.textContent('#error-message'), body.error.message);
+  assert.equal(await page.inputValue('#square-numbers'), text);
+  assert.equal(await page.inputValue('#square-tasks'), '2');
+  assert.equal(await page.inputValue('#square-mode'), 'processes');
+  assert.equal(await page.locator('figure.timeline').count(), 0, 'no stale timeline');
+  assertClean(log, [400]);
+});
+
 test('at 375 px wide the page does not scroll sideways', async () => {
   const { page, log } = await openPage(375, 812);
   await noHorizontalScroll(page);
