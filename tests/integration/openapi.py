@@ -78,6 +78,7 @@ METHODS = ("get", "head", "post", "put", "delete", "patch", "options",
 # target, 16 KiB of header fields).
 BODY_OVER = 64 * 1024 + 1
 TARGET_OVER = 32 * 1024 + 1
+BODY_MAX = 16 * 1024 * 1024  # --body-max's default (README)
 HEADER_OVER = 16 * 1024 + 1
 REQUEST_TIMEOUT_S = 10.0
 BUDGET_TIMEOUT_S = 5.0
@@ -1090,6 +1091,244 @@ def case_array(path, name):
     return run
 
 
+# --------------------------------------------------------------------------
+# POST operations with a JSON request body
+
+# Lists longer than this are not run at their maximum here (square's body
+# takes 1,000,000 numbers: the "bodies-million" group runs that once); the
+# maximum + 1 is still sent, as a cheap refusal ("0," per item).
+BODY_RUN_ITEMS_MAX = 10000
+
+
+def _body_bytes(body):
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def _zeros(n):
+    """{"numbers": [0, 0, ...]}'s list text without building a list."""
+    return "[" + ",".join(["0"] * n) + "]"
+
+
+class BodyTester(Tester):
+    """Tester for a POST operation: requests carry their parameters as one
+    JSON object, sent as application/json."""
+
+    def post(self, op, body, headers=None, raw=None):
+        data = raw if raw is not None else _body_bytes(body)
+        if headers is None:
+            headers = [("Content-Type", "application/json")]
+        return self.send("POST", op.path, headers, data, op=op)
+
+    def body_ok(self, op, body, what):
+        resp = self.post(op, body)
+        check(resp.status == 200, "POST %s %s: %s %s" % (
+            op.path, what, resp.status, _short(resp.body, 200)))
+        got = self.documented(op, resp, what)
+        if isinstance(got, dict) and isinstance(got.get("params"), dict):
+            for name, sent in body.items():
+                if name in got["params"] and isinstance(sent, (int, list)):
+                    check(got["params"][name] == sent,
+                          "POST %s %s: %s echoed as %s" % (
+                              op.path, what, name,
+                              _short(got["params"][name], 80)))
+        return got
+
+    def body_refused(self, op, body, words, what, status=400, raw=None,
+                     headers=None):
+        resp = self.post(op, body, headers=headers, raw=raw)
+        check(resp.status == status, "POST %s %s: %s, expected %d; body %s"
+              % (op.path, what, resp.status, status, _short(resp.body, 200)))
+        got = self.documented(op, resp, what)
+        message = got["error"]["message"] if isinstance(got, dict) else ""
+        for word in words:
+            check(word in message, "POST %s %s: message %r lacks %r" % (
+                op.path, what, message, word))
+        return message
+
+
+def case_post_body(path):
+    """The request body's documented bounds against the service: every
+    integer member at minimum and maximum accepted (run, unless it scales
+    time) and one past each refused with the range in the message; every
+    list at minItems and maxItems (run up to BODY_RUN_ITEMS_MAX items) and
+    one past each refused; items at their bounds; every enumeration value;
+    wrong JSON types (a string for an integer, a number for a list, an
+    object) and an unknown member refused with a message naming them."""
+    def run(srv, ctx):
+        t = BodyTester(srv, ctx)
+        op = t.spec.op(path, "post")
+        get = t.spec.op(path, "get")
+        schema = t.spec.resolve(
+            op.raw["requestBody"]["content"]["application/json"]["schema"])
+        props = {k: t.spec.resolve(v)
+                 for k, v in schema.get("properties", {}).items()}
+        notes = []
+        base = {k: v for k, v in t.base(get).items() if k in props}
+        t.body_ok(op, base, "the cheap run")
+
+        for name, prop in props.items():
+            kind = prop.get("type")
+            gp = get.query.get(name, {})
+            vals = {k: v for k, v in t.base(get, focus=name).items()
+                    if k in props}
+            if kind == "integer":
+                lo, hi = prop["minimum"], prop["maximum"]
+                count_of = gp.get("x-conlab-max-count-of")
+                if count_of:
+                    vals[count_of] = _cycle(vals.get(count_of) or [1], hi)
+                t.body_ok(op, dict(vals, **{name: lo}), "%s=%d" % (name, lo))
+                if gp.get("x-conlab-scales-time"):
+                    notes.append("%s=%d not run (scales time)" % (name, hi))
+                else:
+                    t.body_ok(op, dict(vals, **{name: hi}),
+                              "%s=%d" % (name, hi))
+                for v in (lo - 1, hi + 1):
+                    t.body_refused(op, dict(vals, **{name: v}),
+                                   ["'%s'" % name, _int_range(lo, hi)],
+                                   "%s=%d" % (name, v))
+                t.body_refused(op, dict(vals, **{name: str(lo)}),
+                               ["'%s'" % name, "expected an integer"],
+                               "%s as a string" % name)
+                t.body_refused(op, dict(vals, **{name: {"value": lo}}),
+                               ["'%s'" % name, "got an object"],
+                               "%s as an object" % name)
+                notes.append("%s in %s" % (name, _int_range(lo, hi)))
+            elif kind == "array":
+                items = prop.get("items", {})
+                lo_n, hi_n = prop.get("minItems", 1), prop["maxItems"]
+                sample = t.cheap(gp) or vals.get(name) or [1]
+                t.body_ok(op, dict(vals, **{name: _cycle(sample, lo_n)}),
+                          "%d %s" % (lo_n, name))
+                if hi_n <= BODY_RUN_ITEMS_MAX:
+                    t.body_ok(op, dict(vals, **{name: _cycle(sample, hi_n)}),
+                              "%d %s" % (hi_n, name))
+                    t.body_refused(op, dict(vals, **{
+                        name: _cycle(sample, hi_n + 1)}),
+                        ["'%s'" % name, str(hi_n)], "%d %s" % (hi_n + 1, name))
+                else:
+                    notes.append("%d %s not run here (bodies-million runs it)"
+                                 % (hi_n, name))
+                    raw = _body_bytes(vals)[:-1] + (
+                        ',"%s":%s}' % (name, _zeros(hi_n + 1))).encode()
+                    if not vals:
+                        raw = ('{"%s":%s}' % (name, _zeros(hi_n + 1))).encode()
+                    t.body_refused(op, None, ["'%s'" % name, str(hi_n)],
+                                   "%d %s" % (hi_n + 1, name), raw=raw)
+                if lo_n >= 1:
+                    t.body_refused(op, dict(vals, **{name: []}),
+                                   ["'%s'" % name, "empty array"],
+                                   "%s empty" % name)
+                if items.get("type") == "integer":
+                    ilo, ihi = items["minimum"], items["maximum"]
+                    t.body_ok(op, dict(vals, **{name: [ilo, ihi]}),
+                              "%s [%d, %d]" % (name, ilo, ihi))
+                    for v in (ilo - 1, ihi + 1):
+                        t.body_refused(op, dict(vals, **{name: [ilo, v]}),
+                                       ["'%s'" % name, "item 2",
+                                        _int_range(ilo, ihi)],
+                                       "%s item %d" % (name, v))
+                    t.body_refused(op, dict(vals, **{name: [1, "2"]}),
+                                   ["'%s'" % name, "item 2 is a string"],
+                                   "%s with a string item" % name)
+                if items.get("type") == "string" and \
+                        items.get("minLength", 0) >= 1:
+                    t.body_refused(op, dict(vals, **{name: [""]}),
+                                   ["'%s'" % name, "empty"],
+                                   "%s with an empty item" % name)
+                t.body_refused(op, dict(vals, **{name: 5}),
+                               ["'%s'" % name, "expected an array",
+                                "got an integer"], "%s as a number" % name)
+                t.body_refused(op, dict(vals, **{name: {"0": 1}}),
+                               ["'%s'" % name, "got an object"],
+                               "%s as an object" % name)
+                notes.append("%s: %d .. %d items" % (name, lo_n, hi_n))
+            elif "enum" in prop:
+                for v in prop["enum"]:
+                    t.body_ok(op, dict(base, **{name: v}), "%s=%s" % (name, v))
+                t.body_refused(op, dict(base, **{name: BOGUS}),
+                               ["'%s'" % name, BOGUS], "%s=%s" % (name, BOGUS))
+                t.body_refused(op, dict(base, **{name: 1}), ["'%s'" % name],
+                               "%s as a number" % name)
+        if schema.get("additionalProperties") is False:
+            t.body_refused(op, dict(base, **{UNKNOWN: 1}),
+                           ["'%s'" % UNKNOWN, "unknown"], "an unknown member")
+        return "; ".join(notes)
+    return run
+
+
+def case_post_compare(path):
+    """POST /run/compare: each demo's cheap parameters as a body run;
+    without demo, with an unknown demo, with a member the demo does not
+    take, and with a list over the query's limit (kept for a comparison)
+    it is a 400."""
+    def run(srv, ctx):
+        t = BodyTester(srv, ctx)
+        op = t.spec.op(path, "post")
+        get = t.spec.op(path, "get")
+        var = get.runs_var()
+        notes = []
+        for demo in get.query[var]["schema"]["enum"]:
+            body = t.base(get, demo=demo)
+            got = t.body_ok(op, body, "demo=%s" % demo)
+            check(got.get("demo") == demo, "POST %s demo=%s: answered %r"
+                  % (path, demo, got.get("demo")))
+            t.body_refused(op, dict(body, **{UNKNOWN: 1}),
+                           ["'%s'" % UNKNOWN], "demo=%s, unknown" % demo)
+            target = get.runs_op(demo)
+            for name, p in target.query.items():
+                s = p.get("schema", {})
+                if s.get("type") == "array" and s.get("maxItems", 0) \
+                        <= BODY_RUN_ITEMS_MAX and name in get.query:
+                    sample = t.cheap(p) or s.get("default") or [1]
+                    t.body_refused(op, dict(body, **{
+                        name: _cycle(sample, s["maxItems"] + 1)}),
+                        ["'%s'" % name, str(s["maxItems"])],
+                        "demo=%s, %d %s" % (demo, s["maxItems"] + 1, name))
+                    notes.append("%s %s at most %d" % (demo, name,
+                                                       s["maxItems"]))
+        t.body_refused(op, {}, ["'%s'" % var], "without %s" % var)
+        t.body_refused(op, {var: BOGUS}, ["'%s'" % var, BOGUS],
+                       "%s=%s" % (var, BOGUS))
+        t.body_refused(op, {var: 1}, ["'%s'" % var], "%s as a number" % var)
+        return "; ".join(notes)
+    return run
+
+
+def case_post_transport(path):
+    """The body's framing: a content type other than application/json is
+    a 415, a chunked body a 411, a Content-Length over --body-max a 413
+    (answered from the header alone), malformed JSON and a top level that
+    is not an object 400s naming the byte, a query string on a POST a 400."""
+    def run(srv, ctx):
+        t = BodyTester(srv, ctx)
+        op = t.spec.op(path, "post")
+        get = t.spec.op(path, "get")
+        body = t.base(get)
+        t.body_refused(op, body, [], "as text/plain", status=415,
+                       headers=[("Content-Type", "text/plain")])
+        t.body_refused(op, None, [], "chunked", status=411,
+                       raw=b"2\r\n{}\r\n0\r\n\r\n",
+                       headers=[("Content-Type", "application/json"),
+                                ("Transfer-Encoding", "chunked")])
+        resp = t.send("POST", path, [("Content-Type", "application/json"),
+                                     ("Content-Length", str(BODY_MAX + 1))],
+                      b"", op=op)
+        check(resp.status == 413, "POST %s, Content-Length %d: %s" % (
+            path, BODY_MAX + 1, resp.status))
+        t.documented(op, resp, "over --body-max")
+        t.body_refused(op, None, ["malformed JSON", "byte"], "malformed",
+                       raw=b'{"a": [1, 2}')
+        t.body_refused(op, None, ["malformed JSON"], "an array",
+                       raw=b"[1, 2]")
+        resp = t.send("POST", path + "?" + t.query(get, {}, [("a", "1")]),
+                      [("Content-Type", "application/json")],
+                      _body_bytes(body), op=op)
+        check(resp.status == 400, "POST %s?a=1: %s" % (path, resp.status))
+        t.documented(op, resp, "with a query")
+        return "415, 411, 413, 400 (malformed, not an object, a query)"
+    return run
+
+
 def case_enum(path, name):
     """Every documented value runs; another is refused with a message
     that lists exactly the documented values."""
@@ -1507,6 +1746,18 @@ def cases_from(doc):
                     out.append((P + "%s demo=%s: over the budget is a 400"
                                 % (path, demo),
                                 case_compare_budget(path, demo)))
+    for (path, method), op in spec.ops.items():
+        if method != "post" or "requestBody" not in op.raw:
+            continue
+        out.append((P + "POST %s: a body's framing gets the documented "
+                    "statuses" % path, case_post_transport(path)))
+        if spec.ops.get((path, "get")) is not None and \
+                spec.ops[(path, "get")].runs_var():
+            out.append((P + "POST %s: every demo by body, and its refusals"
+                        % path, case_post_compare(path)))
+        else:
+            out.append((P + "POST %s: the body's bounds and types enforced"
+                        % path, case_post_body(path)))
     out.append((P + "the X-Request-Id header parameter", case_request_id))
     out.append((P + "SIGTERM: every path answers the documented 503, exit 0",
                 case_drain))
