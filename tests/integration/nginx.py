@@ -602,6 +602,8 @@ class Stream:
         self.fast_done = 0
         self.kill_wall = None    # time.time() of the kill
         self.kill_mono = None
+        self.dead_wall = None    # once B was reaped
+        self.dead_mono = None
         self.threads = []
 
     def run_thread(self, name, targets, count):
@@ -673,6 +675,10 @@ def case_failover(srv, ctx):
     os.kill(b.pid, signal.SIGKILL)
     try:
         rc = b.proc.wait(timeout=5.0)
+        # From here nothing of B's can still be on its way: an answer B
+        # wrote just before the signal landed may end after kill_mono.
+        stream.dead_wall = time.time()
+        stream.dead_mono = time.monotonic()
     finally:
         b.stop()  # reaps it (and unregisters it) in any case
     check(rc == -signal.SIGKILL, "B exited with %s, not by SIGKILL" % rc)
@@ -703,12 +709,12 @@ def case_failover(srv, ctx):
 def case_survivor(srv, ctx):
     cluster = started(ctx)
     stream = cluster.stream
-    check(stream is not None and stream.kill_mono is not None,
+    check(stream is not None and stream.dead_mono is not None,
           "no failover run: that case failed before the kill")
     records = stream.records
-    # Answers that ended after the kill (all of them: retried ones too)
+    # Answers that ended after B was dead (all of them: retried ones too)
     # must come from A.
-    late = [r for r in records if r["end"] > stream.kill_mono and
+    late = [r for r in records if r["end"] > stream.dead_mono and
             r["target"] in FAST_TARGETS]
     wrong = [r for r in late if r["instance"] != "A"]
     check(not wrong, "%d answers after the kill not from A, e.g. %s"
@@ -730,7 +736,8 @@ def case_survivor(srv, ctx):
           % [(e["rid"], e["status"]) for e in bad[:3]])
     kill = stream.kill_wall
     ended_after = [e for e in entries.values() if e["msec"] > kill]
-    not_a = [e for e in ended_after if e["tried"][-1] != "A"]
+    not_a = [e for e in ended_after if e["tried"][-1] != "A" and
+             e["msec"] > stream.dead_wall]
     check(not not_a, "after the kill, answered by %s"
           % [(e["rid"], e["upstream"]) for e in not_a[:3]])
     retried = [e for e in ended_after if "B" in e["tried"]]
