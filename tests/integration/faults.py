@@ -117,17 +117,6 @@ def metric(srv, name, labels):
     return None
 
 
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def raise_nofile(want):
     """Raises this process's soft RLIMIT_NOFILE to want (the case is
     skipped if the hard limit is lower). Returns the previous soft limit,
@@ -723,7 +712,7 @@ def case_idle_2000(srv, ctx):
     soft = raise_nofile(IDLE_CONNECTIONS + 256)
     socks = []
     try:
-        rss_before = rss_kib(srv.pid)
+        rss_before = harness.rss_kib(srv.pid) or None
         for _ in range(IDLE_CONNECTIONS):
             socks.append(socket.create_connection(
                 (harness.LOOPBACK, srv.port),
@@ -740,7 +729,7 @@ def case_idle_2000(srv, ctx):
         seen = json_path(body, "pools.http.connections")
         check(seen >= IDLE_CONNECTIONS, "/health counts %s connections"
               % seen)
-        rss_with = rss_kib(srv.pid)
+        rss_with = harness.rss_kib(srv.pid) or None
         # The last one opened still works as a connection.
         last = socks[-1]
         last.sendall(build_request("GET", "/health"))
