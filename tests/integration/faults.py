@@ -307,6 +307,7 @@ TRICKLERS = 20
 TRICKLE_EVERY_S = 0.5
 TRICKLE_FOR_S = 3 * CONN_TIMEOUT_S
 HEALTH_EVERY_S = 0.1
+HEALTH_STALL_S = 1.0
 HEALTH_FAST_S = 0.1       # /health latency bound (x TIME_SCALE)
 CUT_EARLY_S = 0.25        # how much before conn-timeout a cut may come
 CUT_LATE_S = 1.5          # and how much after (x TIME_SCALE)
@@ -391,12 +392,17 @@ def watch_tricklers(tricklers, until, trickling, srv, latencies):
 
 
 def check_fast(latencies, what):
+    """/health was not held up: its median under HEALTH_FAST_S, and no
+    single request over HEALTH_STALL_S (a blocked request thread holds it
+    for seconds; a busy shared machine adds some tens of ms to one)."""
     limit = HEALTH_FAST_S * harness.TIME_SCALE
     check(latencies, "no /health measured %s" % what)
     worst = max(latencies)
-    check(worst < limit, "/health took %.0f ms %s (limit %.0f ms; median "
-          "%.1f ms)" % (worst * 1000, what, limit * 1000,
-                        sorted(latencies)[len(latencies) // 2] * 1000))
+    median = sorted(latencies)[len(latencies) // 2]
+    check(median < limit and worst < HEALTH_STALL_S * harness.TIME_SCALE,
+          "/health took %.0f ms at worst %s, median %.1f ms (limits: median "
+          "%.0f ms, each %.0f ms)" % (worst * 1000, what, median * 1000,
+                                      limit * 1000, HEALTH_STALL_S * 1000))
     return worst
 
 
