@@ -708,9 +708,10 @@ class Gen:
                 url, refused = self.refused_url()
                 at = rng.randrange(len(urls) + 1)
                 urls.insert(at, url)
-            elif r < 0.16:
+            elif r < 0.16 and st == "ok":
                 # A path that is not UTF-8 once decoded: refused (400), or
-                # fetched and reported as sent.
+                # fetched and reported as sent. (Not on top of the most
+                # URLs allowed: one more would be refused for its count.)
                 urls.append("http://127.0.0.1:%d/%%FF" % self.port)
                 paths.append("/%FF")
                 utf8 = True

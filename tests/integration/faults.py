@@ -117,17 +117,6 @@ def metric(srv, name, labels):
     return None
 
 
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def raise_nofile(want):
     """Raises this process's soft RLIMIT_NOFILE to want (the case is
     skipped if the hard limit is lower). Returns the previous soft limit,
@@ -318,6 +307,7 @@ TRICKLERS = 20
 TRICKLE_EVERY_S = 0.5
 TRICKLE_FOR_S = 3 * CONN_TIMEOUT_S
 HEALTH_EVERY_S = 0.1
+HEALTH_STALL_S = 1.0
 HEALTH_FAST_S = 0.1       # /health latency bound (x TIME_SCALE)
 CUT_EARLY_S = 0.25        # how much before conn-timeout a cut may come
 CUT_LATE_S = 1.5          # and how much after (x TIME_SCALE)
@@ -402,12 +392,17 @@ def watch_tricklers(tricklers, until, trickling, srv, latencies):
 
 
 def check_fast(latencies, what):
+    """/health was not held up: its median under HEALTH_FAST_S, and no
+    single request over HEALTH_STALL_S (a blocked request thread holds it
+    for seconds; a busy shared machine adds some tens of ms to one)."""
     limit = HEALTH_FAST_S * harness.TIME_SCALE
     check(latencies, "no /health measured %s" % what)
     worst = max(latencies)
-    check(worst < limit, "/health took %.0f ms %s (limit %.0f ms; median "
-          "%.1f ms)" % (worst * 1000, what, limit * 1000,
-                        sorted(latencies)[len(latencies) // 2] * 1000))
+    median = sorted(latencies)[len(latencies) // 2]
+    check(median < limit and worst < HEALTH_STALL_S * harness.TIME_SCALE,
+          "/health took %.0f ms at worst %s, median %.1f ms (limits: median "
+          "%.0f ms, each %.0f ms)" % (worst * 1000, what, median * 1000,
+                                      limit * 1000, HEALTH_STALL_S * 1000))
     return worst
 
 
@@ -723,7 +718,7 @@ def case_idle_2000(srv, ctx):
     soft = raise_nofile(IDLE_CONNECTIONS + 256)
     socks = []
     try:
-        rss_before = rss_kib(srv.pid)
+        rss_before = harness.rss_kib(srv.pid) or None
         for _ in range(IDLE_CONNECTIONS):
             socks.append(socket.create_connection(
                 (harness.LOOPBACK, srv.port),
@@ -740,7 +735,7 @@ def case_idle_2000(srv, ctx):
         seen = json_path(body, "pools.http.connections")
         check(seen >= IDLE_CONNECTIONS, "/health counts %s connections"
               % seen)
-        rss_with = rss_kib(srv.pid)
+        rss_with = harness.rss_kib(srv.pid) or None
         # The last one opened still works as a connection.
         last = socks[-1]
         last.sendall(build_request("GET", "/health"))

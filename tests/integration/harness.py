@@ -218,13 +218,14 @@ def run_command(argv, env=None, timeout=10.0):
                 err.read().decode("utf-8", "replace"))
 
 
-def children_of(pid):
-    """PIDs whose parent is pid (Linux /proc; empty elsewhere)."""
-    kids = []
+def _proc_stats():
+    """(pid, fields after the command) of every process in /proc: fields[0]
+    is the state, [1] the parent, [2] the group, [3] the session (comm may
+    hold spaces, so the line is split after its ')'). Empty elsewhere."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return kids
+        return
     for name in names:
         if not name.isdigit():
             continue
@@ -233,35 +234,21 @@ def children_of(pid):
                 stat = f.read().decode("ascii", "replace")
         except OSError:
             continue
-        # pid (comm) state ppid ...: comm may hold spaces, split after ')'.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) >= 2 and fields[1] == str(pid):
-            kids.append(int(name))
-    return kids
+        yield int(name), stat[stat.rfind(")") + 2:].split()
+
+
+def children_of(pid):
+    """PIDs whose parent is pid (Linux /proc; empty elsewhere)."""
+    return [p for p, fields in _proc_stats()
+            if len(fields) >= 2 and fields[1] == str(pid)]
 
 
 def session_members(sid):
     """PIDs (zombies included) whose session id is sid. A server started
     here leads its own session, and its workers inherit it: after the
     server exits, any member left is a process it did not reap or stop."""
-    members = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return members
-    for name in names:
-        if not name.isdigit() or int(name) == sid:
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp session ...
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) >= 4 and fields[3] == str(sid):
-            members.append(int(name))
-    return members
+    return [p for p, fields in _proc_stats()
+            if p != sid and len(fields) >= 4 and fields[3] == str(sid)]
 
 
 def rss_kib(pid):
