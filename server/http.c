@@ -1155,7 +1155,14 @@ static bool route_takes_body(struct exchange *ex)
         ex->path[0] = '\0';
         return false;
     }
-    return router_allows(ex->srv->router, ex->path, HTTP_POST);
+    /* A route that takes a body is known now: its early refusals (411,
+     * 413, 415) are counted under it, as its answers after dispatch are.
+     * Other early refusals stay "none", as before routing. */
+    int route;
+    if (!router_allows(ex->srv->router, ex->path, HTTP_POST, &route))
+        return false;
+    ex->req.route = route;
+    return true;
 }
 
 /* "application/json", any case, optionally followed by parameters. */

@@ -131,9 +131,10 @@ enum handler_result router_dispatch(const struct router *router,
 }
 
 bool router_allows(const struct router *router, const char *path,
-                   enum http_method method)
+                   enum http_method method, int *route_out)
 {
     const struct route *r = match(router, path);
+    *route_out = r ? (int)(r - router->routes) : -1;
     return r && (r->methods & method);
 }
 

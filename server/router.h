@@ -46,9 +46,13 @@ int router_add(struct router *router, unsigned methods, const char *path,
 enum handler_result router_dispatch(const struct router *router,
                                     struct request *req, struct response *resp);
 
-/* True when the route path matches allows method. Any thread. */
+/*
+ * True when the route path matches allows method; *route_out gets that
+ * route's id (-1 when none matches), as router_dispatch() would set it.
+ * Any thread.
+ */
 bool router_allows(const struct router *router, const char *path,
-                   enum http_method method);
+                   enum http_method method, int *route_out);
 
 /*
  * The path route id was added with ("/run/prime", "/" plus "*"), or NULL

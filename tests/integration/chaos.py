@@ -251,8 +251,8 @@ def method_label(method):
 
 
 # server/metrics.c: the statuses with their own label; others are "other".
-METRIC_STATUSES = {200, 301, 304, 400, 403, 404, 405, 413, 414, 431, 499, 500,
-                   502, 503, 504}
+METRIC_STATUSES = {200, 301, 304, 400, 403, 404, 405, 411, 413, 414, 415,
+                   431, 499, 500, 502, 503, 504}
 
 
 def status_label(status):
@@ -875,7 +875,12 @@ class Gen:
             body = b"x" * rng.choice([0, 1, 100, 4000])
             headers = [("Content-Length", str(len(body)))]
         doc = route if route in API_PATHS else "/"
-        ask = Ask("%s %s" % (method, route), method, route, doc, {405},
+        expect = {405}
+        if method.lower() in DOC["paths"].get(route, {}):
+            # A route that takes this method (POST with a JSON body): what
+            # is sent here is not JSON, so it is refused as such.
+            expect = {415}
+        ask = Ask("%s %s" % (method, route), method, route, doc, expect,
                   headers=headers, body=body)
         return ask
 
