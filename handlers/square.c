@@ -43,7 +43,7 @@ static const struct demo_param params[] = {
                    .max_items = NUMBERS_MAX,
                    .doc = "Comma list of 1 to 10,000 integers within "
                           "+-3,037,000,499 (the square fits in 64 bits); "
-                          "the whole request target is at most 32 KiB."},
+                          "the whole request target is at most 8 KiB."},
     [P_TASKS] = {.name = "tasks",
                  .type = DEMO_INT,
                  .min = 1,
