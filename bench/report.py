@@ -101,10 +101,15 @@ def health_summary(doc):
                      f"{f['conlab']['rps'] / f['nginx']['rps']:.2f}",
                      " / ".join(f"{f[n]['p99_ms']:.2f}" for n in
                                 ("conlab", "minimal", "nginx")),
+                     " / ".join(f"{f[n]['cpu_us']:.2f}" for n in
+                                ("conlab", "minimal", "nginx")),
+                     f"{f['conlab']['cpu_us'] / f['minimal']['cpu_us']:.2f}",
                      str(sum(f[n]["errors"] for n in f))))
     out = ["", mdt(("connections", "conlab req/s", "minimal req/s",
                       "nginx req/s", "conlab / minimal", "conlab / nginx",
-                      "p99 ms conlab / minimal / nginx", "errors"),
+                      "p99 ms conlab / minimal / nginx",
+                      "server CPU us/req conlab / minimal / nginx",
+                      "CPU conlab / minimal", "errors"),
                      rows)]
     return out
 
@@ -242,7 +247,9 @@ def cmd_assemble(args):
                "", f"`wrk -t2 -cN -d{health['duration']}` against each "
                "server answering the same body, medians of "
                f"{health['rounds']} rounds; ratios of the median "
-               "requests/s (details below)."]
+               "requests/s, and of the median server CPU time per request "
+               "(user + system, which holds when the machine is noisy; "
+               "details below)."]
         md += health_summary(health)
         if health.get("plot"):
             md += ["", f"![GET /health: requests/s and p99 latency per "

@@ -45,9 +45,9 @@ static const struct demo_param params[] = {
                    .max_items_body = NUMBERS_MAX_BODY,
                    .doc = "Comma list of 1 to 10,000 integers within "
                           "+-3,037,000,499 (the square fits in 64 bits); "
-                          "the whole request target is at most 32 KiB. In "
-                          "a POST body: a JSON array of 1 to 1,000,000 "
-                          "integers."},
+                          "the whole request target is at most 8 KiB (about "
+                          "2,500 short numbers). In a POST body: a JSON "
+                          "array of 1 to 1,000,000 integers."},
     [P_TASKS] = {.name = "tasks",
                  .type = DEMO_INT,
                  .min = 1,

@@ -85,7 +85,10 @@ int response_header(struct response *r, const char *name, const char *value)
         return -ENOSPC;
     struct response_header *h = &r->headers[r->n_headers++];
     h->name = name;
-    snprintf(h->value, sizeof(h->value), "%s", value);
+    /* Not snprintf(): this runs for every answer (callgrind). */
+    size_t len = strnlen(value, sizeof(h->value) - 1);
+    memcpy(h->value, value, len);
+    h->value[len] = '\0';
     return 0;
 }
 

@@ -5,58 +5,29 @@
 
 #include <string.h>
 
-void text_init(struct text *t, char *buf, size_t cap)
-{
-    t->buf = buf;
-    t->cap = cap;
-    t->len = 0;
-    t->overflow = false;
-    buf[0] = '\0';
-}
+const char text_digit_pairs[200] = {
+    '0', '0', '0', '1', '0', '2', '0', '3', '0', '4', '0', '5', '0', '6', '0',
+    '7', '0', '8', '0', '9', '1', '0', '1', '1', '1', '2', '1', '3', '1', '4',
+    '1', '5', '1', '6', '1', '7', '1', '8', '1', '9', '2', '0', '2', '1', '2',
+    '2', '2', '3', '2', '4', '2', '5', '2', '6', '2', '7', '2', '8', '2', '9',
+    '3', '0', '3', '1', '3', '2', '3', '3', '3', '4', '3', '5', '3', '6', '3',
+    '7', '3', '8', '3', '9', '4', '0', '4', '1', '4', '2', '4', '3', '4', '4',
+    '4', '5', '4', '6', '4', '7', '4', '8', '4', '9', '5', '0', '5', '1', '5',
+    '2', '5', '3', '5', '4', '5', '5', '5', '6', '5', '7', '5', '8', '5', '9',
+    '6', '0', '6', '1', '6', '2', '6', '3', '6', '4', '6', '5', '6', '6', '6',
+    '7', '6', '8', '6', '9', '7', '0', '7', '1', '7', '2', '7', '3', '7', '4',
+    '7', '5', '7', '6', '7', '7', '7', '8', '7', '9', '8', '0', '8', '1', '8',
+    '2', '8', '3', '8', '4', '8', '5', '8', '6', '8', '7', '8', '8', '8', '9',
+    '9', '0', '9', '1', '9', '2', '9', '3', '9', '4', '9', '5', '9', '6', '9',
+    '7', '9', '8', '9', '9'};
 
-void text_str(struct text *t, const char *s)
+size_t text_cut(char *buf, size_t cap, size_t len, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    if (t->len + n >= t->cap) {
-        t->overflow = true;
-        n = t->cap - 1 - t->len;
-    }
-    memcpy(t->buf + t->len, s, n);
-    t->len += n;
-    t->buf[t->len] = '\0';
-}
-
-void text_char(struct text *t, char c)
-{
-    if (t->len + 1 >= t->cap) {
-        t->overflow = true;
-        return;
-    }
-    t->buf[t->len++] = c;
-    t->buf[t->len] = '\0';
-}
-
-void text_u64(struct text *t, uint64_t v)
-{
-    char digits[21];
-    size_t n = sizeof(digits) - 1;
-    digits[n] = '\0';
-    do {
-        digits[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    text_str(t, digits + n);
-}
-
-void text_milli(struct text *t, uint64_t v)
-{
-    char frac[5] = {'.', (char)('0' + v / 100 % 10), (char)('0' + v / 10 % 10),
-                    (char)('0' + v % 10), '\0'};
-    text_u64(t, v / 1000);
-    text_str(t, frac);
-}
-
-bool text_overflowed(const struct text *t)
-{
-    return t->overflow;
+    size_t room = len + 1 < cap ? cap - 1 - len : 0;
+    if (n > room)
+        n = room;
+    memcpy(buf + len, s, n);
+    len += n;
+    buf[len] = '\0';
+    return len;
 }

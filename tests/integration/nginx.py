@@ -542,9 +542,9 @@ def case_request_id(srv, ctx):
 # JSON error shape with the status on the HTTP line. (name, method, target,
 # headers, body, status)
 OVERSIZED = [
-    ("a 40 KB target (the service's 414)", "GET", "/health?" + "a" * 40000,
+    ("a 16 KB target (the service's 414)", "GET", "/health?" + "a" * 16000,
      (), b"", 414),
-    ("a 70 KB target (nginx's 414)", "GET", "/health?" + "a" * 70000,
+    ("a 40 KB target (nginx's 414)", "GET", "/health?" + "a" * 40000,
      (), b"", 414),
     ("a 20 KB header (the service's 431)", "GET", "/health",
      (("X-Big", "b" * 20000),), b"", 431),
