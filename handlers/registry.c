@@ -91,6 +91,23 @@ int64_t demo_param_default(const struct demo_param *p, const struct app *app)
     return p->def;
 }
 
+/*
+ * An integer parameter whose maximum a list declared before it caps
+ * (max_count_of: square's tasks at most its numbers): the cap applies to
+ * its maximum and its default alike.
+ */
+static void cap_by_count(const struct demo *d, size_t i,
+                         const struct demo_args *a, int64_t *max, int64_t *def)
+{
+    const struct demo_param *dp = &d->params[i];
+    int of = dp->max_count_of ? demo_param_index(d, dp->max_count_of) : -1;
+    if (of >= 0 && (size_t)of < i) {
+        int64_t count = (int64_t)a->n[of];
+        *max = count < *max ? count : *max;
+        *def = count < *def ? count : *def;
+    }
+}
+
 int demo_parse(const struct demo *d, struct params *p, int mode,
                const struct app *app, struct demo_args *a, char *err,
                size_t err_len)
@@ -103,13 +120,7 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
         a->given[i] = params_has(p, dp->name);
         if (dp->type == DEMO_INT) {
             int64_t def = demo_param_default(dp, app);
-            int of =
-                dp->max_count_of ? demo_param_index(d, dp->max_count_of) : -1;
-            if (of >= 0 && (size_t)of < i) {
-                int64_t count = (int64_t)a->n[of];
-                max = count < max ? count : max;
-                def = count < def ? count : def;
-            }
+            cap_by_count(d, i, a, &max, &def);
             rc = params_int(p, dp->name, dp->min, max, def, &a->v[i]);
         } else if (dp->type == DEMO_INT_LIST) {
             rc = params_int_list(p, dp->name, dp->min, max, dp->max_items,
@@ -301,13 +312,7 @@ int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
             m->taken = true;
         if (dp->type == DEMO_INT) {
             int64_t def = demo_param_default(dp, app);
-            int of =
-                dp->max_count_of ? demo_param_index(d, dp->max_count_of) : -1;
-            if (of >= 0 && (size_t)of < i) {
-                int64_t count = (int64_t)a->n[of];
-                max = count < max ? count : max;
-                def = count < def ? count : def;
-            }
+            cap_by_count(d, i, a, &max, &def);
             if (!m)
                 a->v[i] = def;
             else if (m->type != JSONR_INTEGER)

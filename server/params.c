@@ -22,6 +22,7 @@ static int fail(struct params *p, const char *fmt, ...)
 static void remember_name(struct params *p, const char *name);
 static int take_single(struct params *p, const char *name, const char **value);
 static int parse_int64(const char *text, size_t len, int64_t *out);
+static void quote_span(char q[QUOTE_MAX], const char *text, size_t len);
 
 int params_parse(struct params *p, const char *query)
 {
@@ -114,12 +115,8 @@ int params_check_int(struct params *p, const char *name, const char *text,
 {
     int64_t v;
     if (parse_int64(text, len, &v) < 0 || v < min || v > max) {
-        char raw[QUOTE_MAX + 1];
         char q[QUOTE_MAX];
-        size_t keep = len < QUOTE_MAX ? len : QUOTE_MAX;
-        memcpy(raw, text, keep);
-        raw[keep] = '\0';
-        uri_quote(q, sizeof(q), raw);
+        quote_span(q, text, len);
         return fail(p,
                     "parameter '%s': '%s' is not an integer in "
                     "[%lld, %lld]",
@@ -212,12 +209,8 @@ int params_check_item(struct params *p, const char *name, size_t index,
 {
     if (parse_int64(text, len, out) == 0 && *out >= min && *out <= max)
         return 0;
-    char raw[QUOTE_MAX + 1];
     char q[QUOTE_MAX];
-    size_t keep = len < QUOTE_MAX ? len : QUOTE_MAX;
-    memcpy(raw, text, keep);
-    raw[keep] = '\0';
-    uri_quote(q, sizeof(q), raw);
+    quote_span(q, text, len);
     return fail(p,
                 "parameter '%s': item %zu ('%s') is not an integer "
                 "in [%lld, %lld] (a comma list of 1 to %zu)",
@@ -335,6 +328,16 @@ static int take_single(struct params *p, const char *name, const char **value)
         *value = p->items[i].value;
     }
     return p->failed ? -EINVAL : 0;
+}
+
+/* The first bytes of text[0..len), quoted for a message. */
+static void quote_span(char q[QUOTE_MAX], const char *text, size_t len)
+{
+    char raw[QUOTE_MAX + 1];
+    size_t keep = len < QUOTE_MAX ? len : QUOTE_MAX;
+    memcpy(raw, text, keep);
+    raw[keep] = '\0';
+    uri_quote(q, QUOTE_MAX, raw);
 }
 
 static int parse_int64(const char *text, size_t len, int64_t *out)
