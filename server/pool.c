@@ -26,7 +26,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,14 +44,12 @@
 #include "frame.h"
 #include "job.h"
 #include "log.h"
-#include "worker.h"
+#include "proc.h"
 
 #define EARLY_DEATH_NS  (1000u * 1000u * 1000u) /* died within 1 s: early */
 #define BACKOFF_BASE_MS 50u
 #define BACKOFF_MAX_MS  5000u
 #define STOP_WAIT_MS    2000
-
-extern char **environ;
 
 enum src { SRC_EVENT = 1, SRC_TIMER, SRC_SOCK, SRC_PIDFD };
 
@@ -355,62 +352,15 @@ static void *pool_main(void *arg)
 
 static void spawn(struct pool *p, struct worker *w)
 {
-    int sv[2];
-    char parent[16];
-    char *argv[] = {"conlab", WORKER_FLAG, parent, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none;
-
     w->respawn_at_ns = 0;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        log_error("pool: socketpair: %s", strerror(errno));
-        goto out_retry;
-    }
-    if (sv[1] == WORKER_FD) {
-        /* dup2 onto itself would keep FD_CLOEXEC: move it first. */
-        int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, WORKER_FD + 1);
-        close(sv[1]);
-        sv[1] = moved;
-    }
-    snprintf(parent, sizeof(parent), "%d", (int)getpid());
-    posix_spawn_file_actions_init(&fa);
-    /* Only 0-2 and the channel go across: libraries do not all set
-     * CLOEXEC (libcurl 7.88's multi wakeup socketpair is open in the
-     * service by the time a worker is respawned). */
-    int fa_rc = posix_spawn_file_actions_adddup2(&fa, sv[1], WORKER_FD);
-    if (fa_rc == 0)
-        fa_rc = posix_spawn_file_actions_addclosefrom_np(&fa, WORKER_FD + 1);
-    if (fa_rc != 0) {
-        log_error("pool: cannot prepare a worker's descriptors: %s",
-                  strerror(fa_rc));
-        posix_spawn_file_actions_destroy(&fa);
-        close(sv[0]);
-        close(sv[1]);
-        goto out_retry;
-    }
-    posix_spawnattr_init(&attr);
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    /* Own process group: a terminal's Ctrl-C reaches the service only,
-     * which then stops its workers itself. */
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
     pid_t pid;
-    int rc = posix_spawn(&pid, p->exe, &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(sv[1]);
-    if (rc != 0) {
-        log_error("pool: cannot start a worker (%s): %s", p->exe, strerror(rc));
-        close(sv[0]);
+    int sock;
+    if (proc_spawn_worker(p->exe, "pool", &pid, &sock) < 0)
         goto out_retry;
-    }
 
     w->pid = pid;
     w->pidfd = pidfd_open(pid, 0);
-    w->sock = sv[0];
+    w->sock = sock;
     fcntl(w->sock, F_SETFL, fcntl(w->sock, F_GETFL) | O_NONBLOCK);
     if (w->pidfd < 0 || watch(p, w->sock, EPOLLIN, SRC_SOCK, w->slot) < 0 ||
         watch(p, w->pidfd, EPOLLIN, SRC_PIDFD, w->slot) < 0) {
