@@ -13,6 +13,7 @@
 #include "../server/jsonr.h"
 #include "../server/params.h"
 #include "demo.h"
+#include "overhead.h"
 #include "run.h"
 
 int handlers_register(struct router *router, struct app *app)
@@ -23,7 +24,8 @@ int handlers_register(struct router *router, struct app *app)
     } routes[] = {
         {"/health", health_handle},        {"/run/compare", compare_handle},
         {"/delay", delay_handle},          {"/metrics", metrics_handle},
-        {"/openapi.json", openapi_handle},
+        {"/openapi.json", openapi_handle}, {"/run/overhead", overhead_handle},
+        {"/run/table", table_handle},
     };
     /* The demos whose lists outgrow a request target take a JSON body. */
     static const char *const posts[] = {"square", "fetch"};

@@ -64,6 +64,10 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
                                    void *app);
 
 /* GET /delay: answers after ms milliseconds, holding no thread. */
+/* GET /run/table: the tutorials' comparison table, measured (table.c). */
+enum handler_result table_handle(struct request *req, struct response *resp,
+                                 void *ctx);
+
 enum handler_result delay_handle(struct request *req, struct response *resp,
                                  void *app);
 

@@ -445,6 +445,20 @@ static void set_flag(struct gen *g, json_t *obj, const char *key, bool on)
 }
 
 /*
+ * The /run/ endpoints that are not demos (compare, overhead, table): the
+ * base describes them by hand and they stay.
+ */
+static bool run_non_demo(const char *name, size_t len)
+{
+    static const char *const names[] = {"compare", "overhead", "table"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
  * Removes what the registry no longer declares: "<demo>.<param>" of a
  * registry demo without that parameter, "compare.<param>" that no demo
  * has, and the path and parameters of a /run/<x> that is not a demo any
@@ -472,7 +486,7 @@ static void remove_stale(struct gen *g)
             stale = strcmp(rest, "demo") != 0;
             for (size_t i = 0; i < g->n && stale; i++)
                 stale = !param_named(g->demos[i], rest);
-        } else {
+        } else if (!run_non_demo(key, plen)) {
             char path[OPENAPI_KEY_MAX];
             int len = snprintf(path, sizeof(path), "/run/%.*s", (int)plen, key);
             stale = len > 0 && len < (int)sizeof(path) &&
@@ -483,7 +497,8 @@ static void remove_stale(struct gen *g)
     }
     json_object_foreach_safe(g->paths, next, key, v)
     {
-        if (strncmp(key, "/run/", 5) != 0 || strcmp(key, "/run/compare") == 0)
+        if (strncmp(key, "/run/", 5) != 0 ||
+            run_non_demo(key + 5, strlen(key + 5)))
             continue;
         if (!demo_named(g, key + 5, strlen(key + 5)))
             json_object_del(g->paths, key);

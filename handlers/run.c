@@ -320,6 +320,13 @@ void run_finish(struct run_req *rr)
     rr->state = NULL;
 }
 
+void run_req_use(struct run_req *rr, const struct demo *d)
+{
+    run_finish(rr);
+    demo_args_cleanup(&rr->args);
+    rr->d = d;
+}
+
 /* Any thread: the run's last task ended. */
 static void on_done(struct engine_run *run, int status, void *arg)
 {

@@ -103,6 +103,14 @@ double run_wall_ms(const struct run_req *rr);
 /* Frees the finished run and its state (the claim stays). */
 void run_finish(struct run_req *rr);
 
+/*
+ * Points rr at demo d for its next run (/run/table runs several demos on
+ * one request): the finished run and the arguments go; the claim, the
+ * token and the extra stay. The arguments are then filled with
+ * run_parse() or by moving parsed ones into run_req_args().
+ */
+void run_req_use(struct run_req *rr, const struct demo *d);
+
 /* Accessors for compare.c. */
 struct demo_args *run_req_args(struct run_req *rr);
 struct engine_run *run_req_run(struct run_req *rr);

@@ -19,6 +19,12 @@ enum job_msg { JOB_MSG_HELLO = 1, JOB_MSG_JOB = 2, JOB_MSG_RESULT = 3 };
  */
 enum job_kind { JOB_PRIME = 1, JOB_SQUARE = 2, JOB_SLEEP = 3 };
 
+/*
+ * Jobs that are not a demo's: far above the registry's kinds. JOB_HOLD
+ * (/run/overhead) reports in and holds its worker until release_ns.
+ */
+#define JOB_HOLD 0x10000u
+
 #define JOB_PAYLOAD_MAX 80000 /* bytes of one job's parameters */
 
 struct job_hello {
@@ -30,6 +36,10 @@ struct job_request {
     uint64_t id;
     uint32_t kind;
     uint32_t len; /* bytes of parameters that follow */
+};
+
+struct job_hold {
+    uint64_t release_ns; /* CLOCK_MONOTONIC */
 };
 
 struct job_sleep {

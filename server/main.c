@@ -31,6 +31,7 @@
 #include "gil.h"
 #include "http.h"
 #include "log.h"
+#include "overhead.h"
 #include "metrics.h"
 #include "loop.h"
 #include "pool.h"
@@ -218,9 +219,12 @@ int main(int argc, char **argv)
      * every thread is gone: a completion of one may submit to another,
      * and request threads may still read their stats. */
     engine_stop(app.engine);
+    overhead_stop_all(); /* measurements release and reap their units */
     pool_stop(app.pool);
     tpool_stop(app.tpool);
     loop_stop(app.loop);
+    if (!overhead_wait_idle(STOP_WAIT_MS))
+        log_error("overhead measurements still live after the stop");
     /* Phase 3: every run's callback has returned and its request has had
      * its answer built on a request thread; then the daemon goes. */
     if (!engine_wait_idle(app.engine, STOP_WAIT_MS))

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "job.h"
+#include "overhead.h"
 #include "../handlers/demo.h"
 
 int worker_main(int fd, int parent)
@@ -72,5 +73,7 @@ out_free:
 int worker_run_job(uint32_t kind, const void *params, uint32_t len, void *out,
                    uint32_t cap, uint32_t *out_len)
 {
+    if (kind == JOB_HOLD)
+        return overhead_worker_hold(params, len, out, cap, out_len);
     return demo_worker_job(kind, params, len, out, cap, out_len);
 }
