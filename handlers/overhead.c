@@ -32,7 +32,8 @@
 #include "handlers.h"
 #include "run.h"
 
-#define ANSWER_BYTES_PER_UNIT 80
+#define ANSWER_BYTES_PER_UNIT  80
+#define OVERHEAD_UNITS_DEFAULT 8
 
 struct ovh_req {
     struct app *app;
@@ -53,16 +54,9 @@ static uint64_t client_key(const struct budget_client *c);
 
 size_t overhead_default_units(enum overhead_mode mode, const struct app *app)
 {
-    switch (mode) {
-    case OVERHEAD_THREADS:
-        return 64;
-    case OVERHEAD_PROCESSES:
-        return (size_t)app->cfg->workers * 4;
-    case OVERHEAD_SPAWN:
-        return 8;
-    default:
-        return 1000;
-    }
+    (void)mode;
+    (void)app;
+    return OVERHEAD_UNITS_DEFAULT;
 }
 
 void overhead_spec_init(struct overhead_spec *spec, const struct app *app,
@@ -270,6 +264,13 @@ static enum handler_result on_wake(struct request *req, struct response *resp,
     jsonw_object(&w);
     jsonw_key(&w, "mode");
     jsonw_str(&w, overhead_mode_names[mode]);
+    jsonw_key(&w, "params");
+    jsonw_object(&w);
+    jsonw_key(&w, "mode");
+    jsonw_str(&w, overhead_mode_names[mode]);
+    jsonw_key(&w, "units");
+    jsonw_uint(&w, n);
+    jsonw_end(&w);
     jsonw_key(&w, "units");
     jsonw_uint(&w, n);
     jsonw_key(&w, "cores");

@@ -125,7 +125,8 @@ size_t overhead_units_max(enum overhead_mode mode, int workers)
     case OVERHEAD_THREADS:
         return OVERHEAD_THREADS_MAX;
     case OVERHEAD_PROCESSES:
-        return (size_t)(workers > 0 ? workers : 1) * OVERHEAD_POOL_PER_WORKER;
+        (void)workers;
+        return OVERHEAD_POOL_MAX;
     case OVERHEAD_SPAWN:
         return OVERHEAD_SPAWN_MAX;
     case OVERHEAD_ASYNC:

@@ -40,14 +40,14 @@ enum overhead_mode {
 /* "threads", "processes", "spawn", "async" */
 extern const char *const overhead_mode_names[OVERHEAD_MODES];
 
-#define OVERHEAD_THREADS_MAX     256   /* threads alive at once */
-#define OVERHEAD_SPAWN_MAX       64    /* fresh processes alive at once */
-#define OVERHEAD_POOL_PER_WORKER 16    /* pool jobs per worker */
-#define OVERHEAD_ASYNC_MAX       10000 /* loop tasks */
-#define OVERHEAD_LIVE_MAX        2     /* measurements at once */
-#define OVERHEAD_DEADLINE_MS     10000 /* a measurement, at most */
-#define OVERHEAD_POOL_HOLD_MS    30    /* a pool job holds its worker */
-#define OVERHEAD_METHOD_MAX      240
+#define OVERHEAD_THREADS_MAX  256   /* threads alive at once */
+#define OVERHEAD_SPAWN_MAX    64    /* fresh processes alive at once */
+#define OVERHEAD_POOL_MAX     64    /* pool jobs, in turns of workers */
+#define OVERHEAD_ASYNC_MAX    10000 /* loop tasks */
+#define OVERHEAD_LIVE_MAX     2     /* measurements at once */
+#define OVERHEAD_DEADLINE_MS  10000 /* a measurement, at most */
+#define OVERHEAD_POOL_HOLD_MS 30    /* a pool job holds its worker */
+#define OVERHEAD_METHOD_MAX   240
 
 /* One unit: its start-up latency and the memory it holds. */
 struct overhead_unit {
@@ -86,7 +86,7 @@ struct overhead_spec {
     void *done_arg;
 };
 
-/* The most units a mode takes (processes: per the pool's workers). */
+/* The most units a mode takes. */
 size_t overhead_units_max(enum overhead_mode mode, int workers);
 
 /*

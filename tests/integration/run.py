@@ -17,7 +17,8 @@ and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
-openapi.py (the OpenAPI document against the service), nginx.py (two
+openapi.py (the OpenAPI document against the service), overhead.py
+(/run/overhead and /run/table), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
 request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
 2,000 idle connections, oversized requests, SIGTERM mid-load), chaos.py
@@ -62,6 +63,7 @@ import loop  # noqa: E402
 import nginx  # noqa: E402
 import ops  # noqa: E402
 import openapi  # noqa: E402
+import overhead  # noqa: E402
 import shutdown  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
@@ -823,6 +825,7 @@ def server_groups(web_root, binary):
     ] + (cpu.server_groups(web_root) + bodies.server_groups(web_root) +
          loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
+         overhead.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +
