@@ -13,6 +13,7 @@
 
 import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
 import { readDemos, buildDemoUi, syncForm, queryPairs, jsonBody } from './forms.js';
+import { initTable } from './table.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
@@ -415,6 +416,15 @@ window.addEventListener('resize', () => {
   resizeTimer = setTimeout(() => {
     if (state.last && Math.abs(plotWidth() - state.width) > 4) renderResults();
   }, 150);
+});
+
+// The Table view shows its requests in the same curl and JSON panel.
+initTable({
+  show(path, body, text) {
+    state.curlText = curlFor({ path, body: null });
+    $('#curl').textContent = state.curlText;
+    showJson(body, text);
+  },
 });
 
 loadDemos();

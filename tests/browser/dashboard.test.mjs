@@ -633,6 +633,67 @@ test('a long list the server refuses by POST: its 400 message, inputs kept', asy
   assertClean(log, [400]);
 });
 
+test('the Table view: /run/table drawn beside the tutorials\' words, a mark and a rerun per cell', async () => {
+  const { page, log } = await openPage();
+  assert.ok(await page.isVisible('#table-run'), 'the Table view offers its button');
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${origin}/run/table`, { timeout: 20000 }),
+    page.click('#table-run'),
+  ]);
+  assert.equal(resp.status(), 200);
+  const body = await resp.json();
+  await page.waitForSelector('table.claims tbody tr');
+  // One row per row of the answer, the tutorials' words beside each.
+  const rows = await page.$$eval('table.claims tbody tr', (trs) => trs.map((tr) => ({
+    id: tr.dataset.row,
+    words: tr.querySelector('blockquote.tutorials').textContent,
+    cells: [...tr.querySelectorAll('td')].map((td) => ({
+      column: td.dataset.column,
+      holds: td.dataset.holds,
+      figure: td.querySelector('.fig-value').textContent,
+      request: td.querySelector('a.request').getAttribute('href'),
+      reason: td.querySelector('.reason') ? td.querySelector('.reason').textContent : null,
+      rerun: !!td.querySelector('button.rerun'),
+    })),
+  })));
+  assert.deepEqual(rows.map((r) => r.id), body.rows.map((r) => r.id), 'a row per row, in order');
+  const heads = await page.$$eval('table.claims thead th[data-column]', (ths) => ths.map((th) => th.dataset.column));
+  assert.deepEqual(heads, body.columns, 'a column per column');
+  const want = { true: 'holds', false: 'fails', null: 'none' };
+  body.rows.forEach((row, i) => {
+    assert.equal(rows[i].words, row.tutorials, `${row.id}: the tutorials' words`);
+    row.cells.forEach((cell, k) => {
+      const dom = rows[i].cells[k];
+      const where = `${row.id}/${cell.column}`;
+      assert.equal(dom.column, cell.column, where);
+      assert.equal(dom.request, cell.request, `${where}: its reproducing request`);
+      assert.ok(dom.rerun, `${where}: a rerun button`);
+      if (cell.available) {
+        assert.equal(dom.holds, want[String(cell.holds)], `${where}: its mark`);
+        assert.notEqual(dom.figure, 'n/a', `${where}: its figure`);
+      } else {
+        assert.equal(dom.holds, 'na', `${where}: marked not measured`);
+        assert.equal(dom.reason, cell.reason, `${where}: the reason shown`);
+      }
+    });
+  });
+  // A rerun of the threads start-up cell: the same request, a new figure.
+  const sel = 'td[data-row="startup"][data-column="threads"]';
+  const cell = body.rows.find((r) => r.id === 'startup').cells.find((c) => c.column === 'threads');
+  const [again] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${origin}${cell.request}`),
+    page.click(`${sel} button.rerun`),
+  ]);
+  const againBody = await again.json();
+  await page.waitForFunction((s) => document.querySelector(`${s} .rerun-figure`).dataset.value !== undefined &&
+    document.querySelector(`${s} .rerun-figure`).dataset.value !== '', sel);
+  const shown = Number(await page.$eval(`${sel} .rerun-figure`, (e) => e.dataset.value));
+  assert.equal(shown, againBody.startup_us.median, 'the rerun\'s figure is its answer\'s median');
+  assert.equal(await page.textContent('#curl'), `curl '${origin}${cell.request}'`);
+  await page.screenshot({ path: join(ARTIFACTS, 'table-desktop.png'), fullPage: true });
+  assertClean(log);
+});
+
 test('at 375 px wide the page does not scroll sideways', async () => {
   const { page, log } = await openPage(375, 812);
   await noHorizontalScroll(page);
