@@ -10,6 +10,10 @@
 #                           CPU programs against conlab
 #   loop    bench/loop.sh   10,000 sleeps, 1,000 fetches, against asyncio
 #                           and aiohttp
+#   overhead bench/overhead.sh start-up latency and memory per unit
+#                           (thread, pool job, fresh process, loop task)
+#                           beside threading.Thread, multiprocessing.Process
+#                           and asyncio.create_task
 #   mixed   bench/mixed.sh  the mixed wrk load, with memory sampled
 #   limits  bench/limits.sh admission by cost: memory ceiling under every
 #                           mix of 1,000 requests, fairness, memory per
@@ -40,7 +44,7 @@ if [ $# -ne 1 ]; then
     exit 2
 fi
 
-BENCH_PARTS=${BENCH_PARTS:-health cpu loop mixed limits}
+BENCH_PARTS=${BENCH_PARTS:-health cpu loop overhead mixed limits}
 START_TIMEOUT_S=10
 STOP_TIMEOUT_S=30
 
@@ -51,9 +55,10 @@ build=$1
 
 for part in $BENCH_PARTS; do
     case $part in
-    health | cpu | loop | mixed | limits) ;;
+    health | cpu | loop | overhead | mixed | limits) ;;
     *)
-        echo "bench: unknown part '$part' (health cpu loop mixed limits)" >&2
+        echo "bench: unknown part '$part' (health cpu loop overhead mixed" \
+            "limits)" >&2
         exit 2
         ;;
     esac

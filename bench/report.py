@@ -44,6 +44,7 @@ PARTS = {  # part: (its script, its report in bench/out/)
     "health": ("bench/run.sh", "health.md"),
     "cpu": ("bench/cpu.sh", "cpu.md"),
     "loop": ("bench/loop.sh", "loop.md"),
+    "overhead": ("bench/overhead.sh", "overhead.md"),
     "mixed": ("bench/mixed.sh", "mixed.md"),
     "limits": ("bench/limits.sh", "limits.md"),
 }
@@ -163,6 +164,38 @@ def limits_summary(doc):
         out += ["", mdt(("target", "measured", "required", "verdict"),
                         rows)]
     return out
+
+
+def overhead_summary(doc):
+    """The overhead part's table: conlab's units beside Python's."""
+    def us(v):
+        return f"{v:.1f} us" if v < 1000 else f"{v / 1000:.2f} ms"
+
+    def size(b):
+        if b >= 1 << 20:
+            return f"{b / (1 << 20):.2f} MiB"
+        return f"{b / 1024:.1f} KiB" if b >= 1024 else f"{b:.0f} B"
+
+    pairs = [("thread", "threads", "threading.Thread"),
+             ("pool job (prefork)", "processes", None),
+             ("fresh process", "spawn", "multiprocessing.Process (spawn)"),
+             ("fresh process (fork)", None,
+              "multiprocessing.Process (fork)"),
+             ("loop task", "async", "asyncio.create_task")]
+    rows = []
+    for label, ck, pk in pairs:
+        c = doc["conlab"].get(ck) if ck else None
+        p = doc["py"].get(pk) if pk else None
+        rows.append((label,
+                     us(c["start_us_median"]) if c else "-",
+                     size(c["memory_bytes"]) if c else "-",
+                     f"{pk}: " + us(p["start_us_median"]) if p else "-",
+                     size(p["memory_bytes"]) if p else "-"))
+    return [f"`/run/overhead` beside bench/python/overhead_units.py "
+            f"(Python {doc['python']}), same unit counts, medians of "
+            f"{doc['rounds']} rounds (methods in the part's report below).",
+            "", mdt(("unit", "conlab start-up", "conlab memory",
+                     "Python start-up", "Python memory"), rows)]
 
 
 def tutorial_rows(cpu, loop):
@@ -360,6 +393,11 @@ plot data using (sqrt($2)):1:(1):($2):($1 - 0.35):($1 + 0.35):ytic(3) with boxxy
                 f"{fe['conlab_rss_peak_mib']:.1f}, "
                 f"{fe['conlab_rss_after_mib']:.1f} after")
         md += [f"- {x}" for x in items]
+
+    overhead = load_json(os.path.join(OUT, "overhead", "summary.json"))
+    if overhead and "overhead" in ran_names:
+        md += ["", "### Start-up overhead and memory per unit", ""]
+        md += overhead_summary(overhead)
 
     if mixed and "mixed" in ran_names:
         md += ["", "### Mixed load", "",
