@@ -290,7 +290,7 @@ static void prepare_step(struct table *t, size_t i, struct budget_cost *cost)
     params_parse(&p, def->query);
     int rc = demo_parse(s->d, &p, s->mode, app, &s->args, err, sizeof(err));
     if (rc != 0) {
-        snprintf(s->reason, sizeof(s->reason), "/run/%s?%s is refused: %s",
+        snprintf(s->reason, sizeof(s->reason), "/run/%s?%s is refused: %.200s",
                  def->demo, def->query, rc == -EINVAL ? params_error(&p) : err);
         params_cleanup(&p);
         demo_args_cleanup(&s->args);
