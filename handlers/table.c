@@ -454,7 +454,12 @@ static enum handler_result on_overhead_wake(struct request *req,
         run_req_free(rr);
         return HANDLER_DONE;
     }
-    if (status != 0)
+    if (status == -EAGAIN && overhead_error(t->o)[0] == '\0')
+        snprintf(s->error, sizeof(s->error),
+                 "%d overhead measurements were running (at most %d at "
+                 "once)",
+                 OVERHEAD_LIVE_MAX, OVERHEAD_LIVE_MAX);
+    else if (status != 0)
         snprintf(s->error, sizeof(s->error), "%s",
                  overhead_error(t->o)[0] ? overhead_error(t->o)
                                          : strerror(-status));
