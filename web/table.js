@@ -122,6 +122,7 @@ export function renderTable(box, body, hooks = {}) {
     `Measured here in ${(body.wall_ms / 1000).toFixed(1)} s on ${body.cores} core${body.cores === 1 ? '' : 's'} ` +
     `and ${body.workers} worker process${body.workers === 1 ? '' : 'es'}: ${holds} claim${holds === 1 ? '' : 's'} hold, ` +
     `${fails} do${fails === 1 ? 'es' : ''} not, ${na} cell${na === 1 ? '' : 's'} not measured in this build.`);
+  if (body.note) el('p', { class: 'small table-note' }, box, body.note);
   const scroller = el('div', { class: 'table-scroll' }, box);
   const table = el('table', { class: 'claims' }, scroller);
   el('caption', { class: 'sr-only' }, table, 'The tutorials\' comparison table, measured on this machine');

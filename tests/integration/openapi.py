@@ -99,6 +99,18 @@ def scaled(seconds):
     return seconds * harness.TIME_SCALE
 
 
+def _op_budget_s(op):
+    """What an operation that documents x-conlab-budget-ms may take (a
+    measurement such as /run/table runs for seconds by design), with a
+    margin; 0 for the others."""
+    if op is None:
+        return 0.0
+    get = op.spec.ops.get((op.path, "get")) or op  # HEAD runs it too
+    budget = op.raw.get("x-conlab-budget-ms",
+                        get.raw.get("x-conlab-budget-ms"))
+    return 0.0 if budget is None else budget / 1000.0 + 5.0
+
+
 def _short(value, limit=160):
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -405,6 +417,7 @@ class Tester:
 
     def send(self, method, target, headers=(), body=b"", op=None,
              timeout=REQUEST_TIMEOUT_S):
+        timeout = max(timeout, _op_budget_s(op))
         resp = raw_exchange(self.srv.port,
                             build_request(method, target, list(headers),
                                           body),
@@ -1658,7 +1671,8 @@ def case_drain(srv, ctx):
         target = path + "?" + t.query(op, t.base(op))
         s.sendall(build_request("GET", target, [("Connection",
                                                  "keep-alive")]))
-        first = harness.read_response(s, timeout=scaled(5.0))
+        first = harness.read_response(
+            s, timeout=scaled(max(5.0, _op_budget_s(op))))
         check(first.status is not None and not first.closed and
               "close" not in (first.header("Connection") or "").lower(),
               "GET %s on a keep-alive connection: %s %s" % (
