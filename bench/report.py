@@ -45,6 +45,7 @@ PARTS = {  # part: (its script, its report in bench/out/)
     "cpu": ("bench/cpu.sh", "cpu.md"),
     "loop": ("bench/loop.sh", "loop.md"),
     "mixed": ("bench/mixed.sh", "mixed.md"),
+    "state": ("bench/state.sh", "state.md"),
     "limits": ("bench/limits.sh", "limits.md"),
 }
 
@@ -165,6 +166,29 @@ def limits_summary(doc):
     return out
 
 
+def state_summary(doc):
+    """The shared-state bench's headline: ns per increment by sync at 1
+    and 2 tasks, Python's lock equivalents, the lost-update frequency."""
+    ns = {(c["mode"], c["sync"], c["tasks"]): c["ns"] for c in doc["conlab"]}
+    py = {(p["kind"], p["sync"], p["workers"]): p["ns"]
+          for p in doc["python"]}
+    rows = [(f"conlab threads, sync={s}", fmt(ns.get(("threads", s, 1)),
+                                               ".2f"),
+             fmt(ns.get(("threads", s, 2)), ".2f"))
+            for s in ("none", "lock", "atomic")]
+    rows += [("Python threads, threading.Lock",
+              fmt(py.get(("threads", "lock", 1))),
+              fmt(py.get(("threads", "lock", 2)))),
+             ("Python processes, multiprocessing.Value with its lock",
+              fmt(py.get(("processes", "lock", 1))),
+              fmt(py.get(("processes", "lock", 2))))]
+    r = doc["race"]
+    return ["", mdt(("counter", "1 task ns", "2 tasks ns"), rows), "",
+            f"tasks=2, increments=1,000,000, threads, sync=none lost "
+            f"updates in {r['lost_runs']} of {r['runs']} runs (median lost "
+            f"{r['median_lost']:,.0f}); lock and atomic never lost one."]
+
+
 def tutorial_rows(cpu, loop):
     """(label, python ms, conlab ms, ratio) of every comparison with the
     tutorials' programs, for the table and the plot."""
@@ -233,6 +257,7 @@ def cmd_assemble(args):
             "this machine); `make soak` adds the soak section",
         ]
 
+    state = load_json(os.path.join(OUT, "state", "summary.json"))
     cpu = load_json(os.path.join(OUT, "cpu", "summary.json"))
     loop = load_json(os.path.join(OUT, "loop", "summary.json"))
     health = load_json(os.path.join(OUT, "health", "summary.json"))
@@ -254,6 +279,15 @@ def cmd_assemble(args):
         if health.get("plot"):
             md += ["", f"![GET /health: requests/s and p99 latency per "
                        f"server and connection count]({health['plot']})"]
+
+    if state and "state" in ran_names:
+        md += ["", "### Shared state: ns per increment, lost updates", "",
+               "`/run/counter` on threads, medians of "
+               f"{state['rounds']} rounds of {state['increments']:,} "
+               "increments per task, beside the tutorials' Python "
+               f"equivalents ({state['py_increments']:,} per worker) in "
+               "the same run (details below)."]
+        md += state_summary(state)
 
     trows = tutorial_rows(cpu if "cpu" in ran_names else None,
                           loop if "loop" in ran_names else None)

@@ -46,7 +46,7 @@
 
 #define TASKS        2
 #define LOCKS        2
-#define HOLD_MS_MAX  5000
+#define HOLD_MS_MAX  10000
 #define STEP_MS      5  /* one timed attempt at a lock */
 #define NAP_MS       20 /* deadline checks while holding */
 #define SEGMENTS_MAX 8  /* a task waits and holds each lock at most once */
