@@ -20,8 +20,14 @@ Python standard library is used (and bench/cpu.py's helpers).
         soak older than the bench says so. Also draws
         bench/plots/python-vs-conlab.svg.
 
-bench/all.sh calls both; bench/soak.sh calls `assemble` after a soak, so
-the soak appears in REPORT.md beside the last bench run's parts.
+    report.py part --name state --into bench/REPORT.md
+        Splices one part run alone (bench/state.sh BUILD) into an existing
+        report: its summary section and its report in full, replacing
+        those of an earlier run, each marked as run alone with its date,
+        so that the rest of the report keeps its own run.
+
+bench/all.sh calls snap and assemble; bench/soak.sh calls `assemble` after a
+soak, so the soak appears in REPORT.md beside the last bench run's parts.
 """
 
 import argparse
@@ -166,6 +172,67 @@ def limits_summary(doc):
     return out
 
 
+STATE_HEADING = "### Shared state: ns per increment, lost updates"
+
+
+def state_section(doc, alone=None):
+    """The summary section of the shared-state part; alone: the date of a
+    run of that part by itself."""
+    when = (f" This part was run alone ({alone}), not in the run above."
+            if alone else "")
+    return [STATE_HEADING, "",
+            "`/run/counter` on threads, medians of "
+            f"{doc['rounds']} rounds of {doc['increments']:,} "
+            "increments per task, beside the tutorials' Python "
+            f"equivalents ({doc['py_increments']:,} per worker) in "
+            f"the same run (details below).{when}"] + state_summary(doc)
+
+
+def replace_section(lines, heading, new, before):
+    """lines with the section under heading (up to the next heading of
+    its level or higher) replaced by new; when absent, new goes before the
+    first line starting with one of before (else at the end)."""
+    level = len(heading) - len(heading.lstrip("#"))
+
+    def ends(line):
+        n = len(line) - len(line.lstrip("#"))
+        return line.startswith("#") and 0 < n <= level
+
+    if heading in lines:
+        at = lines.index(heading)
+        end = at + 1
+        while end < len(lines) and not ends(lines[end]):
+            end += 1
+        return lines[:at] + new + [""] + lines[end:]
+    for i, line in enumerate(lines):
+        if any(line.startswith(b) for b in before):
+            return lines[:i] + new + [""] + lines[i:]
+    return lines + [""] + new
+
+
+def cmd_part(args):
+    doc = load_json(os.path.join(OUT, args.name, "summary.json"))
+    path = os.path.join(OUT, PARTS[args.name][1])
+    if not doc or not os.path.exists(path):
+        print(f"bench: no {args.name} results in {OUT}: run "
+              f"{PARTS[args.name][0]} first", file=sys.stderr)
+        return 1
+    with open(path) as f:
+        title = f.readline().lstrip("# ").strip()
+        details = demote("# x\n" + f.read())
+    date = doc.get("date", "date unknown")
+    with open(args.into) as f:
+        lines = f.read().rstrip("\n").split("\n")
+    lines = replace_section(lines, STATE_HEADING, state_section(doc, date),
+                            ("### Soak", "## The run, part by part"))
+    lines = replace_section(lines, f"## {title}",
+                            [f"## {title}", "", details], ())
+    with open(args.into, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"bench: {args.name} spliced into {args.into}")
+    return 0
+
+
 def state_summary(doc):
     """The shared-state bench's headline: ns per increment by sync at 1
     and 2 tasks, Python's lock equivalents, the lost-update frequency."""
@@ -281,13 +348,7 @@ def cmd_assemble(args):
                        f"server and connection count]({health['plot']})"]
 
     if state and "state" in ran_names:
-        md += ["", "### Shared state: ns per increment, lost updates", "",
-               "`/run/counter` on threads, medians of "
-               f"{state['rounds']} rounds of {state['increments']:,} "
-               "increments per task, beside the tutorials' Python "
-               f"equivalents ({state['py_increments']:,} per worker) in "
-               "the same run (details below)."]
-        md += state_summary(state)
+        md += [""] + state_section(state)
 
     trows = tutorial_rows(cpu if "cpu" in ran_names else None,
                           loop if "loop" in ran_names else None)
@@ -507,8 +568,12 @@ def main():
     s.add_argument("--facts", nargs="*")
     a = sub.add_parser("assemble")
     a.add_argument("--out", required=True)
+    p = sub.add_parser("part")
+    p.add_argument("--name", required=True, choices=("state",))
+    p.add_argument("--into", required=True)
     args = ap.parse_args()
-    return {"snap": cmd_snap, "assemble": cmd_assemble}[args.cmd](args)
+    return {"snap": cmd_snap, "assemble": cmd_assemble,
+            "part": cmd_part}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ def main():
           % (raced, len(races)), flush=True)
 
     summary = {
+        "date": os.environ.get("BENCH_DATE", "?"),
+        "load": "%s before" % os.environ.get("BENCH_LOAD_BEFORE", "?"),
         "rounds": args.rounds, "increments": args.increments,
         "py_increments": args.py_increments,
         "conlab": [{"mode": m, "sync": s, "tasks": t,

@@ -12,7 +12,10 @@
 # 127.0.0.1, its access log in bench/out/state/conlab.log; bench/state.py
 # does the requests and runs bench/python/counter.py (see there for what
 # is measured and checked). Markdown to bench/out/state.md, figures for
-# bench/report.py in bench/out/state/summary.json. conlab is stopped by PID
+# bench/report.py in bench/out/state/summary.json: `make bench` puts it in
+# bench/REPORT.md with the other parts; after a run of this part alone,
+# `bench/report.py part --name state --into bench/REPORT.md` splices it
+# into the last report, marked as run alone. conlab is stopped by PID
 # (SIGTERM, then SIGKILL), reaped, and must exit 0, on failure and Ctrl-C
 # too.
 #
@@ -100,6 +103,7 @@ if [ -f "$out/state.md.tmp" ]; then
     sed "s|, ? after\. One conlab|, $load_after after. One conlab|" \
         "$out/state.md.tmp" >"$out/state.md"
     rm -f "$out/state.md.tmp"
-    echo "bench: written $out/state.md"
+    echo "bench: written $out/state.md (bench/report.py part --name state" \
+        "--into bench/REPORT.md puts it in the report)"
 fi
 exit "$status"
