@@ -492,10 +492,11 @@ static void on_turn(struct loop_timer *lt, int status)
     struct engine_run *run = ct->run;
     struct counter_tally *t = &st->tasks[ct->task];
 
-    if (status == -ECANCELED)
-        status = engine_run_check(run);
-    if (status == 0)
-        status = engine_run_check(run);
+    /* Removed (-ECANCELED) because the run was cancelled: its status. */
+    if (status == 0 || status == -ECANCELED) {
+        int stop = engine_run_check(run);
+        status = stop ? stop : status;
+    }
     if (status == 0 && clock_now_ns() > st->deadline_ns)
         status = -ETIMEDOUT;
     if (status == 0) {
