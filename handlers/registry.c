@@ -18,10 +18,16 @@
 extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch,
     demo_counter, demo_deadlock;
 
+/* clang-format off: one demo a line */
 const struct demo *const demo_registry[] = {
-    &demo_prime, &demo_square,  &demo_sleep,
-    &demo_fetch, &demo_counter, &demo_deadlock,
+    &demo_prime,
+    &demo_square,
+    &demo_sleep,
+    &demo_fetch,
+    &demo_counter,
+    &demo_deadlock,
 };
+/* clang-format on */
 
 const size_t demo_count = sizeof(demo_registry) / sizeof(demo_registry[0]);
 
