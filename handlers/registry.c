@@ -18,7 +18,8 @@
 extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch,
     demo_counter, demo_deadlock;
 
-/* clang-format off: one demo a line */
+/* One demo a line, so that added demos merge line by line. */
+/* clang-format off */
 const struct demo *const demo_registry[] = {
     &demo_prime,
     &demo_square,
