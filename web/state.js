@@ -78,13 +78,15 @@ function countChart(parent, rows, width) {
       class: 'count-bar expected', x: labelW, y: y + 4, width: Math.max(1, we), height: rowH - 8,
       'data-mode': r.mode, 'data-sync': r.sync, 'data-what': 'expected', 'data-value': r.result.expected,
     }, g);
+    const separate = r.result.shared_memory === 'none';
     svg('rect', {
-      class: `count-bar final${r.result.lost ? ' lost' : ''}`, x: labelW, y: y + 8,
+      class: `count-bar final${separate ? ' separate' : r.result.lost ? ' lost' : ''}`, x: labelW, y: y + 8,
       width: Math.max(r.result.final ? 1 : 0, wf), height: rowH - 16,
       'data-mode': r.mode, 'data-sync': r.sync, 'data-what': 'final', 'data-value': r.result.final,
     }, g);
     const v = svg('text', { class: 'cmp-value', x: labelW + Math.max(we, wf) + 6, y: y + rowH / 2 + 4 }, g);
-    v.textContent = r.result.lost ? `lost ${fmtN(r.result.lost)}` : 'none lost';
+    v.textContent = separate ? 'separate memory: the counter stayed 0'
+      : r.result.lost ? `lost ${fmtN(r.result.lost)}` : 'none lost';
   });
   return root;
 }
@@ -138,7 +140,7 @@ function countTable(parent, rows) {
     html('td', {}, tr, r.sync);
     html('td', { class: 'num' }, tr, fmtN(x.expected));
     html('td', { class: 'num' }, tr, fmtN(x.final));
-    html('td', { class: x.lost ? 'num lost' : 'num' }, tr, fmtN(x.lost));
+    html('td', { class: x.lost && x.shared_memory !== 'none' ? 'num lost' : 'num' }, tr, fmtN(x.lost));
     html('td', { class: 'num' }, tr, x.ns_per_increment.toFixed(2));
     html('td', { class: 'num' }, tr, x.sync === 'lock' ? String(x.lock_wait_ms) : '–');
   }
@@ -150,10 +152,12 @@ function counterView(parent, kind, runs, width, notes) {
   const fig = html('figure', { class: 'counter-view', 'data-kind': kind, 'data-rows': rows.length }, parent);
   const cap = html('figcaption', {}, fig);
   html('strong', {}, cap, kind === 'syncs' ? 'Every mode and sync' : 'Shared counter');
-  const lost = rows.filter((r) => r.result.lost > 0);
-  html('span', { class: 'tl-stats' }, cap, lost.length
-    ? `updates lost in ${lost.map((r) => `${r.mode} · ${r.sync}`).join(', ')}`
-    : 'no update lost');
+  const separate = rows.filter((r) => r.result.shared_memory === 'none');
+  const lost = rows.filter((r) => r.result.lost > 0 && r.result.shared_memory !== 'none');
+  const parts = [lost.length ? `updates lost in ${lost.map((r) => `${r.mode} · ${r.sync}`).join(', ')}`
+    : 'no update lost'];
+  if (separate.length) parts.push(`${separate.map((r) => `${r.mode} · ${r.sync}`).join(', ')}: separate memory`);
+  html('span', { class: 'tl-stats' }, cap, parts.join('; '));
   countChart(fig, rows, width);
   costChart(fig, rows, width);
   countTable(fig, rows);

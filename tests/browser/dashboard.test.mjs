@@ -972,6 +972,8 @@ test('counter: expected against final drawn from the JSON, then every mode and s
   }
   const procNone = view.rows.find((x) => x.mode === 'processes' && x.sync === 'none');
   assert.equal(procNone.final, 0, 'separate processes: the service\'s counter stays 0');
+  const procNoneBar = view.finals.find((f) => f[0] === 'processes' && f[1] === 'none');
+  assert.deepEqual(procNoneBar, ['processes', 'none', 0, false], 'separate memory is not drawn as lost updates');
   assert.equal(view.costs.length, 12, 'a cost bar per mode and sync');
   assert.equal((await page.textContent('#curl')).split('\n').length, 3, 'the three curl lines');
   await page.screenshot({ path: join(ARTIFACTS, 'counter-sweep.png'), fullPage: true });
