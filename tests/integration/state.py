@@ -13,8 +13,9 @@ bench figure (bench/state.sh), recorded here only as a figure.
 
 The sequences: a worker killed with kill -9 in the middle of a
 processes+lock run (the answer comes, the next run is whole), the demo
-thread pool whole after deadlocks (checked in /health), and no shared
-memory segment left behind by a run.
+thread pool whole after deadlocks (checked in /health), no shared memory
+segment left behind by a run, and (group state-shutdown) SIGTERM in the
+middle of deadlocks and counts.
 """
 
 import os
@@ -23,7 +24,8 @@ import time
 
 import cpu
 import harness
-from harness import Background, CheckFailed, check, expect_value
+from harness import (Background, check, expect_error_shape,
+                     expect_value, stop_and_check)
 
 WORKERS = 2
 INCREMENTS = 200000
@@ -365,6 +367,44 @@ def case_compare_deadlock(srv, ctx):
     tpool_whole(srv)
 
 
+def case_shutdown(srv, ctx):
+    """SIGTERM while a deadlock is held, an async count runs on the loop
+    and a processes+lock count holds a segment: each request gets a 503
+    (or its answer, if it ended within the grace period), the server
+    exits 0 with no worker left, and no segment is left behind."""
+    pids = cpu.wait_ready(srv, WORKERS)["pools"]["process"]["pids"]
+    jobs = [Background(srv.port, target, cpu.scaled(20.0)).start()
+            for target in (
+                "/run/deadlock?order=opposite&hold_ms=5000",
+                "/run/deadlock?order=same&hold_ms=5000",
+                "/run/counter?mode=async&tasks=16&increments=10000000"
+                "&sync=lock",
+                "/run/counter?mode=processes&tasks=2&increments=10000000"
+                "&sync=lock")]
+    try:
+        cpu.wait_health(srv.port, lambda b: harness.json_path(
+            b, "pools.threads.busy") >= 2, cpu.scaled(5.0),
+            "the deadlock's threads busy")
+        note = stop_and_check(srv, signal.SIGTERM, cpu.scaled(6.0), pids,
+                              ("received SIGTERM", "stopped"))
+    finally:
+        for job in jobs:
+            job.join(cpu.scaled(10.0))
+    answers = []
+    for job in jobs:
+        check(job.done, "%s unanswered after the exit" % job.target)
+        if job.resp is not None and job.resp.status is not None:
+            check(job.resp.status in (200, 503), "%s: %s"
+                  % (job.target, job.describe()))
+            if job.resp.status == 503:
+                expect_error_shape(job.resp)
+            answers.append(str(job.resp.status))
+        else:
+            answers.append("closed")
+    expect_value("segments left", _segments_of(srv.pid), [])
+    return "%s; %s" % (", ".join(answers), note)
+
+
 def server_groups(web_root):
     """(title, extra args, environment, cases) for run.py's server_group."""
     base = ["--web-root", web_root, "--threads", "2", "--workers",
@@ -389,6 +429,9 @@ def server_groups(web_root):
             ("state: compare deadlock", case_compare_deadlock),
             ("state: kill -9 of a worker mid processes+lock count",
              case_worker_killed_holding)]),
+        ("state-shutdown", base[:-2] + ["--grace-ms", "300"], None,
+         [("state: SIGTERM mid deadlock and mid counts: answered, exit 0, "
+           "nothing left", case_shutdown)]),
     ]
 
 
