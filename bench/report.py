@@ -180,6 +180,10 @@ def state_section(doc, alone=None):
     run of that part by itself."""
     when = (f" This part was run alone ({alone}), not in the run above."
             if alone else "")
+    if doc.get("load"):
+        when += (f" Load average {doc['load']}: two threads overlap only "
+                 "while both have a core, so the lost-update count falls "
+                 "as other programs load the machine.")
     return [STATE_HEADING, "",
             "`/run/counter` on threads, medians of "
             f"{doc['rounds']} rounds of {doc['increments']:,} "
