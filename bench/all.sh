@@ -15,6 +15,9 @@
 #                           beside threading.Thread, multiprocessing.Process
 #                           and asyncio.create_task
 #   mixed   bench/mixed.sh  the mixed wrk load, with memory sampled
+#   state   bench/state.sh  shared state: ns per increment of /run/counter
+#                           per sync beside Python's threading.Lock and
+#                           multiprocessing.Value, lost-update frequency
 #   limits  bench/limits.sh admission by cost: memory ceiling under every
 #                           mix of 1,000 requests, fairness, memory per
 #                           task (a few minutes more: each mix waits up to
@@ -44,7 +47,7 @@ if [ $# -ne 1 ]; then
     exit 2
 fi
 
-BENCH_PARTS=${BENCH_PARTS:-health cpu loop overhead mixed limits}
+BENCH_PARTS=${BENCH_PARTS:-health cpu loop overhead mixed state limits}
 START_TIMEOUT_S=10
 STOP_TIMEOUT_S=30
 
@@ -55,10 +58,10 @@ build=$1
 
 for part in $BENCH_PARTS; do
     case $part in
-    health | cpu | loop | overhead | mixed | limits) ;;
+    health | cpu | loop | overhead | mixed | state | limits) ;;
     *)
         echo "bench: unknown part '$part' (health cpu loop overhead mixed" \
-            "limits)" >&2
+            "state limits)" >&2
         exit 2
         ;;
     esac

@@ -20,8 +20,14 @@ Python standard library is used (and bench/cpu.py's helpers).
         soak older than the bench says so. Also draws
         bench/plots/python-vs-conlab.svg.
 
-bench/all.sh calls both; bench/soak.sh calls `assemble` after a soak, so
-the soak appears in REPORT.md beside the last bench run's parts.
+    report.py part --name state --into bench/REPORT.md
+        Splices one part run alone (bench/state.sh BUILD) into an existing
+        report: its summary section and its report in full, replacing
+        those of an earlier run, each marked as run alone with its date,
+        so that the rest of the report keeps its own run.
+
+bench/all.sh calls snap and assemble; bench/soak.sh calls `assemble` after a
+soak, so the soak appears in REPORT.md beside the last bench run's parts.
 """
 
 import argparse
@@ -46,6 +52,7 @@ PARTS = {  # part: (its script, its report in bench/out/)
     "loop": ("bench/loop.sh", "loop.md"),
     "overhead": ("bench/overhead.sh", "overhead.md"),
     "mixed": ("bench/mixed.sh", "mixed.md"),
+    "state": ("bench/state.sh", "state.md"),
     "limits": ("bench/limits.sh", "limits.md"),
 }
 
@@ -196,6 +203,92 @@ def overhead_summary(doc):
             f"{doc['rounds']} rounds (methods in the part's report below).",
             "", mdt(("unit", "conlab start-up", "conlab memory",
                      "Python start-up", "Python memory"), rows)]
+STATE_HEADING = "### Shared state: ns per increment, lost updates"
+
+
+def state_section(doc, alone=None):
+    """The summary section of the shared-state part; alone: the date of a
+    run of that part by itself."""
+    when = (f" This part was run alone ({alone}), not in the run above."
+            if alone else "")
+    if doc.get("load"):
+        when += (f" Load average {doc['load']}: two threads overlap only "
+                 "while both have a core, so the lost-update count falls "
+                 "as other programs load the machine.")
+    return [STATE_HEADING, "",
+            "`/run/counter` on threads, medians of "
+            f"{doc['rounds']} rounds of {doc['increments']:,} "
+            "increments per task, beside the tutorials' Python "
+            f"equivalents ({doc['py_increments']:,} per worker) in "
+            f"the same run (details below).{when}"] + state_summary(doc)
+
+
+def replace_section(lines, heading, new, before):
+    """lines with the section under heading (up to the next heading of
+    its level or higher) replaced by new; when absent, new goes before the
+    first line starting with one of before (else at the end)."""
+    level = len(heading) - len(heading.lstrip("#"))
+
+    def ends(line):
+        n = len(line) - len(line.lstrip("#"))
+        return line.startswith("#") and 0 < n <= level
+
+    if heading in lines:
+        at = lines.index(heading)
+        end = at + 1
+        while end < len(lines) and not ends(lines[end]):
+            end += 1
+        return lines[:at] + new + [""] + lines[end:]
+    for i, line in enumerate(lines):
+        if any(line.startswith(b) for b in before):
+            return lines[:i] + new + [""] + lines[i:]
+    return lines + [""] + new
+
+
+def cmd_part(args):
+    doc = load_json(os.path.join(OUT, args.name, "summary.json"))
+    path = os.path.join(OUT, PARTS[args.name][1])
+    if not doc or not os.path.exists(path):
+        print(f"bench: no {args.name} results in {OUT}: run "
+              f"{PARTS[args.name][0]} first", file=sys.stderr)
+        return 1
+    with open(path) as f:
+        title = f.readline().lstrip("# ").strip()
+        details = demote("# x\n" + f.read())
+    date = doc.get("date", "date unknown")
+    with open(args.into) as f:
+        lines = f.read().rstrip("\n").split("\n")
+    lines = replace_section(lines, STATE_HEADING, state_section(doc, date),
+                            ("### Soak", "## The run, part by part"))
+    lines = replace_section(lines, f"## {title}",
+                            [f"## {title}", "", details], ())
+    with open(args.into, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"bench: {args.name} spliced into {args.into}")
+    return 0
+
+
+def state_summary(doc):
+    """The shared-state bench's headline: ns per increment by sync at 1
+    and 2 tasks, Python's lock equivalents, the lost-update frequency."""
+    ns = {(c["mode"], c["sync"], c["tasks"]): c["ns"] for c in doc["conlab"]}
+    py = {(p["kind"], p["sync"], p["workers"]): p["ns"]
+          for p in doc["python"]}
+    rows = [(f"conlab threads, sync={s}", fmt(ns.get(("threads", s, 1)),
+                                               ".2f"),
+             fmt(ns.get(("threads", s, 2)), ".2f"))
+            for s in ("none", "lock", "atomic")]
+    rows += [("Python threads, threading.Lock",
+              fmt(py.get(("threads", "lock", 1))),
+              fmt(py.get(("threads", "lock", 2)))),
+             ("Python processes, multiprocessing.Value with its lock",
+              fmt(py.get(("processes", "lock", 1))),
+              fmt(py.get(("processes", "lock", 2))))]
+    r = doc["race"]
+    return ["", mdt(("counter", "1 task ns", "2 tasks ns"), rows), "",
+            f"tasks=2, increments=1,000,000, threads, sync=none lost "
+            f"updates in {r['lost_runs']} of {r['runs']} runs (median lost "
+            f"{r['median_lost']:,.0f}); lock and atomic never lost one."]
 
 
 def tutorial_rows(cpu, loop):
@@ -266,6 +359,7 @@ def cmd_assemble(args):
             "this machine); `make soak` adds the soak section",
         ]
 
+    state = load_json(os.path.join(OUT, "state", "summary.json"))
     cpu = load_json(os.path.join(OUT, "cpu", "summary.json"))
     loop = load_json(os.path.join(OUT, "loop", "summary.json"))
     health = load_json(os.path.join(OUT, "health", "summary.json"))
@@ -287,6 +381,9 @@ def cmd_assemble(args):
         if health.get("plot"):
             md += ["", f"![GET /health: requests/s and p99 latency per "
                        f"server and connection count]({health['plot']})"]
+
+    if state and "state" in ran_names:
+        md += [""] + state_section(state)
 
     trows = tutorial_rows(cpu if "cpu" in ran_names else None,
                           loop if "loop" in ran_names else None)
@@ -511,8 +608,12 @@ def main():
     s.add_argument("--facts", nargs="*")
     a = sub.add_parser("assemble")
     a.add_argument("--out", required=True)
+    p = sub.add_parser("part")
+    p.add_argument("--name", required=True, choices=("state",))
+    p.add_argument("--into", required=True)
     args = ap.parse_args()
-    return {"snap": cmd_snap, "assemble": cmd_assemble}[args.cmd](args)
+    return {"snap": cmd_snap, "assemble": cmd_assemble,
+            "part": cmd_part}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ struct jsonr_doc;
 #define DEMO_PARAMS_MAX 8
 #define DEMOS_MAX       16
 #define DEMO_ALL_MODES  ENGINE_MODES /* "every mode of the demo" */
+#define DEMO_ENUM_MAX   16           /* names of one DEMO_ENUM */
 
 enum demo_param_type {
     DEMO_INT,      /* an integer in [min, max] */
     DEMO_INT_LIST, /* a comma list of integers, each in [min, max] */
     DEMO_URLS,     /* a repeatable string (URLs), up to max_items */
+    DEMO_ENUM,     /* one of the names in values; v[] holds its index */
 };
 
 /* The option a default comes from, when it is not a constant. */
@@ -47,7 +49,12 @@ struct demo_param {
     /* A list parameter (declared before this one) whose count caps this
      * one's maximum and default (square's tasks: at most the numbers). */
     const char *max_count_of;
-    int64_t def; /* DEMO_INT, when def_from is DEMO_DEF_CONST */
+    int64_t def; /* DEMO_INT, when def_from is DEMO_DEF_CONST; DEMO_ENUM:
+                    the index of the default in values */
+    /* DEMO_ENUM: the accepted names, NULL-terminated (at most
+     * DEMO_ENUM_MAX); form_value, when not 0, is the index the dashboard
+     * starts on. */
+    const char *const *values;
     enum demo_default_from def_from;
     const char *def_list; /* DEMO_INT_LIST: the default list ("1,2,3,4") */
     size_t max_items;     /* DEMO_INT_LIST and DEMO_URLS */
@@ -197,6 +204,9 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
 int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
                     struct params *p, int mode, const struct app *app,
                     struct demo_args *a, char *err, size_t err_len);
+
+/* The number of names of a DEMO_ENUM parameter (0 for any other). */
+size_t demo_enum_count(const struct demo_param *p);
 
 /* The most items a list parameter takes from a request body. */
 size_t demo_param_max_items_body(const struct demo_param *p);

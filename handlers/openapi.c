@@ -90,7 +90,7 @@ static void check_registry(struct gen *g);
 static void check_param(struct gen *g, const struct demo *d,
                         const struct demo_param *p);
 static json_t *param_schema(enum demo_param_type type, int64_t lo, int64_t hi,
-                            size_t max_items);
+                            size_t max_items, const struct demo_param *p);
 static void set_style(struct gen *g, json_t *obj, enum demo_param_type type);
 static void set_flag(struct gen *g, json_t *obj, const char *key, bool on);
 static void remove_stale(struct gen *g);
@@ -358,10 +358,33 @@ static void check_param(struct gen *g, const struct demo *d,
                  d->name);
         return;
     }
-    if (p->type != DEMO_URLS && p->min > p->max)
+    if (p->type == DEMO_ENUM) {
+        size_t n = demo_enum_count(p);
+        if (n == 0 || (p->values && p->values[n]) || p->def < 0 ||
+            (size_t)p->def >= n || p->form_value < 0 ||
+            (size_t)p->form_value >= n)
+            gen_fail(g, -EINVAL,
+                     "openapi: %s.%s: an enumeration needs 1 to %d names "
+                     "and a default and form value among them",
+                     d->name, p->name, DEMO_ENUM_MAX);
+    }
+    for (size_t k = 0; k < g->n && !g->rc && p->type == DEMO_ENUM; k++) {
+        const struct demo_param *q = param_named(g->demos[k], p->name);
+        size_t n = demo_enum_count(p);
+        bool same =
+            q == NULL || q->type != DEMO_ENUM || demo_enum_count(q) == n;
+        for (size_t i = 0; same && q && q->type == DEMO_ENUM && i < n; i++)
+            same = strcmp(p->values[i], q->values[i]) == 0;
+        if (!same)
+            gen_fail(g, -EINVAL,
+                     "openapi: %s.%s and %s.%s name different values: "
+                     "/run/compare cannot describe both",
+                     d->name, p->name, g->demos[k]->name, q->name);
+    }
+    if (p->type != DEMO_URLS && p->type != DEMO_ENUM && p->min > p->max)
         gen_fail(g, -EINVAL, "openapi: %s.%s: min %lld > max %lld", d->name,
                  p->name, (long long)p->min, (long long)p->max);
-    if (p->type != DEMO_INT && p->max_items == 0)
+    if ((p->type == DEMO_INT_LIST || p->type == DEMO_URLS) && p->max_items == 0)
         gen_fail(g, -EINVAL, "openapi: %s.%s: a list without max_items",
                  d->name, p->name);
     for (size_t m = 0; m < d->n_modes && !g->rc; m++) {
@@ -399,11 +422,25 @@ static void check_param(struct gen *g, const struct demo *d,
 /* ------------------------------------------------------------------ */
 /* Generation                                                          */
 
-/* The schema of a value (DEMO_INT) or of a list's items in [lo, hi]. */
+/*
+ * The schema of a value (DEMO_INT) or of a list's items in [lo, hi]; of an
+ * enumeration, p's names.
+ */
 static json_t *param_schema(enum demo_param_type type, int64_t lo, int64_t hi,
-                            size_t max_items)
+                            size_t max_items, const struct demo_param *p)
 {
     switch (type) {
+    case DEMO_ENUM: {
+        json_t *names = json_array();
+        for (size_t i = 0; names && i < demo_enum_count(p); i++) {
+            if (json_array_append_new(names, json_string(p->values[i]))) {
+                json_decref(names);
+                names = NULL;
+            }
+        }
+        return names ? json_pack("{s:s, s:o}", "type", "string", "enum", names)
+                     : NULL;
+    }
     case DEMO_INT:
         return json_pack("{s:s, s:s, s:I, s:I}", "type", "integer", "format",
                          "int64", "minimum", (json_int_t)lo, "maximum",
@@ -426,7 +463,7 @@ static json_t *param_schema(enum demo_param_type type, int64_t lo, int64_t hi,
 /* How a list is written in the query: "1,2,3" or url=a&url=b. */
 static void set_style(struct gen *g, json_t *obj, enum demo_param_type type)
 {
-    if (type == DEMO_INT) {
+    if (type == DEMO_INT || type == DEMO_ENUM) {
         json_object_del(obj, "style");
         json_object_del(obj, "explode");
         return;
@@ -527,7 +564,9 @@ static void gen_param(struct gen *g, const struct demo *d,
     set_style(g, obj, p->type);
 
     json_t *schema =
-        param_schema(p->type, p->min, largest_max(d, p), p->max_items);
+        param_schema(p->type, p->min, largest_max(d, p), p->max_items, p);
+    if (schema && p->type == DEMO_ENUM)
+        set_new(g, schema, "default", json_string(p->values[p->def]));
     if (schema && p->type == DEMO_INT && p->def_from == DEMO_DEF_CONST)
         set_new(g, schema, "default", json_integer(p->def));
     if (schema && p->type == DEMO_INT_LIST && p->def_list)
@@ -560,7 +599,10 @@ static void gen_param(struct gen *g, const struct demo *d,
         form = int_list(g, d, p, p->form_list, "the form value");
     else if (p->type == DEMO_URLS && p->form_list)
         form = string_list(p->form_list);
-    if (p->type == DEMO_INT ? p->form_value != 0 : p->form_list != NULL)
+    else if (p->type == DEMO_ENUM && p->form_value)
+        form = json_string(p->values[p->form_value]);
+    if (p->type == DEMO_INT || p->type == DEMO_ENUM ? p->form_value != 0
+                                                    : p->form_list != NULL)
         set_new(g, obj, "x-conlab-form-value", form);
     else
         json_object_del(obj, "x-conlab-form-value");
@@ -890,7 +932,8 @@ static void gen_compare_param(struct gen *g, const char *name)
         set_new(g, obj, "description", json_string(text));
     }
     set_style(g, obj, first->type);
-    set_new(g, obj, "schema", param_schema(first->type, lo, hi, max_items));
+    set_new(g, obj, "schema",
+            param_schema(first->type, lo, hi, max_items, first));
     set_flag(g, obj, "x-conlab-scales-time", scales_time);
     json_object_del(obj, "x-conlab-default-from");
     json_object_del(obj, "x-conlab-max-by-mode");

@@ -15,14 +15,20 @@
 #include "../server/jsonr.h"
 #include "../server/params.h"
 
-extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch;
+extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch,
+    demo_counter, demo_deadlock;
 
+/* One demo a line, so that added demos merge line by line. */
+/* clang-format off */
 const struct demo *const demo_registry[] = {
     &demo_prime,
     &demo_square,
     &demo_sleep,
     &demo_fetch,
+    &demo_counter,
+    &demo_deadlock,
 };
+/* clang-format on */
 
 const size_t demo_count = sizeof(demo_registry) / sizeof(demo_registry[0]);
 
@@ -125,6 +131,11 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
         } else if (dp->type == DEMO_INT_LIST) {
             rc = params_int_list(p, dp->name, dp->min, max, dp->max_items,
                                  dp->def_list, &a->list[i], &a->n[i]);
+        } else if (dp->type == DEMO_ENUM) {
+            int choice = 0;
+            rc = params_enum(p, dp->name, dp->values, demo_enum_count(dp),
+                             (int)dp->def, &choice);
+            a->v[i] = choice;
         } else {
             const char *values[dp->max_items ? dp->max_items : 1];
             rc = params_strings(p, dp->name, dp->max_items, values, &a->n[i]);
@@ -156,6 +167,15 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
     return 0;
 }
 
+size_t demo_enum_count(const struct demo_param *p)
+{
+    size_t n = 0;
+    while (p->type == DEMO_ENUM && p->values && n < DEMO_ENUM_MAX &&
+           p->values[n])
+        n++;
+    return n;
+}
+
 size_t demo_param_max_items_body(const struct demo_param *p)
 {
     return p->max_items_body ? p->max_items_body : p->max_items;
@@ -169,6 +189,7 @@ static int wrong_type(struct params *p, const struct demo_param *dp,
         [DEMO_INT] = "an integer",
         [DEMO_INT_LIST] = "an array of integers",
         [DEMO_URLS] = "an array of strings",
+        [DEMO_ENUM] = "a string",
     };
     if (m->type == JSONR_ARRAY && m->mixed)
         return params_fail(p, "parameter '%s': item %zu is %s %s, expected %s",
@@ -275,6 +296,33 @@ static int json_strings(struct params *p, const struct jsonr_doc *doc,
     return rc;
 }
 
+/* An enumeration: a JSON string naming one of dp->values; absent: def. */
+static int json_enum(struct params *p, const struct jsonr_doc *doc,
+                     const struct jsonr_member *m, const struct demo_param *dp,
+                     int64_t *out)
+{
+    int choice = (int)dp->def;
+    int rc = 0;
+    if (m && m->type != JSONR_STRING)
+        return params_fail(p, "parameter '%s': expected a string, got %s %s",
+                           dp->name,
+                           m->type == JSONR_INTEGER || m->type == JSONR_ARRAY ||
+                                   m->type == JSONR_OBJECT
+                               ? "an"
+                               : "a",
+                           jsonr_type_names[m->type]);
+    if (m) {
+        char *value = jsonr_string_dup(doc->text + m->at, m->end - m->at);
+        if (!value)
+            return -ENOMEM;
+        rc = params_check_enum(p, dp->name, value, dp->values,
+                               demo_enum_count(dp), &choice);
+        free(value);
+    }
+    *out = choice;
+    return rc;
+}
+
 int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
                     struct params *p, int mode, const struct app *app,
                     struct demo_args *a, char *err, size_t err_len)
@@ -320,6 +368,8 @@ int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
             else
                 rc = params_check_int(p, dp->name, doc->text + m->at,
                                       m->end - m->at, dp->min, max, &a->v[i]);
+        } else if (dp->type == DEMO_ENUM) {
+            rc = json_enum(p, doc, m, dp, &a->v[i]);
         } else if (!m && dp->type == DEMO_INT_LIST) {
             struct params def;
             params_parse(&def, "");
@@ -383,6 +433,9 @@ void demo_write_params(struct jsonw *w, const struct demo *d,
             for (size_t k = 0; k < a->n[i]; k++)
                 jsonw_int(w, a->list[i][k]);
             jsonw_end(w);
+        } else if (dp->type == DEMO_ENUM) {
+            jsonw_key(w, dp->name);
+            jsonw_str(w, dp->values[a->v[i]]);
         } else {
             jsonw_key(w, dp->name);
             jsonw_array(w);

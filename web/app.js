@@ -14,6 +14,7 @@
 import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
 import { readDemos, buildDemoUi, syncForm, queryPairs, jsonBody } from './forms.js';
 import { initTable } from './table.js';
+import { renderStateView, addSweepButton, SYNCS, summarizeSweep } from './state.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
@@ -90,6 +91,10 @@ function loadState(stateName, text) {
 function onFormSubmit(e) {
   e.preventDefault();
   const form = e.target;
+  if (e.submitter && e.submitter.value === 'syncs') {
+    runSweep(form);
+    return;
+  }
   const action = e.submitter && e.submitter.value === 'compare' ? 'compare' : 'run';
   const demo = form.dataset.demo;
   const mode = form.elements.namedItem('mode');
@@ -118,6 +123,7 @@ async function loadDemos() {
     radio.addEventListener('change', () => { if (radio.checked) showDemo(radio.value); });
   }
   for (const form of $$('.demo-form')) {
+    addSweepButton(form);
     const sync = () => syncForm(form);
     form.addEventListener('input', sync);
     form.addEventListener('change', sync);
@@ -217,6 +223,55 @@ async function runRequest(req, action, label) {
   setStatus(`Done: ${label} in ${took} s.`);
 }
 
+// The counter's "Compare every mode and sync": one /run/compare per sync,
+// one after another (each runs every mode), drawn together by state.js.
+async function runSweep(form) {
+  if (state.inFlight) state.inFlight.abort();
+  const ctl = new AbortController();
+  state.inFlight = ctl;
+  clearError();
+  const bodies = [];
+  const reqs = SYNCS.map((sync) => {
+    const req = buildRequest(form, 'compare');
+    req.path = req.path.replace(/([?&])sync=[^&]*/, `$1sync=${sync}`);
+    return req;
+  });
+  state.curlText = reqs.map(curlFor).join('\n');
+  $('#curl').textContent = state.curlText;
+  $('#cancel').hidden = false;
+  document.body.classList.add('busy');
+  for (const [i, req] of reqs.entries()) {
+    setStatus(`Running counter in every mode, sync ${SYNCS[i]} (${i + 1} of ${reqs.length})…`);
+    let res;
+    let body;
+    try {
+      res = await fetch(req.path, { signal: ctl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+      body = await res.json();
+    } catch (e) {
+      if (state.inFlight === ctl) {
+        finishRequest();
+        setStatus(e.name === 'AbortError' ? 'Cancelled the sweep.' : 'The sweep got no answer.');
+        if (e.name !== 'AbortError') showError(0, `could not reach the service: ${e.message}`);
+      }
+      return;
+    }
+    if (state.inFlight !== ctl) return;
+    if (!res.ok || body.error) {
+      finishRequest();
+      showJson(body);
+      showError(res.status, body.error ? body.error.message : `HTTP ${res.status}`);
+      setStatus(`The sweep failed at sync ${SYNCS[i]}.`);
+      return;
+    }
+    bodies.push(body);
+  }
+  finishRequest();
+  showJson(bodies);
+  state.last = { kind: 'syncs', body: bodies };
+  renderResults();
+  setStatus(`Done: counter in every mode and sync. ${summarizeSweep(bodies)}.`);
+}
+
 function finishRequest() {
   clearInterval(state.tick);
   state.inFlight = null;
@@ -248,6 +303,13 @@ function resultText(demo, r, acrossModes) {
       return `each slept ${r.slept_ms} ms; model ${r.waves} wave${r.waves === 1 ? '' : 's'} of ` +
         `${r.lanes} lane${r.lanes === 1 ? '' : 's'} = ${fmtMs(r.model_ms)} ms`;
     case 'fetch': return `${r.ok} ok, ${r.failed} failed, ${r.bytes.toLocaleString('en-US')} bytes`;
+    case 'counter':
+      if (acrossModes) return `sync ${r.sync}, ${r.expected.toLocaleString('en-US')} increments expected`;
+      return `sync ${r.sync}: final ${r.final.toLocaleString('en-US')} of ${r.expected.toLocaleString('en-US')} ` +
+        `expected, ${r.lost.toLocaleString('en-US')} lost, ${r.ns_per_increment.toFixed(2)} ns per increment`;
+    case 'deadlock':
+      if (acrossModes) return `order ${r.order}, hold ${r.hold_ms} ms`;
+      return r.deadlocked ? `order ${r.order}: deadlocked, caught and undone` : `order ${r.order}: both finished`;
     default: return JSON.stringify(r);
   }
 }
@@ -258,12 +320,15 @@ function renderResults() {
   const cmp = $('#compare');
   tl.textContent = '';
   cmp.textContent = '';
+  $('#state-view').textContent = '';
   if (!last) return;
   const width = plotWidth();
   state.width = width;
   const b = last.body;
   const summary = $('#summary');
-  if (last.kind === 'compare') {
+  if (last.kind === 'syncs') {
+    summary.textContent = `counter in ${b.length} syncs x every mode: ${summarizeSweep(b)}.`;
+  } else if (last.kind === 'compare') {
     const runs = b.runs || [];
     const xMax = niceMax(Math.max(...runs.map(runExtent), 0.001));
     const agree = b.results_agree === false
@@ -282,6 +347,7 @@ function renderResults() {
       `${(b.tasks || []).length} tasks. ${sentence(resultText(b.demo, b.result))}`;
     renderTimeline(tl, b, { width });
   }
+  renderStateView($('#state-view'), tl, last, width);
 }
 
 // ---- Copy buttons -----------------------------------------------------------

@@ -222,6 +222,8 @@ export function renderTimeline(parent, run, opts = {}) {
   const root = svg('svg', {
     width, height, viewBox: `0 0 ${width} ${height}`,
     class: 'tl-svg', role: 'img',
+    // The scale, for views that draw over the bars (state.js).
+    'data-x0': x0, 'data-plot-w': plotW, 'data-x-max': xMax,
     'aria-label': `Timeline of ${run.demo || 'the'} demo in ${mode} mode: ${tasks.length} tasks ` +
       `on ${lanes.length} lanes, wall time ${fmtMs(run.wall_ms)} ms`,
   });

@@ -201,7 +201,8 @@ async function pickDemo(page, demo) {
 async function fillForm(page, demo, fields) {
   for (const [name, value] of Object.entries(fields)) {
     const sel = `#${demo}-${name}`;
-    if (name === 'mode') await page.selectOption(sel, value);
+    const tag = await page.$eval(sel, (e) => e.tagName);
+    if (tag === 'SELECT') await page.selectOption(sel, String(value));
     else await page.fill(sel, String(value));
   }
 }
@@ -976,6 +977,100 @@ test('when /openapi.json cannot be read, the page says so and can try again', as
   assert.ok(await page.isVisible('#form-prime'));
   await runDemo(page, 'prime', { limit: 100000, tasks: 2, mode: 'threads' });
   assertClean(log, [503]);
+});
+
+// ---- The shared-state views (web/state.js) ----------------------------------
+
+// What the counter view drew: its rows and bars, read back from the DOM.
+function readCounterView(page) {
+  return page.$eval('#state-view figure.counter-view', (f) => ({
+    kind: f.dataset.kind,
+    rows: [...f.querySelectorAll('tr[data-mode]')].map((r) => ({
+      mode: r.dataset.mode, sync: r.dataset.sync, expected: Number(r.dataset.expected),
+      final: Number(r.dataset.final), lost: Number(r.dataset.lost),
+    })),
+    finals: [...f.querySelectorAll('rect.count-bar[data-what="final"]')].map((r) =>
+      [r.dataset.mode, r.dataset.sync, Number(r.dataset.value), r.classList.contains('lost')]),
+    costs: [...f.querySelectorAll('rect.cost-bar')].map((r) => [r.dataset.mode, r.dataset.sync, Number(r.dataset.ns)]),
+  }));
+}
+
+test('counter: expected against final drawn from the JSON, then every mode and sync', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'counter', { tasks: 2, increments: 200000, mode: 'threads', sync: 'none' });
+  assert.equal(body.params.sync, 'none');
+  checkTimeline(await readTimeline(page, 'figure.timeline[data-mode="threads"]'), body);
+  let view = await readCounterView(page);
+  assert.equal(view.kind, 'run');
+  const r = body.result;
+  assert.deepEqual(view.rows, [{ mode: 'threads', sync: 'none', expected: r.expected, final: r.final, lost: r.lost }]);
+  assert.deepEqual(view.finals, [['threads', 'none', r.final, r.lost > 0]], 'the final bar, red when updates were lost');
+  assert.equal(view.costs.length, 1);
+  assert.equal(await page.textContent('#curl'),
+    `curl '${origin}/run/counter?tasks=2&increments=200000&sync=none&mode=threads'`);
+
+  // The sweep: one comparison per sync, 4 modes each, drawn together.
+  const bodies = [];
+  page.on('response', async (resp) => {
+    if (resp.url().startsWith(`${origin}/run/compare?`)) bodies.push(await resp.json());
+  });
+  await page.click('#form-counter button[value="syncs"]');
+  await page.waitForSelector('#state-view figure.counter-view[data-kind="syncs"]');
+  await page.waitForFunction(() => !document.body.classList.contains('busy'));
+  assert.equal(bodies.length, 3, 'one /run/compare per sync');
+  assert.deepEqual(bodies.map((b) => b.params.sync).sort(), ['atomic', 'lock', 'none']);
+  view = await readCounterView(page);
+  const runs = bodies.flatMap((b) => b.runs);
+  assert.equal(view.rows.length, 12, 'every mode and sync');
+  for (const run of runs) {
+    const row = view.rows.find((x) => x.mode === run.mode && x.sync === run.result.sync);
+    assert.ok(row, `a row for ${run.mode} ${run.result.sync}`);
+    assert.equal(row.final, run.result.final);
+    assert.equal(row.expected, run.result.expected);
+    if (run.result.sync !== 'none' || run.mode === 'sequential' || run.mode === 'async') {
+      assert.equal(row.lost, 0, `${run.mode} ${run.result.sync} loses nothing`);
+    }
+  }
+  const procNone = view.rows.find((x) => x.mode === 'processes' && x.sync === 'none');
+  assert.equal(procNone.final, 0, 'separate processes: the service\'s counter stays 0');
+  const procNoneBar = view.finals.find((f) => f[0] === 'processes' && f[1] === 'none');
+  assert.deepEqual(procNoneBar, ['processes', 'none', 0, false], 'separate memory is not drawn as lost updates');
+  assert.equal(view.costs.length, 12, 'a cost bar per mode and sync');
+  assert.equal((await page.textContent('#curl')).split('\n').length, 3, 'the three curl lines');
+  await page.screenshot({ path: join(ARTIFACTS, 'counter-sweep.png'), fullPage: true });
+  assertClean(log);
+});
+
+test('deadlock opposite: holding and waiting drawn on the timeline, the cycle named', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'deadlock', { order: 'opposite', hold_ms: 80, mode: 'threads' });
+  assert.equal(body.result.deadlocked, true);
+  checkTimeline(await readTimeline(page, 'figure.timeline[data-demo="deadlock"]'), body);
+  const drawn = await page.$$eval('figure.timeline[data-demo="deadlock"] rect.lock-seg', (rs) =>
+    rs.map((r) => [Number(r.dataset.task), r.dataset.lock, r.dataset.state, r.closest('g.lane').dataset.lane]));
+  const want = body.tasks.flatMap((t) => t.segments.map((s) => [t.id, s.lock, s.state, `${t.worker.kind}:${t.worker.id}`]));
+  assert.deepEqual(drawn.sort(), want.sort(), 'one segment per lock held or waited for, in its task\'s lane');
+  assert.ok(drawn.some((d) => d[2] === 'waiting') && drawn.some((d) => d[2] === 'holding'));
+  const cycle = await page.$eval('p.wait-cycle', (p) => ({ data: p.dataset.cycle, text: p.textContent, dl: p.dataset.deadlocked }));
+  assert.equal(cycle.dl, 'true');
+  assert.equal(cycle.data, body.result.cycle.map((e) => `${e.task}:${e.holds}>${e.waits_for}`).join(' '));
+  for (const e of body.result.cycle) {
+    assert.ok(cycle.text.includes(`task ${e.task} holds ${e.holds} and waits for ${e.waits_for}`), cycle.text);
+  }
+  await page.screenshot({ path: join(ARTIFACTS, 'deadlock.png'), fullPage: true });
+
+  // same: both finish, no cycle; compare draws each mode's segments.
+  const same = await runDemo(page, 'deadlock', { order: 'same', hold_ms: 30, mode: 'threads' });
+  assert.equal(same.body.result.deadlocked, false);
+  assert.equal(await page.getAttribute('p.wait-cycle', 'data-deadlocked'), 'false');
+  assert.match(await page.textContent('p.wait-cycle'), /No deadlock: 2 of 2 tasks took both locks/);
+  const cmp = await runDemo(page, 'deadlock', { order: 'opposite', hold_ms: 30 }, 'compare');
+  assert.deepEqual(cmp.body.runs.map((r) => r.mode), ['sequential', 'threads']);
+  const notes = await page.$$eval('p.wait-cycle', (ps) => ps.map((p) => [p.dataset.mode, p.dataset.deadlocked]));
+  assert.deepEqual(notes, [['sequential', 'false'], ['threads', 'true']]);
+  const health = await healthOf();
+  assert.equal(health.pools.threads.alive, health.pools.threads.configured, 'the demo thread pool is whole');
+  assertClean(log);
 });
 
 // ---- Runner ------------------------------------------------------------------

@@ -17,6 +17,7 @@ and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
+state.py (shared state: /run/counter and /run/deadlock),
 openapi.py (the OpenAPI document against the service), overhead.py
 (/run/overhead and /run/table), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
@@ -65,6 +66,7 @@ import ops  # noqa: E402
 import openapi  # noqa: E402
 import overhead  # noqa: E402
 import shutdown  # noqa: E402
+import state  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
@@ -826,6 +828,7 @@ def server_groups(web_root, binary):
          loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
          overhead.server_groups(web_root) +
+         state.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +

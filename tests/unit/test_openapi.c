@@ -507,6 +507,89 @@ static void test_refusals(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* An enumeration (DEMO_ENUM)                                          */
+
+static const char *const pick_values[] = {"red", "green", "blue", NULL};
+static const char *const other_values[] = {"red", "green", NULL};
+static const struct demo_param gamma_params[] = {
+    {.name = "pick",
+     .type = DEMO_ENUM,
+     .values = pick_values,
+     .def = 1,
+     .form_value = 2,
+     .doc = "A colour."},
+};
+static const struct demo gamma_demo = {
+    .name = "gamma",
+    .summary = "Gamma",
+    .lesson = "Gamma's lesson.",
+    .params = gamma_params,
+    .n_params = 1,
+    .modes = beta_modes,
+    .n_modes = 2,
+    .default_mode = ENGINE_SEQUENTIAL,
+};
+static const struct demo_param bad_enum_params[] = {
+    {.name = "pick", .type = DEMO_ENUM, .values = pick_values, .def = 3},
+};
+static const struct demo bad_enum = {
+    .name = "badenum",
+    .params = bad_enum_params,
+    .n_params = 1,
+    .modes = beta_modes,
+    .n_modes = 2,
+    .default_mode = ENGINE_SEQUENTIAL,
+};
+static const struct demo_param other_enum_params[] = {
+    {.name = "pick", .type = DEMO_ENUM, .values = other_values, .def = 0},
+};
+static const struct demo other_enum = {
+    .name = "otherenum",
+    .params = other_enum_params,
+    .n_params = 1,
+    .modes = beta_modes,
+    .n_modes = 2,
+    .default_mode = ENGINE_SEQUENTIAL,
+};
+
+static void test_enum_param(void **state)
+{
+    (void)state;
+    const struct demo *const with_gamma[] = {&alpha, &beta, &gamma_demo};
+    char err[256] = "";
+    json_t *built = openapi_build(base_doc, strlen(base_doc), with_gamma, 3,
+                                  err, sizeof(err));
+    if (!built)
+        fail_msg("openapi_build: %s", err);
+    json_t *keep = doc;
+    doc = built;
+    /* A string enum with its default by name, no list style; the form
+     * starts on values[form_value]. */
+    expect_json("components|parameters|gamma.pick",
+                "{\"name\": \"pick\", \"in\": \"query\", \"required\": false,"
+                " \"description\": \"A colour.\", \"schema\": {\"type\": "
+                "\"string\", \"enum\": [\"red\", \"green\", \"blue\"],"
+                " \"default\": \"green\"}, \"x-conlab-form-value\": "
+                "\"blue\"}");
+    /* /run/compare describes it too, without a default (each demo has
+     * its own). */
+    expect_json("components|parameters|compare.pick|schema",
+                "{\"type\": \"string\", \"enum\": [\"red\", \"green\", "
+                "\"blue\"]}");
+    expect_json("components|parameters|compare.pick|x-conlab-demos",
+                "[\"gamma\"]");
+    doc = keep;
+    json_decref(built);
+
+    const struct demo *const one_bad[] = {&bad_enum};
+    expect_refused(base_doc, one_bad, 1,
+                   "badenum.pick: an enumeration needs 1 to 16 names");
+    const struct demo *const differ[] = {&gamma_demo, &other_enum};
+    expect_refused(base_doc, differ, 2,
+                   "gamma.pick and otherenum.pick name different values");
+}
+
+/* ------------------------------------------------------------------ */
 /* The real registry against the committed document                   */
 
 static json_t *embedded_base(void)
@@ -614,6 +697,7 @@ int main(void)
     };
     const struct CMUnitTest other[] = {
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_enum_param),
         cmocka_unit_test(test_registry_matches_document),
         cmocka_unit_test(test_handle),
     };

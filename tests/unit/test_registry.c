@@ -22,6 +22,7 @@
 #include "../../server/app.h"
 #include "../../server/config.h"
 #include "../../server/jsonr.h"
+#include "../../server/jsonw.h"
 #include "../../server/params.h"
 
 #define ERR_MAX 512
@@ -413,6 +414,79 @@ static void test_list_lengths(void **state)
     free(urls);
 }
 
+/* An enumeration (counter's sync, deadlock's order) from either form. */
+static void test_enum(void **state)
+{
+    const struct fixture *f = *state;
+    const struct demo *counter = demo_find("counter");
+    struct outcome o, q;
+    assert_non_null(counter);
+    int sync = demo_param_index(counter, "sync");
+    assert_true(sync >= 0);
+    assert_int_equal(demo_enum_count(&counter->params[sync]), 3);
+    assert_int_equal(demo_enum_count(&counter->params[0]), 0); /* tasks */
+
+    /* The index of the name, the same from a body and a query. */
+    parse_json(f, "counter", "{\"sync\": \"atomic\"}", ENGINE_THREADS, &o);
+    parse_query(f, "counter", "sync=atomic", ENGINE_THREADS, &q);
+    assert_int_equal(o.rc, 0);
+    assert_int_equal(q.rc, 0);
+    assert_true(o.args.v[sync] == 2 && q.args.v[sync] == 2);
+    assert_true(o.args.given[sync] && q.args.given[sync]);
+
+    /* Echoed by name. */
+    struct jsonw w;
+    jsonw_init(&w, 4096);
+    demo_write_params(&w, counter, &q.args);
+    size_t len;
+    char *text = jsonw_take(&w, &len);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"tasks\":2,\"increments\":1000000,"
+                              "\"sync\":\"atomic\"}");
+    free(text);
+    demo_args_cleanup(&o.args);
+    demo_args_cleanup(&q.args);
+
+    /* Absent: the declared default (none for sync, opposite for order). */
+    parse_json(f, "counter", "{}", ENGINE_THREADS, &o);
+    parse_query(f, "counter", "", ENGINE_THREADS, &q);
+    assert_true(o.args.v[sync] == 0 && q.args.v[sync] == 0);
+    assert_false(o.args.given[sync] || q.args.given[sync]);
+    demo_args_cleanup(&o.args);
+    demo_args_cleanup(&q.args);
+    parse_query(f, "deadlock", "hold_ms=5", ENGINE_THREADS, &q);
+    assert_int_equal(q.rc, 0);
+    assert_true(q.args.v[0] == 1); /* "opposite" */
+    demo_args_cleanup(&q.args);
+
+    /* A name not in the list: the 400 names the accepted ones. */
+    parse_query(f, "counter", "sync=mutex", ENGINE_THREADS, &q);
+    assert_int_equal(q.rc, -EINVAL);
+    assert_string_equal(q.message,
+                        "parameter 'sync': 'mutex' is not one of: none, "
+                        "lock, atomic");
+    demo_args_cleanup(&q.args);
+    expect_400(f, "counter", "{\"sync\": \"mutex\"}", ENGINE_THREADS,
+               "parameter 'sync': 'mutex' is not one of: none, lock, "
+               "atomic");
+    /* Case matters; an empty value is no name either. */
+    expect_400(f, "deadlock", "{\"order\": \"Same\"}", ENGINE_THREADS,
+               "parameter 'order': 'Same' is not one of: same, opposite");
+    parse_query(f, "deadlock", "order=", ENGINE_THREADS, &q);
+    assert_int_equal(q.rc, -EINVAL);
+    demo_args_cleanup(&q.args);
+
+    /* Not a string in a body; twice in a query. */
+    expect_400(f, "counter", "{\"sync\": 1}", ENGINE_THREADS,
+               "parameter 'sync': expected a string, got an integer");
+    expect_400(f, "counter", "{\"sync\": [\"lock\"]}", ENGINE_THREADS,
+               "parameter 'sync': expected a string, got an array");
+    parse_query(f, "counter", "sync=lock&sync=none", ENGINE_THREADS, &q);
+    assert_int_equal(q.rc, -EINVAL);
+    assert_non_null(strstr(q.message, "sync"));
+    demo_args_cleanup(&q.args);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_lengths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enum, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
