@@ -26,6 +26,7 @@
  * thread, until openapi_cleanup() at exit.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -358,10 +359,20 @@ static void check_param(struct gen *g, const struct demo *d,
                  d->name);
         return;
     }
-    if (p->type != DEMO_URLS && p->min > p->max)
+    if (p->type == DEMO_REAL &&
+        (!(p->rmin <= p->rmax) || !(p->rdef >= p->rmin && p->rdef <= p->rmax) ||
+         !(p->rform >= p->rmin && p->rform <= p->rmax)))
+        gen_fail(g, -EINVAL,
+                 "openapi: %s.%s: real bounds out of order, or a default or "
+                 "form value outside them",
+                 d->name, p->name);
+    if (p->type == DEMO_REAL && has_mode_max(d, p))
+        gen_fail(g, -EINVAL, "openapi: %s.%s: a real has one maximum", d->name,
+                 p->name);
+    if (p->type != DEMO_URLS && p->type != DEMO_REAL && p->min > p->max)
         gen_fail(g, -EINVAL, "openapi: %s.%s: min %lld > max %lld", d->name,
                  p->name, (long long)p->min, (long long)p->max);
-    if (p->type != DEMO_INT && p->max_items == 0)
+    if (p->type != DEMO_INT && p->type != DEMO_REAL && p->max_items == 0)
         gen_fail(g, -EINVAL, "openapi: %s.%s: a list without max_items",
                  d->name, p->name);
     for (size_t m = 0; m < d->n_modes && !g->rc; m++) {
@@ -419,14 +430,23 @@ static json_t *param_schema(enum demo_param_type type, int64_t lo, int64_t hi,
                          "minItems", 1, "maxItems", (json_int_t)max_items,
                          "items", "type", "string", "format", "uri",
                          "minLength", 1);
+    case DEMO_REAL:
+        break; /* real_schema() */
     }
     return NULL;
+}
+
+/* The schema of a real in [lo, hi]. */
+static json_t *real_schema(double lo, double hi)
+{
+    return json_pack("{s:s, s:s, s:f, s:f}", "type", "number", "format",
+                     "double", "minimum", lo, "maximum", hi);
 }
 
 /* How a list is written in the query: "1,2,3" or url=a&url=b. */
 static void set_style(struct gen *g, json_t *obj, enum demo_param_type type)
 {
-    if (type == DEMO_INT) {
+    if (type == DEMO_INT || type == DEMO_REAL) {
         json_object_del(obj, "style");
         json_object_del(obj, "explode");
         return;
@@ -512,7 +532,11 @@ static void gen_param(struct gen *g, const struct demo *d,
     set_style(g, obj, p->type);
 
     json_t *schema =
-        param_schema(p->type, p->min, largest_max(d, p), p->max_items);
+        p->type == DEMO_REAL
+            ? real_schema(p->rmin, p->rmax)
+            : param_schema(p->type, p->min, largest_max(d, p), p->max_items);
+    if (schema && p->type == DEMO_REAL)
+        set_new(g, schema, "default", json_real(p->rdef));
     if (schema && p->type == DEMO_INT && p->def_from == DEMO_DEF_CONST)
         set_new(g, schema, "default", json_integer(p->def));
     if (schema && p->type == DEMO_INT_LIST && p->def_list)
@@ -545,7 +569,11 @@ static void gen_param(struct gen *g, const struct demo *d,
         form = int_list(g, d, p, p->form_list, "the form value");
     else if (p->type == DEMO_URLS && p->form_list)
         form = string_list(p->form_list);
-    if (p->type == DEMO_INT ? p->form_value != 0 : p->form_list != NULL)
+    else if (p->type == DEMO_REAL && p->rform != 0)
+        form = json_real(p->rform);
+    if (p->type == DEMO_INT    ? p->form_value != 0
+        : p->type == DEMO_REAL ? p->rform != 0
+                               : p->form_list != NULL)
         set_new(g, obj, "x-conlab-form-value", form);
     else
         json_object_del(obj, "x-conlab-form-value");
@@ -816,6 +844,7 @@ static void gen_compare_param(struct gen *g, const char *name)
 {
     const struct demo_param *first = NULL;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
+    double rlo = INFINITY, rhi = -INFINITY;
     size_t max_items = 0;
     bool scales_time = false;
     json_t *demos = json_array();
@@ -834,6 +863,10 @@ static void gen_compare_param(struct gen *g, const char *name)
             lo = p->min;
         if (every_mode_max(d, p) > hi)
             hi = every_mode_max(d, p);
+        if (p->rmin < rlo)
+            rlo = p->rmin;
+        if (p->rmax > rhi)
+            rhi = p->rmax;
         if (p->max_items > max_items)
             max_items = p->max_items;
         scales_time |= p->scales_time;
@@ -875,7 +908,10 @@ static void gen_compare_param(struct gen *g, const char *name)
         set_new(g, obj, "description", json_string(text));
     }
     set_style(g, obj, first->type);
-    set_new(g, obj, "schema", param_schema(first->type, lo, hi, max_items));
+    set_new(g, obj, "schema",
+            first->type == DEMO_REAL
+                ? real_schema(rlo, rhi)
+                : param_schema(first->type, lo, hi, max_items));
     set_flag(g, obj, "x-conlab-scales-time", scales_time);
     json_object_del(obj, "x-conlab-default-from");
     json_object_del(obj, "x-conlab-max-by-mode");
