@@ -103,6 +103,13 @@ double run_wall_ms(const struct run_req *rr);
 /* Frees the finished run and its state (the claim stays). */
 void run_finish(struct run_req *rr);
 
+/*
+ * Runs only the first n tasks of what the parameters make (0: all), for
+ * compare's untimed warm-up. Not for async modes: their work starts every
+ * task of its state at once.
+ */
+void run_req_set_max_tasks(struct run_req *rr, size_t n);
+
 /* Accessors for compare.c. */
 struct demo_args *run_req_args(struct run_req *rr);
 struct engine_run *run_req_run(struct run_req *rr);
