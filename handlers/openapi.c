@@ -489,7 +489,8 @@ static void remove_stale(struct gen *g)
         if (d) {
             stale = strcmp(rest, "mode") != 0 && !param_named(d, rest);
         } else if (plen == 7 && memcmp(key, "compare", 7) == 0) {
-            stale = strcmp(rest, "demo") != 0;
+            /* demo and repeat are compare's own, not a demo's. */
+            stale = strcmp(rest, "demo") != 0 && strcmp(rest, "repeat") != 0;
             for (size_t i = 0; i < g->n && stale; i++)
                 stale = !param_named(g->demos[i], rest);
         } else {
@@ -759,7 +760,10 @@ static void gen_path(struct gen *g, const struct demo *d)
         json_object_del(get, "x-conlab-label");
 }
 
-/* compare.demo, compare.<param> and /run/compare's parameter lists. */
+/*
+ * compare.demo, compare.<param> and /run/compare's parameter lists, with
+ * compare.repeat (compare's own, from the base) before X-Request-Id.
+ */
 static void gen_compare(struct gen *g)
 {
     json_t *obj = json_object_get(g->params, "compare.demo");
@@ -780,7 +784,7 @@ static void gen_compare(struct gen *g)
         set_new(g, schema, "enum", demo_names(g));
 
     /* Every parameter name, first seen first. */
-    const char *keys[DEMOS_MAX * DEMO_PARAMS_MAX + 2];
+    const char *keys[DEMOS_MAX * DEMO_PARAMS_MAX + 3];
     char names[DEMOS_MAX * DEMO_PARAMS_MAX][OPENAPI_KEY_MAX];
     size_t n = 0;
     keys[n++] = "compare.demo";
@@ -805,6 +809,8 @@ static void gen_compare(struct gen *g)
             gen_compare_param(g, name);
         }
     }
+    if (json_is_object(json_object_get(g->params, "compare.repeat")))
+        keys[n++] = "compare.repeat";
     keys[n++] = "X-Request-Id";
     if (g->rc)
         return;
