@@ -485,10 +485,12 @@ static int json_repeat(struct jsonr_doc *doc, struct params *p, int64_t *out)
             continue;
         m->taken = true;
         if (m->type != JSONR_INTEGER)
-            return params_fail(p,
-                               "parameter 'repeat': expected an integer, "
-                               "got %s",
-                               jsonr_type_names[m->type]);
+            return params_fail(
+                p,
+                "parameter 'repeat': expected an integer, "
+                "got %s %s",
+                m->type == JSONR_ARRAY || m->type == JSONR_OBJECT ? "an" : "a",
+                jsonr_type_names[m->type]);
         return params_check_int(p, "repeat", doc->text + m->at, m->end - m->at,
                                 1, REPEAT_MAX, out);
     }

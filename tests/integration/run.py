@@ -17,6 +17,7 @@ and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
+work.py (/run/work, mixed work, and compare's repeat, warm-up and notes),
 openapi.py (the OpenAPI document against the service), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
 request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
@@ -63,6 +64,7 @@ import nginx  # noqa: E402
 import ops  # noqa: E402
 import openapi  # noqa: E402
 import shutdown  # noqa: E402
+import work  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
@@ -822,7 +824,8 @@ def server_groups(web_root, binary):
            case_shutdown_under_load)]),
     ] + (cpu.server_groups(web_root) + bodies.server_groups(web_root) +
          loop.server_groups(web_root) +
-         compare.server_groups(web_root) + openapi.server_groups(web_root) +
+         compare.server_groups(web_root) + work.server_groups(web_root) +
+         openapi.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +
