@@ -563,8 +563,17 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
      * budget; admission on the largest cost, plus the bodies the repeats
      * of one mode hold until the median is known. */
     struct budget_cost cost = {{0}};
+    size_t n_warm = 0;
+    for (size_t i = 0; i < d->n_modes; i++) {
+        if ((i == 0 || d->modes[i] == ENGINE_PROCESSES) &&
+            d->modes[i] != ENGINE_ASYNC)
+            n_warm++;
+    }
+    /* A warm-up takes at most one pass of the first mode: fitting one pass
+     * in budget / (repeat + warm-ups) fits them all. */
     if (d->fit_compare)
-        d->fit_compare(run_req_args(rr), d, app, BUDGET_MS);
+        d->fit_compare(run_req_args(rr), d, app,
+                       BUDGET_MS / (double)(c->repeat + (int)n_warm));
     size_t n_tasks = d->n_tasks(run_req_args(rr));
     for (size_t i = 0; i < d->n_modes; i++) {
         struct budget_cost one;
