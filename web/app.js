@@ -13,6 +13,7 @@
 
 import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
 import { readDemos, buildDemoUi, syncForm, queryPairs, jsonBody } from './forms.js';
+import { attachSweep } from './sweep.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
@@ -121,6 +122,7 @@ async function loadDemos() {
     form.addEventListener('input', sync);
     form.addEventListener('change', sync);
     form.addEventListener('submit', onFormSubmit);
+    attachSweep(form, sweepHost);
   }
   if (skipped.length) {
     loadState('partial', `Not offered: ${skipped.join(', ')} (the API document has no GET /run/ path for ` +
@@ -215,6 +217,32 @@ async function runRequest(req, action, label) {
   renderResults();
   setStatus(`Done: ${label} in ${took} s.`);
 }
+
+// What sweep.js may do to the page: one request in flight at a time, the
+// page's status, error, curl line and JSON.
+const sweepHost = {
+  begin(label) {
+    if (state.inFlight) state.inFlight.abort();
+    const ctl = new AbortController();
+    state.inFlight = ctl;
+    state.last = null;
+    clearError();
+    renderResults();
+    $('#summary').textContent = `${label}: the chart fills in as each comparison comes back.`;
+    $('#cancel').hidden = false;
+    document.body.classList.add('busy');
+    setStatus(`${label}…`);
+    return ctl;
+  },
+  status: setStatus,
+  fail: showError,
+  show(path, body) {
+    state.curlText = curlFor({ path, body: null });
+    $('#curl').textContent = state.curlText;
+    showJson(body, '');
+  },
+  end(ctl) { if (state.inFlight === ctl) finishRequest(); },
+};
 
 function finishRequest() {
   clearInterval(state.tick);
