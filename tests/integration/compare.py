@@ -342,6 +342,10 @@ ESTIMATE_BOUNDS = [
           "demo=square&numbers=%s&tasks=256" % _square_numbers(3000),
           F_CPU, 0),
     Bound("sleep tasks=10 ms=30", "demo=sleep&tasks=10&ms=30", F_WAIT, 100),
+    # work computes for its ms x (1 - io_ratio) at one core's calibrated
+    # speed: a computing demo on this machine.
+    Bound("work tasks=4 ms=60 io_ratio=0.5 variance=0.5",
+          "demo=work&tasks=4&ms=60&io_ratio=0.5&variance=0.5", F_CPU, 100),
     Bound("fetch count=10 ms=30", "demo=fetch&count=10&ms=30", F_WAIT, 100),
     # 5d3769a estimated url= targets at 0 ms.
     Bound("fetch of 3 self /delay?ms=%d URLs" % URL_DELAY_MS,
@@ -407,6 +411,13 @@ ESTIMATE_DEPENDS = [
     # (each URL's timeout is cut to fit it): a URL is not free.
     ("fetch: url (each may take its timeout)", "demo=fetch", "count=1&ms=0",
      "url=http://127.0.0.1:{port}/health"),
+    # Computing is serial under the GIL and on one loop: more of it (a
+    # lower io_ratio) is longer there; variance lengthens the longest task.
+    ("work: io_ratio", "demo=work&tasks=2&ms=20", "io_ratio=1", "io_ratio=0"),
+    ("work: variance", "demo=work&tasks=4&ms=20&io_ratio=1", "variance=0",
+     "variance=0.9"),
+    ("work: tasks", "demo=work&ms=20", "tasks=1", "tasks=8"),
+    ("work: ms", "demo=work&tasks=2", "ms=10", "ms=30"),
 ]
 
 
