@@ -275,6 +275,10 @@ function resultText(demo, r, acrossModes) {
       return `each slept ${r.slept_ms} ms; model ${r.waves} wave${r.waves === 1 ? '' : 's'} of ` +
         `${r.lanes} lane${r.lanes === 1 ? '' : 's'} = ${fmtMs(r.model_ms)} ms`;
     case 'fetch': return `${r.ok} ok, ${r.failed} failed, ${r.bytes.toLocaleString('en-US')} bytes`;
+    case 'work':
+      if (acrossModes) return `${r.units.toLocaleString('en-US')} units of computing, checksum ${r.checksum}`;
+      return `${r.units.toLocaleString('en-US')} units computed, waits ${fmtMs(r.stall_ms)} ms late in all ` +
+        '(red: a task ready while another held the loop or the lock)';
     default: return JSON.stringify(r);
   }
 }

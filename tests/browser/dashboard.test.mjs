@@ -518,6 +518,8 @@ test('work async: computing drawn solid, the late ends of waits (the stall) mark
   assert.ok(late.length > 0, `a coroutine computing makes another wake late: ${JSON.stringify(body.tasks.map((t) => t.waiting))}`);
   assert.deepEqual(dom.stalls.sort(), late.sort(), 'one stall mark per late wait');
   assert.ok(body.result.stall_ms > 0);
+  await page.$eval(fig, (f) => f.scrollIntoView());
+  await page.screenshot({ path: join(ARTIFACTS, 'work-async.png') });
   assertClean(log);
 });
 
