@@ -13,11 +13,16 @@ many it took. The processes check is skipped with fewer than 2 CPUs.
 """
 
 import os
+import signal
+import socket
+import time
 
 import bodies
 import cpu
 import harness
-from harness import check, expect_error_shape, expect_value
+from harness import (
+    Background, build_request, check, expect_error_shape, expect_value,
+    json_path, stop_and_check)
 
 ATTEMPTS = 3
 ROUNDS = 4
@@ -364,6 +369,56 @@ def case_wait_note(srv, ctx):
     return notes["async"]
 
 
+def gone_case(mode):
+    """A client that leaves a 5 s run in mode: the run stops at once (its
+    demo thread or worker freed within seconds, not after 5 s), and the
+    next run is served."""
+    def run(srv, ctx):
+        cpu.wait_ready(srv, WORKERS)
+        sock = socket.create_connection((harness.LOOPBACK, srv.port),
+                                        timeout=harness.SOCKET_TIMEOUT_S)
+        started = time.monotonic()
+        try:
+            sock.sendall(build_request(
+                "GET", "/run/work?tasks=4&ms=5000&io_ratio=0.3&mode=" + mode))
+            time.sleep(0.3)
+        finally:
+            sock.close()
+        cpu.wait_health(
+            srv.port, lambda b: json_path(b, "pools.threads.busy") == 0 and
+            json_path(b, "pools.process.busy") == 0 and
+            json_path(b, "pools.http.in_flight") == 1, cpu.scaled(4.0),
+            "the run stopped")
+        took = time.monotonic() - started
+        check(took < 4.0 * harness.TIME_SCALE, "stopped after %.1f s" % took)
+        resp, body = cpu.get_json(srv.port, "/run/work?tasks=2&ms=20&mode="
+                                  + mode, timeout=cpu.scaled(10.0))
+        check(resp.status == 200, "the next run: %d %s"
+              % (resp.status, _short(body)))
+        return "stopped %.1f s after the request" % took
+    return run
+
+
+def case_shutdown(srv, ctx):
+    """SIGTERM during an async work run: the request is answered (503) or
+    closed, the server exits 0 with no worker left."""
+    pids = cpu.wait_ready(srv, WORKERS)["pools"]["process"]["pids"]
+    job = Background(srv.port, "/run/work?tasks=4&ms=3000&io_ratio=0.3"
+                     "&mode=async", cpu.scaled(20.0))
+    job.start()
+    try:
+        time.sleep(0.3)
+        note = stop_and_check(srv, signal.SIGTERM, cpu.scaled(6.0), pids,
+                              ("received SIGTERM", "stopped"))
+    finally:
+        job.join(cpu.scaled(10.0))
+    check(job.done, "the run is unanswered after the exit")
+    if job.resp is not None and job.resp.status is not None:
+        check(job.resp.status == 503, "in-flight run: %s" % job.describe())
+        return "503; " + note
+    return "closed; " + note
+
+
 def server_groups(web_root):
     """(title, extra args, environment, cases) for run.py's server_group."""
     base = ["--web-root", web_root, "--threads", "4", "--workers",
@@ -385,7 +440,12 @@ def server_groups(web_root):
          + [("work: a JSON body, io_ratio a JSON number", case_json_body),
             ("compare: repeat=3 answers medians", case_repeat_medians),
             ("compare: a waiting speedup over its CPUs is explained",
-             case_wait_note)]),
+             case_wait_note)]
+         + [("work: a client leaves mid-run (mode=%s): it stops" % m,
+             gone_case(m))
+            for m in ("async", "gil", "processes")]),
+        ("work-shutdown", base, None,
+         [("work: SIGTERM mid async run: answered, exit 0", case_shutdown)]),
     ]
 
 
