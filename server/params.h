@@ -67,7 +67,8 @@ int params_int(struct params *p, const char *name, int64_t min, int64_t max,
 /*
  * Takes the real-number parameter name: absent gives def; present must be
  * a decimal number (digits with an optional '-', fraction and exponent, as
- * JSON writes them: no hex, inf or nan) within [min, max] and given once.
+ * JSON writes them: no hex, inf or nan; at most 63 characters) within
+ * [min, max] and given once.
  * Returns 0, or -EINVAL with the message set.
  */
 int params_real(struct params *p, const char *name, double min, double max,
