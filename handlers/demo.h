@@ -36,6 +36,7 @@ enum demo_param_type {
     DEMO_INT_LIST, /* a comma list of integers, each in [min, max] */
     DEMO_URLS,     /* a repeatable string (URLs), up to max_items */
     DEMO_ENUM,     /* one of the names in values; v[] holds its index */
+    DEMO_REAL,     /* a real number in [rmin, rmax] */
 };
 
 /* The option a default comes from, when it is not a constant. */
@@ -63,13 +64,17 @@ struct demo_param {
     size_t max_items_body;
     int64_t form_value;    /* the dashboard's starting value; 0: def */
     const char *form_list; /* the same for a list */
-    bool scales_time;      /* raising it makes the run longer */
-    const char *doc;       /* one line for the OpenAPI document */
+    /* DEMO_REAL: its bounds, default and the form's starting value (0:
+     * rdef); min, max, def and form_value are the integers'. */
+    double rmin, rmax, rdef, rform;
+    bool scales_time; /* raising it makes the run longer */
+    const char *doc;  /* one line for the OpenAPI document */
 };
 
 /* The parsed parameters of one request, in the order of demo->params. */
 struct demo_args {
     int64_t v[DEMO_PARAMS_MAX];
+    double r[DEMO_PARAMS_MAX]; /* DEMO_REAL */
     bool given[DEMO_PARAMS_MAX];
     bool unused[DEMO_PARAMS_MAX];    /* not echoed (fetch: count with url) */
     int64_t *list[DEMO_PARAMS_MAX];  /* DEMO_INT_LIST: owned */
@@ -193,7 +198,8 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
 /*
  * demo_parse() for a JSON request body already scanned (jsonr.h): every
  * member not yet taken must be one of the demo's parameters, with its
- * JSON type (an integer; an array of integers; an array of strings) and
+ * JSON type (an integer; a number, integer or not, for a real; an array
+ * of integers; an array of strings) and
  * the same bounds and messages as the query form; a list may have up to
  * max_items_body items in one mode (DEMO_ALL_MODES, a comparison, keeps
  * max_items: it holds every mode's answer at once). p only carries the message

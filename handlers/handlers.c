@@ -28,7 +28,7 @@ int handlers_register(struct router *router, struct app *app)
         {"/run/table", table_handle},
     };
     /* The demos whose lists outgrow a request target take a JSON body. */
-    static const char *const posts[] = {"square", "fetch"};
+    static const char *const posts[] = {"square", "fetch", "work"};
     static struct run_route demo_routes[DEMOS_MAX];
     static char demo_paths[DEMOS_MAX][64];
     int rc;

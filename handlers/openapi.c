@@ -26,6 +26,7 @@
  * thread, until openapi_cleanup() at exit.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -381,7 +382,18 @@ static void check_param(struct gen *g, const struct demo *d,
                      "/run/compare cannot describe both",
                      d->name, p->name, g->demos[k]->name, q->name);
     }
-    if (p->type != DEMO_URLS && p->type != DEMO_ENUM && p->min > p->max)
+    if (p->type == DEMO_REAL &&
+        (!(p->rmin <= p->rmax) || !(p->rdef >= p->rmin && p->rdef <= p->rmax) ||
+         !(p->rform >= p->rmin && p->rform <= p->rmax)))
+        gen_fail(g, -EINVAL,
+                 "openapi: %s.%s: real bounds out of order, or a default or "
+                 "form value outside them",
+                 d->name, p->name);
+    if (p->type == DEMO_REAL && has_mode_max(d, p))
+        gen_fail(g, -EINVAL, "openapi: %s.%s: a real has one maximum", d->name,
+                 p->name);
+    if (p->type != DEMO_URLS && p->type != DEMO_ENUM && p->type != DEMO_REAL &&
+        p->min > p->max)
         gen_fail(g, -EINVAL, "openapi: %s.%s: min %lld > max %lld", d->name,
                  p->name, (long long)p->min, (long long)p->max);
     if ((p->type == DEMO_INT_LIST || p->type == DEMO_URLS) && p->max_items == 0)
@@ -456,14 +468,23 @@ static json_t *param_schema(enum demo_param_type type, int64_t lo, int64_t hi,
                          "minItems", 1, "maxItems", (json_int_t)max_items,
                          "items", "type", "string", "format", "uri",
                          "minLength", 1);
+    case DEMO_REAL:
+        break; /* real_schema() */
     }
     return NULL;
+}
+
+/* The schema of a real in [lo, hi]. */
+static json_t *real_schema(double lo, double hi)
+{
+    return json_pack("{s:s, s:s, s:f, s:f}", "type", "number", "format",
+                     "double", "minimum", lo, "maximum", hi);
 }
 
 /* How a list is written in the query: "1,2,3" or url=a&url=b. */
 static void set_style(struct gen *g, json_t *obj, enum demo_param_type type)
 {
-    if (type == DEMO_INT || type == DEMO_ENUM) {
+    if (type == DEMO_INT || type == DEMO_ENUM || type == DEMO_REAL) {
         json_object_del(obj, "style");
         json_object_del(obj, "explode");
         return;
@@ -520,7 +541,8 @@ static void remove_stale(struct gen *g)
         if (d) {
             stale = strcmp(rest, "mode") != 0 && !param_named(d, rest);
         } else if (plen == 7 && memcmp(key, "compare", 7) == 0) {
-            stale = strcmp(rest, "demo") != 0;
+            /* demo and repeat are compare's own, not a demo's. */
+            stale = strcmp(rest, "demo") != 0 && strcmp(rest, "repeat") != 0;
             for (size_t i = 0; i < g->n && stale; i++)
                 stale = !param_named(g->demos[i], rest);
         } else if (!run_non_demo(key, plen)) {
@@ -564,9 +586,13 @@ static void gen_param(struct gen *g, const struct demo *d,
     set_style(g, obj, p->type);
 
     json_t *schema =
-        param_schema(p->type, p->min, largest_max(d, p), p->max_items, p);
+        p->type == DEMO_REAL
+            ? real_schema(p->rmin, p->rmax)
+            : param_schema(p->type, p->min, largest_max(d, p), p->max_items, p);
     if (schema && p->type == DEMO_ENUM)
         set_new(g, schema, "default", json_string(p->values[p->def]));
+    if (schema && p->type == DEMO_REAL)
+        set_new(g, schema, "default", json_real(p->rdef));
     if (schema && p->type == DEMO_INT && p->def_from == DEMO_DEF_CONST)
         set_new(g, schema, "default", json_integer(p->def));
     if (schema && p->type == DEMO_INT_LIST && p->def_list)
@@ -601,7 +627,10 @@ static void gen_param(struct gen *g, const struct demo *d,
         form = string_list(p->form_list);
     else if (p->type == DEMO_ENUM && p->form_value)
         form = json_string(p->values[p->form_value]);
+    else if (p->type == DEMO_REAL && p->rform != 0)
+        form = json_real(p->rform);
     if (p->type == DEMO_INT || p->type == DEMO_ENUM ? p->form_value != 0
+        : p->type == DEMO_REAL                      ? p->rform != 0
                                                     : p->form_list != NULL)
         set_new(g, obj, "x-conlab-form-value", form);
     else
@@ -788,7 +817,10 @@ static void gen_path(struct gen *g, const struct demo *d)
         json_object_del(get, "x-conlab-label");
 }
 
-/* compare.demo, compare.<param> and /run/compare's parameter lists. */
+/*
+ * compare.demo, compare.<param> and /run/compare's parameter lists, with
+ * compare.repeat (compare's own, from the base) before X-Request-Id.
+ */
 static void gen_compare(struct gen *g)
 {
     json_t *obj = json_object_get(g->params, "compare.demo");
@@ -809,7 +841,7 @@ static void gen_compare(struct gen *g)
         set_new(g, schema, "enum", demo_names(g));
 
     /* Every parameter name, first seen first. */
-    const char *keys[DEMOS_MAX * DEMO_PARAMS_MAX + 2];
+    const char *keys[DEMOS_MAX * DEMO_PARAMS_MAX + 3];
     char names[DEMOS_MAX * DEMO_PARAMS_MAX][OPENAPI_KEY_MAX];
     size_t n = 0;
     keys[n++] = "compare.demo";
@@ -834,6 +866,8 @@ static void gen_compare(struct gen *g)
             gen_compare_param(g, name);
         }
     }
+    if (json_is_object(json_object_get(g->params, "compare.repeat")))
+        keys[n++] = "compare.repeat";
     keys[n++] = "X-Request-Id";
     if (g->rc)
         return;
@@ -873,6 +907,7 @@ static void gen_compare_param(struct gen *g, const char *name)
 {
     const struct demo_param *first = NULL;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
+    double rlo = INFINITY, rhi = -INFINITY;
     size_t max_items = 0;
     bool scales_time = false;
     json_t *demos = json_array();
@@ -891,6 +926,10 @@ static void gen_compare_param(struct gen *g, const char *name)
             lo = p->min;
         if (every_mode_max(d, p) > hi)
             hi = every_mode_max(d, p);
+        if (p->rmin < rlo)
+            rlo = p->rmin;
+        if (p->rmax > rhi)
+            rhi = p->rmax;
         if (p->max_items > max_items)
             max_items = p->max_items;
         scales_time |= p->scales_time;
@@ -933,7 +972,9 @@ static void gen_compare_param(struct gen *g, const char *name)
     }
     set_style(g, obj, first->type);
     set_new(g, obj, "schema",
-            param_schema(first->type, lo, hi, max_items, first));
+            first->type == DEMO_REAL
+                ? real_schema(rlo, rhi)
+                : param_schema(first->type, lo, hi, max_items, first));
     set_flag(g, obj, "x-conlab-scales-time", scales_time);
     json_object_del(obj, "x-conlab-default-from");
     json_object_del(obj, "x-conlab-max-by-mode");

@@ -16,7 +16,7 @@
 #include "../server/params.h"
 
 extern const struct demo demo_prime, demo_square, demo_sleep, demo_fetch,
-    demo_counter, demo_deadlock;
+    demo_counter, demo_deadlock, demo_work;
 
 /* One demo a line, so that added demos merge line by line. */
 /* clang-format off */
@@ -25,6 +25,7 @@ const struct demo *const demo_registry[] = {
     &demo_square,
     &demo_sleep,
     &demo_fetch,
+    &demo_work,
     &demo_counter,
     &demo_deadlock,
 };
@@ -128,6 +129,9 @@ int demo_parse(const struct demo *d, struct params *p, int mode,
             int64_t def = demo_param_default(dp, app);
             cap_by_count(d, i, a, &max, &def);
             rc = params_int(p, dp->name, dp->min, max, def, &a->v[i]);
+        } else if (dp->type == DEMO_REAL) {
+            rc = params_real(p, dp->name, dp->rmin, dp->rmax, dp->rdef,
+                             &a->r[i]);
         } else if (dp->type == DEMO_INT_LIST) {
             rc = params_int_list(p, dp->name, dp->min, max, dp->max_items,
                                  dp->def_list, &a->list[i], &a->n[i]);
@@ -190,6 +194,7 @@ static int wrong_type(struct params *p, const struct demo_param *dp,
         [DEMO_INT_LIST] = "an array of integers",
         [DEMO_URLS] = "an array of strings",
         [DEMO_ENUM] = "a string",
+        [DEMO_REAL] = "a number",
     };
     if (m->type == JSONR_ARRAY && m->mixed)
         return params_fail(p, "parameter '%s': item %zu is %s %s, expected %s",
@@ -370,6 +375,15 @@ int demo_parse_json(const struct demo *d, struct jsonr_doc *doc,
                                       m->end - m->at, dp->min, max, &a->v[i]);
         } else if (dp->type == DEMO_ENUM) {
             rc = json_enum(p, doc, m, dp, &a->v[i]);
+        } else if (dp->type == DEMO_REAL) {
+            if (!m)
+                a->r[i] = dp->rdef;
+            else if (m->type != JSONR_INTEGER && m->type != JSONR_NUMBER)
+                rc = wrong_type(p, dp, m);
+            else
+                rc = params_check_real(p, dp->name, doc->text + m->at,
+                                       m->end - m->at, dp->rmin, dp->rmax,
+                                       &a->r[i]);
         } else if (!m && dp->type == DEMO_INT_LIST) {
             struct params def;
             params_parse(&def, "");
@@ -427,6 +441,9 @@ void demo_write_params(struct jsonw *w, const struct demo *d,
         if (dp->type == DEMO_INT) {
             jsonw_key(w, dp->name);
             jsonw_int(w, a->v[i]);
+        } else if (dp->type == DEMO_REAL) {
+            jsonw_key(w, dp->name);
+            jsonw_real(w, a->r[i]);
         } else if (dp->type == DEMO_INT_LIST) {
             jsonw_key(w, dp->name);
             jsonw_array(w);

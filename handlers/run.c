@@ -42,6 +42,7 @@ struct run_req {
     int status;
     void *extra;
     void (*free_extra)(void *);
+    size_t max_tasks; /* 0: every task */
 };
 
 /* Runs ended, by demo, mode and outcome (0 ok, 1 error). */
@@ -108,6 +109,11 @@ void run_req_set_extra(struct run_req *rr, void *extra,
 {
     rr->extra = extra;
     rr->free_extra = free_extra;
+}
+
+void run_req_set_max_tasks(struct run_req *rr, size_t n)
+{
+    rr->max_tasks = n;
 }
 
 struct request *run_req_request(struct run_req *rr)
@@ -291,8 +297,11 @@ enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,
     rr->origin_ns = origin_ns;
     rr->then = then;
     rr->state = d->prepare(&rr->args, mode, &env);
+    size_t n = d->n_tasks(&rr->args);
+    if (rr->max_tasks && rr->max_tasks < n)
+        n = rr->max_tasks;
     struct engine_run_spec spec = {.mode = mode,
-                                   .n_tasks = d->n_tasks(&rr->args),
+                                   .n_tasks = n,
                                    .work = d->work,
                                    .state = rr->state,
                                    .client = client_key(&rr->client),

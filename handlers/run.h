@@ -111,6 +111,13 @@ void run_finish(struct run_req *rr);
  */
 void run_req_use(struct run_req *rr, const struct demo *d);
 
+/*
+ * Runs only the first n tasks of what the parameters make (0: all), for
+ * compare's untimed warm-up. Not for async modes: their work starts every
+ * task of its state at once.
+ */
+void run_req_set_max_tasks(struct run_req *rr, size_t n);
+
 /* Accessors for compare.c. */
 struct demo_args *run_req_args(struct run_req *rr);
 struct engine_run *run_req_run(struct run_req *rr);

@@ -8,6 +8,7 @@
 #include "params.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ static int fail(struct params *p, const char *fmt, ...)
 static void remember_name(struct params *p, const char *name);
 static int take_single(struct params *p, const char *name, const char **value);
 static int parse_int64(const char *text, size_t len, int64_t *out);
+static int parse_real(const char *text, size_t len, double *out);
 static void quote_span(char q[QUOTE_MAX], const char *text, size_t len);
 
 int params_parse(struct params *p, const char *query)
@@ -121,6 +123,34 @@ int params_check_int(struct params *p, const char *name, const char *text,
                     "parameter '%s': '%s' is not an integer in "
                     "[%lld, %lld]",
                     name, q, (long long)min, (long long)max);
+    }
+    *out = v;
+    return 0;
+}
+
+int params_real(struct params *p, const char *name, double min, double max,
+                double def, double *out)
+{
+    const char *value;
+    int rc = take_single(p, name, &value);
+    if (rc < 0)
+        return rc;
+    if (!value) {
+        *out = def;
+        return 0;
+    }
+    return params_check_real(p, name, value, strlen(value), min, max, out);
+}
+
+int params_check_real(struct params *p, const char *name, const char *text,
+                      size_t len, double min, double max, double *out)
+{
+    double v;
+    if (parse_real(text, len, &v) < 0 || !(v >= min && v <= max)) {
+        char q[QUOTE_MAX];
+        quote_span(q, text, len);
+        return fail(p, "parameter '%s': '%s' is not a number in [%g, %g]", name,
+                    q, min, max);
     }
     *out = v;
     return 0;
@@ -364,5 +394,51 @@ static int parse_int64(const char *text, size_t len, int64_t *out)
     if (!neg && v > (uint64_t)INT64_MAX)
         return -ERANGE;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/*
+ * JSON's number grammar (-?digits(.digits)?([eE][+-]?digits)?, leading
+ * zeros allowed), checked by hand first so that strtod's extras (spaces,
+ * hex, inf, nan, "1.") never pass; then strtod on a bounded copy.
+ */
+static int parse_real(const char *text, size_t len, double *out)
+{
+    char buf[64];
+    size_t i = 0, digits = 0;
+    if (len == 0 || len >= sizeof(buf))
+        return -EINVAL;
+    if (text[i] == '-')
+        i++;
+    while (i < len && text[i] >= '0' && text[i] <= '9')
+        i++, digits++;
+    if (digits == 0)
+        return -EINVAL;
+    if (i < len && text[i] == '.') {
+        i++;
+        digits = 0;
+        while (i < len && text[i] >= '0' && text[i] <= '9')
+            i++, digits++;
+        if (digits == 0)
+            return -EINVAL;
+    }
+    if (i < len && (text[i] == 'e' || text[i] == 'E')) {
+        i++;
+        if (i < len && (text[i] == '+' || text[i] == '-'))
+            i++;
+        digits = 0;
+        while (i < len && text[i] >= '0' && text[i] <= '9')
+            i++, digits++;
+        if (digits == 0)
+            return -EINVAL;
+    }
+    if (i != len)
+        return -EINVAL;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    double v = strtod(buf, NULL);
+    if (!isfinite(v))
+        return -EINVAL;
+    *out = v;
     return 0;
 }

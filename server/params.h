@@ -65,6 +65,16 @@ int params_int(struct params *p, const char *name, int64_t min, int64_t max,
                int64_t def, int64_t *out);
 
 /*
+ * Takes the real-number parameter name: absent gives def; present must be
+ * a decimal number (digits with an optional '-', fraction and exponent, as
+ * JSON writes them: no hex, inf or nan; at most 63 characters) within
+ * [min, max] and given once.
+ * Returns 0, or -EINVAL with the message set.
+ */
+int params_real(struct params *p, const char *name, double min, double max,
+                double def, double *out);
+
+/*
  * Takes an enumeration: the value must equal one of choices[0..n-1]; *out is
  * its index, def when absent. Returns 0 or -EINVAL.
  */
@@ -108,6 +118,10 @@ int params_finish(struct params *p);
 /* text[0..len) must be a decimal integer in [min, max] (params_int). */
 int params_check_int(struct params *p, const char *name, const char *text,
                      size_t len, int64_t min, int64_t max, int64_t *out);
+
+/* text[0..len) must be a decimal number in [min, max] (params_real). */
+int params_check_real(struct params *p, const char *name, const char *text,
+                      size_t len, double min, double max, double *out);
 
 /* value must be one of choices[] (params_enum); *out its index. */
 int params_check_enum(struct params *p, const char *name, const char *value,

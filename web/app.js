@@ -15,6 +15,7 @@ import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from '.
 import { readDemos, buildDemoUi, syncForm, queryPairs, jsonBody } from './forms.js';
 import { initTable } from './table.js';
 import { renderStateView, addSweepButton, SYNCS, summarizeSweep } from './state.js';
+import { attachSweep } from './sweep.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
@@ -128,6 +129,7 @@ async function loadDemos() {
     form.addEventListener('input', sync);
     form.addEventListener('change', sync);
     form.addEventListener('submit', onFormSubmit);
+    attachSweep(form, sweepHost);
   }
   if (skipped.length) {
     loadState('partial', `Not offered: ${skipped.join(', ')} (the API document has no GET /run/ path for ` +
@@ -271,6 +273,31 @@ async function runSweep(form) {
   renderResults();
   setStatus(`Done: counter in every mode and sync. ${summarizeSweep(bodies)}.`);
 }
+// What sweep.js may do to the page: one request in flight at a time, the
+// page's status, error, curl line and JSON.
+const sweepHost = {
+  begin(label) {
+    if (state.inFlight) state.inFlight.abort();
+    const ctl = new AbortController();
+    state.inFlight = ctl;
+    state.last = null;
+    clearError();
+    renderResults();
+    $('#summary').textContent = `${label}: the chart fills in as each comparison comes back.`;
+    $('#cancel').hidden = false;
+    document.body.classList.add('busy');
+    setStatus(`${label}…`);
+    return ctl;
+  },
+  status: setStatus,
+  fail: showError,
+  show(path, body) {
+    state.curlText = curlFor({ path, body: null });
+    $('#curl').textContent = state.curlText;
+    showJson(body, '');
+  },
+  end(ctl) { if (state.inFlight === ctl) finishRequest(); },
+};
 
 function finishRequest() {
   clearInterval(state.tick);
@@ -310,6 +337,10 @@ function resultText(demo, r, acrossModes) {
     case 'deadlock':
       if (acrossModes) return `order ${r.order}, hold ${r.hold_ms} ms`;
       return r.deadlocked ? `order ${r.order}: deadlocked, caught and undone` : `order ${r.order}: both finished`;
+    case 'work':
+      if (acrossModes) return `${r.units.toLocaleString('en-US')} units of computing, checksum ${r.checksum}`;
+      return `${r.units.toLocaleString('en-US')} units computed, waits ${fmtMs(r.stall_ms)} ms late in all ` +
+        '(red: a task ready while another held the loop or the lock)';
     default: return JSON.stringify(r);
   }
 }

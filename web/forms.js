@@ -477,13 +477,15 @@ function fieldValue(f) {
 
 // The same parameters as queryPairs(), as the text of one JSON object (a POST
 // body): an integer or a list item that reads as an integer is written as its
-// digits (exactly as typed, so no precision is lost), a list is an array, a
+// digits (exactly as typed, so no precision is lost), a real (a `number`
+// parameter) that reads as a JSON number as its text, a list is an array, a
 // repeated parameter an array of strings, anything else a string. What does
-// not read as an integer is sent as a string, so the server's 400 names it.
+// not read as its type is sent as a string, so the server's 400 names it.
 export function jsonBody(form, action) {
   const demo = form.demo;
   const byName = new Map(demo.params.map((p) => [p.name, p]));
   const number = (v) => (/^-?(0|[1-9][0-9]*)$/.test(v) ? v : JSON.stringify(v));
+  const real = (v) => (/^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$/.test(v) ? v : JSON.stringify(v));
   const members = new Map();
   for (const [name, v] of queryPairs(form, action)) {
     const p = byName.get(name);
@@ -495,6 +497,8 @@ export function jsonBody(form, action) {
       members.set(name, `[${itemsOf(p, v).map(number).join(',')}]`);
     } else if (kind === 'integer') {
       members.set(name, number(v));
+    } else if (kind === 'number') {
+      members.set(name, real(v));
     } else {
       members.set(name, JSON.stringify(v));
     }

@@ -13,7 +13,8 @@
 // Test hooks: one <figure class="timeline" data-mode data-demo data-tasks
 // data-lanes> per run; lanes are <g class="lane" data-lane="kind:id">; bars
 // are <rect class="bar" data-task data-lane>; gil slices <rect
-// class="slice">; the raster fallback is <image class="bars-raster"
+// class="slice"> (also a work task's computing phases); the late end of a
+// work task's wait (its stall) <rect class="stall" data-task>; the raster fallback is <image class="bars-raster"
 // data-bars>. The comparison chart has <rect class="cmp-bar" data-mode
 // data-metric> and a <g class="cores-marker" data-cores>.
 
@@ -141,7 +142,22 @@ function taskDetail(t) {
     parts.push(t.error ? `error: ${t.error}` : `status ${t.status}, ${t.bytes} bytes`);
   }
   if (t.slices) parts.push(`${t.slices.length} lock slices`);
+  if (t.stall_ms !== undefined) parts.push(`woke ${fmtMs(t.stall_ms)} ms late in all (stall)`);
   return parts.join('\n');
+}
+
+// The solid parts of a bar: a gil task's lock slices, or the computing
+// phases of a task that reports them (work: [from, to] from its start).
+function solidSpans(t) {
+  if (t.slices) return t.slices;
+  if (Array.isArray(t.computing)) return t.computing.map(([s, e]) => [t.start_ms + s, t.start_ms + e]);
+  return null;
+}
+
+// The late ends of a task's waits ([from, due, to] from its start): due → to.
+function stallSpans(t) {
+  if (!Array.isArray(t.waiting)) return [];
+  return t.waiting.filter((w) => w[2] - w[1] > 0.05).map((w) => [t.start_ms + w[1], t.start_ms + w[2]]);
 }
 
 function taskFailed(t) {
@@ -274,7 +290,8 @@ export function renderTimeline(parent, run, opts = {}) {
         const by = lane.y + LANE_PAD + i * lane.row + gap / 2;
         const bh = Math.max(1, lane.row - gap);
         const cls = ['bar', modeClass];
-        if (t.slices) cls.push('waiting');
+        const solid = solidSpans(t);
+        if (solid) cls.push('waiting');
         if (taskFailed(t)) cls.push('failed');
         const bar = svg('rect', {
           class: cls.join(' '), x, y: by, width: w, height: bh,
@@ -285,10 +302,17 @@ export function renderTimeline(parent, run, opts = {}) {
         const detail = taskDetail(t);
         tip.textContent = `task ${t.id} on ${lane.label}\n${fmtMs(t.start_ms)} → ${fmtMs(t.end_ms)} ms ` +
           `(${fmtMs(t.end_ms - t.start_ms)} ms)${detail ? '\n' + detail : ''}`;
-        for (const [s, e] of t.slices || []) {
+        for (const [s, e] of solid || []) {
           const sx = xOf(s);
           svg('rect', {
             class: `slice ${modeClass}`, x: sx, y: by, width: Math.max(1, xOf(e) - sx), height: bh,
+            'data-task': t.id, 'data-lane': lane.key,
+          }, g);
+        }
+        for (const [s, e] of stallSpans(t)) {
+          const sx = xOf(s);
+          svg('rect', {
+            class: 'stall', x: sx, y: by + bh / 2, width: Math.max(1, xOf(e) - sx), height: Math.max(1, bh / 2),
             'data-task': t.id, 'data-lane': lane.key,
           }, g);
         }

@@ -503,6 +503,70 @@ test('compare prime: one timeline per mode, the chart and the cores marker', asy
   assertClean(log);
 });
 
+test('work async: computing drawn solid, the late ends of waits (the stall) marked', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'work', { tasks: 2, ms: 200, io_ratio: '0.25', mode: 'async' });
+  const fig = '#timelines figure.timeline[data-mode="async"]';
+  const dom = await page.$eval(fig, (f) => ({
+    bars: f.querySelectorAll('rect.bar.waiting').length,
+    slices: f.querySelectorAll('rect.slice').length,
+    stalls: [...f.querySelectorAll('rect.stall')].map((r) => Number(r.dataset.task)),
+  }));
+  assert.equal(dom.bars, 2, 'both bars drawn faint (waiting), phases on top');
+  const phases = body.tasks.reduce((n, t) => n + t.computing.length, 0);
+  assert.equal(dom.slices, phases, 'one solid rect per computing phase');
+  const late = body.tasks.flatMap((t) => t.waiting.filter((w) => w[2] - w[1] > 0.05).map(() => t.id));
+  assert.ok(late.length > 0, `a coroutine computing makes another wake late: ${JSON.stringify(body.tasks.map((t) => t.waiting))}`);
+  assert.deepEqual(dom.stalls.sort(), late.sort(), 'one stall mark per late wait');
+  assert.ok(body.result.stall_ms > 0);
+  await page.$eval(fig, (f) => f.scrollIntoView());
+  await page.screenshot({ path: join(ARTIFACTS, 'work-async.png') });
+  assertClean(log);
+});
+
+test('work: Sweep io_ratio runs 5 comparisons in order and draws speedup per mode', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'work');
+  assert.equal(await page.$$eval('button[data-action="sweep"]', (b) => b.map((x) => x.closest('form').dataset.demo).join()),
+    'work', 'only the work form can sweep');
+  await fillForm(page, 'work', { tasks: 2, ms: 20, io_ratio: '0.5' });
+  const pending = [];
+  page.on('response', (r) => {
+    if (r.url().startsWith(`${origin}/run/compare?`)) pending.push(r.json().then((body) => ({ url: r.url(), body })));
+  });
+  await page.click('#form-work button[data-action="sweep"]');
+  await page.waitForFunction(() => {
+    const f = document.querySelector('#compare figure.sweep');
+    return f && f.dataset.points === '5' && !document.body.classList.contains('busy');
+  }, null, { timeout: 20000 });
+  const answers = await Promise.all(pending);
+  assert.equal(answers.length, 5, 'five comparisons');
+  const ratios = answers.map((a) => new URL(a.url).searchParams.get('io_ratio'));
+  assert.deepEqual(ratios, ['0', '0.25', '0.5', '0.75', '1'], 'one after another, io_ratio rising');
+  for (const a of answers) {
+    const q = new URL(a.url).searchParams;
+    assert.equal(q.get('demo'), 'work');
+    assert.equal(q.get('tasks'), '2', 'the form\'s other parameters are kept');
+    assert.equal(q.get('ms'), '20');
+  }
+  const chart = await page.$eval('#compare figure.sweep', (f) => ({
+    cores: Number(f.dataset.cores),
+    lines: [...f.querySelectorAll('polyline.sweep-line')].map((l) => [l.dataset.mode, l.getAttribute('points').split(' ').length]),
+    points: [...f.querySelectorAll('circle.sweep-point')].map((c) => [c.dataset.mode, Number(c.dataset.ratio), Number(c.dataset.speedup)]),
+    marker: f.querySelector('.cores-marker') ? Number(f.querySelector('.cores-marker').dataset.cores) : null,
+  }));
+  const modes = answers[0].body.modes;
+  assert.deepEqual(chart.lines, modes.map((m) => [m, 5]), 'a line of 5 points per mode');
+  const want = answers.flatMap((a, i) => a.body.runs.map((r) => [r.mode, [0, 0.25, 0.5, 0.75, 1][i], r.speedup]));
+  assert.deepEqual([...chart.points].sort(), [...want].sort(), 'each dot is a speedup of the JSON');
+  assert.equal(chart.cores, answers[0].body.cores);
+  assert.equal(chart.marker, answers[0].body.cores, 'the cores marker');
+  assert.match(await page.textContent('#status'), /^Done: swept io_ratio/);
+  assert.equal(await page.textContent('#curl'), `curl '${answers[4].url}'`, 'the last comparison\'s curl line');
+  await page.screenshot({ path: join(ARTIFACTS, 'sweep-desktop.png'), fullPage: true });
+  assertClean(log);
+});
+
 test('compare over the budget: the server\'s message is shown', async () => {
   const { page, log } = await openPage();
   await pickDemo(page, 'sleep');

@@ -5,8 +5,9 @@
  * The input is a raw query string, the text after '?'. The http module
  * hands the parser a C string, so bytes from the first NUL on are ignored.
  * The query is parsed once per endpoint profile (the getter sequences of
- * /run/prime, /run/square, /run/sleep, /run/fetch, /run/compare, /delay,
- * /health, plus one with the widest integer ranges), and each result is
+ * /run/prime, /run/square, /run/sleep, /run/fetch, /run/work (its reals),
+ * /run/compare, /delay, /health, plus one with the widest integer ranges),
+ * and each result is
  * compared with a small reference model written here from params.h alone:
  *
  * - params_parse() succeeds exactly when the model finds no bad escape, no
@@ -37,7 +38,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum op_kind { OP_INT, OP_ENUM, OP_LIST, OP_STRINGS, OP_HAS, OP_TASKS_OF };
+enum op_kind {
+    OP_INT,
+    OP_ENUM,
+    OP_LIST,
+    OP_STRINGS,
+    OP_HAS,
+    OP_TASKS_OF,
+    OP_REAL /* min and max are the real bounds; def is the default */
+};
 
 /* One getter call of a handler. OP_TASKS_OF: an int whose max is the count
  * of the last list, as /run/square's "tasks". */
@@ -112,6 +121,14 @@ static const struct op compare_ops[] = {
      "1,2,3,4"},
     {OP_TASKS_OF, "tasks", 1, 256, 2, NULL, 0, NULL},
 };
+/* /run/work: its reals are in [0, 1]; "r" takes the widest bounds. */
+static const struct op work_ops[] = {
+    {OP_ENUM, "mode", 0, 0, 4, modes5, N(modes5), NULL},
+    {OP_INT, "tasks", 1, 64, 4, NULL, 0, NULL},
+    {OP_REAL, "io_ratio", 0, 1, 0, NULL, 0, NULL},
+    {OP_REAL, "variance", 0, 1, 0, NULL, 0, NULL},
+    {OP_REAL, "r", -1000000, 1000000, 0, NULL, 0, NULL},
+};
 static const struct op delay_ops[] = {
     {OP_INT, "ms", 0, 10000, 0, NULL, 0, NULL},
 };
@@ -128,6 +145,7 @@ static const struct profile profiles[] = {
     {"square", square_ops, N(square_ops), 1},
     {"sleep", sleep_ops, N(sleep_ops), 1},
     {"fetch", fetch_ops, N(fetch_ops), 1},
+    {"work", work_ops, N(work_ops), 1},
     {"compare", compare_ops, N(compare_ops), 3},
     {"delay", delay_ops, N(delay_ops), 1},
     {"health", NULL, 0, 1},
@@ -141,6 +159,7 @@ static void model_free(struct model *m);
 static int model_hex(char c);
 static int model_decode(char *dst, const char *src, size_t len);
 static bool model_int(const char *text, size_t len, int64_t *out);
+static bool model_real(const char *text, double *out);
 static size_t model_count(const struct model *m, const char *name,
                           const char **first);
 static void run_profile(const struct profile *pr, const struct model *m,
@@ -226,6 +245,18 @@ static void run_profile(const struct profile *pr, const struct model *m,
                     want_ok = count == 1 &&
                               model_int(value, strlen(value), &want) &&
                               want >= op->min && want <= max;
+                break;
+            }
+            case OP_REAL: {
+                double rgot = -1, rwant = (double)op->def;
+                grc = params_real(&p, op->name, (double)op->min,
+                                  (double)op->max, (double)op->def, &rgot);
+                if (count > 0)
+                    want_ok = count == 1 && model_real(value, &rwant) &&
+                              rwant >= (double)op->min &&
+                              rwant <= (double)op->max;
+                if (grc == 0 && want_ok && !was_failed)
+                    check(rgot == rwant, "params_real value", query);
                 break;
             }
             case OP_ENUM: {
@@ -510,6 +541,69 @@ static bool model_int(const char *text, size_t len, int64_t *out)
     errno = 0;
     long long v = strtoll(buf, NULL, 10);
     if (errno == ERANGE)
+        return false;
+    *out = v;
+    return true;
+}
+
+/*
+ * JSON's number grammar, read as a small state machine (params.c checks it
+ * by loops): '-'? digits ('.' digits)? ([eE] [+-]? digits)?, under 64
+ * characters, finite once converted.
+ */
+static bool model_real(const char *text, double *out)
+{
+    enum { SIGN, INT, FRAC0, FRAC, EXP0, EXPS, EXP } st = SIGN;
+    size_t len = strlen(text);
+    if (len == 0 || len >= 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        bool digit = c >= '0' && c <= '9';
+        switch (st) {
+        case SIGN:
+            if (c == '-' && i == 0)
+                continue;
+            if (!digit)
+                return false;
+            st = INT;
+            break;
+        case INT:
+            if (c == '.')
+                st = FRAC0;
+            else if (c == 'e' || c == 'E')
+                st = EXP0;
+            else if (!digit)
+                return false;
+            break;
+        case FRAC0:
+        case FRAC:
+            if (digit)
+                st = FRAC;
+            else if (st == FRAC && (c == 'e' || c == 'E'))
+                st = EXP0;
+            else
+                return false;
+            break;
+        case EXP0:
+        case EXPS:
+            if (digit)
+                st = EXP;
+            else if (st == EXP0 && (c == '+' || c == '-'))
+                st = EXPS;
+            else
+                return false;
+            break;
+        case EXP:
+            if (!digit)
+                return false;
+            break;
+        }
+    }
+    if (st != INT && st != FRAC && st != EXP)
+        return false;
+    double v = strtod(text, NULL);
+    if (!(v - v == 0)) /* inf (or nan): not finite */
         return false;
     *out = v;
     return true;

@@ -772,12 +772,13 @@ def _param_problems(spec, op, p):
             not isinstance(schema, dict):
         return ["%s: parameter without name, in or schema" % label]
     if p["in"] == "query" and schema.get("type") not in (
-            "integer", "string", "array"):
+            "integer", "number", "string", "array"):
         out.append("%s: type %r" % (label, schema.get("type")))
     lo, hi = schema.get("minimum"), schema.get("maximum")
-    if schema.get("type") == "integer":
+    if schema.get("type") in ("integer", "number"):
         if lo is None or hi is None or lo > hi:
-            out.append("%s: integer without minimum <= maximum" % label)
+            out.append("%s: %s without minimum <= maximum"
+                       % (label, schema.get("type")))
         for what in ("default", "example"):
             v = schema.get(what, p.get(what))
             if v is not None and lo is not None and hi is not None and \
@@ -1049,6 +1050,33 @@ def case_int_bounds(path, name):
     return run
 
 
+def case_real_bounds(path, name):
+    """A real: [minimum, maximum] accepted and run, a little past each
+    refused with the documented range in the message, what is not a plain
+    decimal number refused."""
+    def run(srv, ctx):
+        t = Tester(srv, ctx)
+        op = t.spec.op(path, "get")
+        schema = op.query[name]["schema"]
+        lo, hi = schema["minimum"], schema["maximum"]
+        vals = t.base(op, focus=name)
+        for v in (lo, hi, (lo + hi) / 2):
+            t.accepted(op, dict(vals, **{name: v}), name)
+            t.ok(op, dict(vals, **{name: v}), "%s=%g" % (name, v))
+        for v in (lo - 0.5, hi + 0.5):
+            t.refused(op, dict(vals, **{name: v}), 400,
+                      ["'%s'" % name, _real_range(lo, hi)], extra=NO_RUN)
+        for raw in ("x", "", "nan", "0x1", ".5"):
+            t.refused(op, dict(vals, **{name: Raw(raw)}), 400,
+                      ["'%s'" % name, "not a number"], extra=NO_RUN)
+        return "%s in %s" % (name, _real_range(lo, hi))
+    return run
+
+
+def _real_range(lo, hi):
+    return "[%g, %g]" % (lo, hi)
+
+
 def _effective_max(op, p, vals):
     hi = p["schema"]["maximum"]
     by_mode = p.get("x-conlab-max-by-mode")
@@ -1218,6 +1246,18 @@ def case_post_body(path):
                                ["'%s'" % name, "got an object"],
                                "%s as an object" % name)
                 notes.append("%s in %s" % (name, _int_range(lo, hi)))
+            elif kind == "number":
+                lo, hi = prop["minimum"], prop["maximum"]
+                for v in (lo, hi, int(hi)):
+                    t.body_ok(op, dict(vals, **{name: v}), "%s=%r" % (name, v))
+                for v in (lo - 0.5, hi + 0.5):
+                    t.body_refused(op, dict(vals, **{name: v}),
+                                   ["'%s'" % name, _real_range(lo, hi)],
+                                   "%s=%r" % (name, v))
+                t.body_refused(op, dict(vals, **{name: str(lo)}),
+                               ["'%s'" % name, "expected a number"],
+                               "%s as a string" % name)
+                notes.append("%s in %s" % (name, _real_range(lo, hi)))
             elif kind == "array":
                 items = prop.get("items", {})
                 lo_n, hi_n = prop.get("minItems", 1), prop["maxItems"]
@@ -1511,6 +1551,9 @@ def case_compare_params(path, demo):
                           for m in modes) if modes else schema["maximum"]
                 for v in (schema["minimum"], top):
                     t.accepted(op, dict(base, **{name: v}), name)
+            if schema.get("type") == "number":
+                for v in (schema["minimum"], schema["maximum"]):
+                    t.accepted(op, dict(base, **{name: v}), name)
         if "mode" in target.query and "mode" not in op.query:
             vals = t.base(op, demo=demo)
             vals["mode"] = modes[0]
@@ -1533,6 +1576,9 @@ def _bad_values(target, p, vals, modes):
         for v in sorted({top + 1 for top in tops.values()}):
             out.append((v, next(m for m in tops if v > tops[m])))
         return out
+    if schema.get("type") == "number":
+        return [(schema["minimum"] - 0.5, first), (Raw("x"), first),
+                (schema["maximum"] + 0.5, first)]
     if schema.get("type") == "array":
         items = schema["items"]
         over = _cycle(p.get("example") or [1], schema["maxItems"] + 1)
@@ -1756,6 +1802,11 @@ def cases_from(doc):
                 out.append((P + "%s %s: [%d, %d] enforced" % (
                     path, name, s["minimum"], s["maximum"]),
                     case_int_bounds(path, name)))
+            elif kind == "number":
+                s = p["schema"]
+                out.append((P + "%s %s: [%g, %g] enforced" % (
+                    path, name, s["minimum"], s["maximum"]),
+                    case_real_bounds(path, name)))
             elif kind == "array":
                 out.append((P + "%s %s: list bounds enforced" % (path, name),
                             case_array(path, name)))

@@ -20,6 +20,8 @@ standard library is used. The groups of cpu.py (CPU demos), loop.py
 state.py (shared state: /run/counter and /run/deadlock),
 openapi.py (the OpenAPI document against the service), overhead.py
 (/run/overhead and /run/table), nginx.py (two
+work.py (/run/work, mixed work, and compare's repeat, warm-up and notes),
+openapi.py (the OpenAPI document against the service), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
 request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
 2,000 idle connections, oversized requests, SIGTERM mid-load), chaos.py
@@ -67,6 +69,7 @@ import openapi  # noqa: E402
 import overhead  # noqa: E402
 import shutdown  # noqa: E402
 import state  # noqa: E402
+import work  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
@@ -829,6 +832,8 @@ def server_groups(web_root, binary):
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
          overhead.server_groups(web_root) +
          state.server_groups(web_root) +
+         compare.server_groups(web_root) + work.server_groups(web_root) +
+         openapi.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +

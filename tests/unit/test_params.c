@@ -429,6 +429,93 @@ static void int_given_twice(void **state)
     expect_error_has(p, "given more than once");
 }
 
+/* ---- params_real ---- */
+
+static void real_default_and_values(void **state)
+{
+    struct params *p = *state;
+    double a = -1, b = -1, c = -1, d = -1, e = -1;
+
+    assert_int_equal(params_parse(p, "a=0.25&b=1e-1&c=-0&d=007.50"), 0);
+    assert_int_equal(params_real(p, "a", 0, 1, 0.5, &a), 0);
+    assert_int_equal(params_real(p, "b", 0, 1, 0.5, &b), 0);
+    assert_int_equal(params_real(p, "c", 0, 1, 0.5, &c), 0);
+    assert_int_equal(params_real(p, "d", 0, 10, 0.5, &d), 0);
+    assert_int_equal(params_real(p, "e", 0, 1, 0.5, &e), 0);
+    assert_true(a == 0.25 && b == 0.1 && c == 0 && d == 7.5);
+    assert_true(e == 0.5); /* absent: the default */
+    assert_int_equal(params_finish(p), 0);
+}
+
+static void real_bounds_are_inclusive(void **state)
+{
+    struct params *p = *state;
+    double lo = -1, hi = -1;
+
+    assert_int_equal(params_parse(p, "lo=0&hi=1.000"), 0);
+    assert_int_equal(params_real(p, "lo", 0, 1, 0.5, &lo), 0);
+    assert_int_equal(params_real(p, "hi", 0, 1, 0.5, &hi), 0);
+    assert_true(lo == 0 && hi == 1);
+}
+
+/* What JSON would not write, or what strtod alone would take. */
+static void real_rejects_other_spellings(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        ".5",
+        "1.",
+        "+1",
+        "1e",
+        "1e+",
+        "0x1",
+        "inf",
+        "nan",
+        "1,5",
+        "1 ",
+        "--1",
+        "e1",
+        "1.2.3",
+        "1e999", /* overflows to inf */
+        /* 64 characters: over the 63 a real may have */
+        "0.00000000000000000000000000000000000000000000000000000000000001",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct params q;
+        char query[128];
+        double v = 42;
+        snprintf(query, sizeof(query), "x=%s", bad[i]);
+        assert_int_equal(params_parse(&q, query), 0);
+        if (params_real(&q, "x", -1e9, 1e9, 0, &v) != -EINVAL)
+            fail_msg("'%s' accepted as %g", bad[i], v);
+        expect_error_has(&q, "is not a number in [-1e+09, 1e+09]");
+        assert_true(v == 42); /* untouched */
+        params_cleanup(&q);
+    }
+}
+
+static void real_out_of_range(void **state)
+{
+    struct params *p = *state;
+    double v = 0;
+
+    assert_int_equal(params_parse(p, "r=1.0001"), 0);
+    assert_int_equal(params_real(p, "r", 0, 1, 0.5, &v), -EINVAL);
+    expect_error_has(p, "parameter 'r': '1.0001' is not a number in [0, 1]");
+}
+
+static void real_given_twice(void **state)
+{
+    struct params *p = *state;
+    double v = 0;
+
+    assert_int_equal(params_parse(p, "r=0.1&r=0.1"), 0);
+    assert_int_equal(params_real(p, "r", 0, 1, 0.5, &v), -EINVAL);
+    expect_error_has(p, "'r'");
+    expect_error_has(p, "given more than once");
+}
+
 /* ---- params_enum ---- */
 
 static void enum_valid(void **state)
@@ -861,6 +948,11 @@ int main(void)
         T(int_extremes_refused_by_narrow_range),
         T(int_leading_zeros),
         T(int_given_twice),
+        T(real_default_and_values),
+        T(real_bounds_are_inclusive),
+        T(real_rejects_other_spellings),
+        T(real_out_of_range),
+        T(real_given_twice),
         T(enum_valid),
         T(enum_default),
         T(enum_invalid_lists_choices),

@@ -1,10 +1,11 @@
 /*
  * Unit tests of handlers/registry.c's demo_parse_json(): a POST body's
  * parameters read with the real registry's demos (square, prime, sleep,
- * fetch), against the same bounds and messages as the query form, and
- * the query's own reader (demo_parse()) where both must agree. The
- * fixture gives an app with --workers 4 and an allow list of the service
- * itself on 127.0.0.1:8080 (fetch's check reads it; nothing connects).
+ * fetch, work: its io_ratio and variance are DEMO_REAL), against the same
+ * bounds and messages as the query form, and the query's own reader
+ * (demo_parse()) where both must agree. The fixture gives an app with --workers
+ * 4 and an allow list of the service itself on 127.0.0.1:8080 (fetch's check
+ * reads it; nothing connects).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -357,6 +358,96 @@ static void test_ranges(void **state)
 }
 
 /* The body's list limit in one mode, the query's in a comparison. */
+/* DEMO_REAL (work's io_ratio and variance): query and body alike. */
+static void test_real_numbers(void **state)
+{
+    const struct fixture *f = *state;
+    struct outcome o, q;
+    const struct demo *d = demo_find("work");
+    assert_non_null(d);
+    int io = demo_param_index(d, "io_ratio");
+    int var = demo_param_index(d, "variance");
+    assert_true(io >= 0 && var >= 0);
+    assert_int_equal(d->params[io].type, DEMO_REAL);
+
+    /* Defaults: io_ratio 0.5, variance 0. */
+    parse_query(f, "work", "", ENGINE_ASYNC, &q);
+    parse_json(f, "work", "{}", ENGINE_ASYNC, &o);
+    assert_int_equal(q.rc, 0);
+    assert_int_equal(o.rc, 0);
+    assert_true(q.args.r[io] == 0.5 && o.args.r[io] == 0.5);
+    assert_true(q.args.r[var] == 0.0 && o.args.r[var] == 0.0);
+    assert_false(q.args.given[io] || o.args.given[io]);
+    demo_args_cleanup(&q.args);
+    demo_args_cleanup(&o.args);
+
+    /* The same values both ways: fractions, exponents, integers, bounds. */
+    static const char *const texts[] = {"0.25", "1",     "0", "2.5e-1",
+                                        "1E0",  "0.000", "-0"};
+    static const double values[] = {0.25, 1, 0, 0.25, 1, 0, 0};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        char query[64], body[64];
+        snprintf(query, sizeof(query), "io_ratio=%s", texts[i]);
+        snprintf(body, sizeof(body), "{\"io_ratio\": %s}", texts[i]);
+        parse_query(f, "work", query, ENGINE_GIL, &q);
+        parse_json(f, "work", body, ENGINE_GIL, &o);
+        if (q.rc != 0 || o.rc != 0)
+            fail_msg("%s: %d %d (%s / %s)", texts[i], q.rc, o.rc, q.message,
+                     o.message);
+        assert_true(q.args.r[io] == values[i]);
+        assert_true(o.args.r[io] == values[i]);
+        assert_true(q.args.given[io] && o.args.given[io]);
+        demo_args_cleanup(&q.args);
+        demo_args_cleanup(&o.args);
+    }
+
+    /* Out of range, or not a plain decimal number: the same message. */
+    /* As sent (percent-encoded), and as the message quotes it. */
+    static const char *const sent[] = {"1.5", "-0.1", "nan",  "inf",    "0x1",
+                                       ".5",  "1.",   "%2B1", "%200.5", "0.5+",
+                                       "1e",  "",     "1e999"};
+    static const char *const bad[] = {"1.5", "-0.1", "nan",  "inf",  "0x1",
+                                      ".5",  "1.",   "+1",   " 0.5", "0.5 ",
+                                      "1e",  "",     "1e999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char query[64], expected[160];
+        snprintf(query, sizeof(query), "io_ratio=%s", sent[i]);
+        snprintf(expected, sizeof(expected),
+                 "parameter 'io_ratio': '%s' is not a number in [0, 1]",
+                 bad[i]);
+        parse_query(f, "work", query, ENGINE_ASYNC, &q);
+        assert_int_equal(q.rc, -EINVAL);
+        assert_string_equal(q.message, expected);
+        demo_args_cleanup(&q.args);
+    }
+    expect_400(f, "work", "{\"io_ratio\": 1.5}", ENGINE_ASYNC,
+               "parameter 'io_ratio': '1.5' is not a number in [0, 1]");
+    expect_400(f, "work", "{\"variance\": -1e-3}", ENGINE_ASYNC,
+               "parameter 'variance': '-1e-3' is not a number in [0, 1]");
+    expect_400(f, "work", "{\"io_ratio\": \"0.5\"}", ENGINE_ASYNC,
+               "parameter 'io_ratio': expected a number, got a string");
+    expect_400(f, "work", "{\"io_ratio\": [0.5]}", ENGINE_ASYNC,
+               "parameter 'io_ratio': expected a number, got an array of "
+               "numbers");
+    /* An integer parameter of the same demo still refuses a fraction. */
+    expect_400(f, "work", "{\"ms\": 2.5}", ENGINE_ASYNC,
+               "parameter 'ms': expected an integer, got a number");
+
+    /* Echoed as a JSON real. */
+    struct jsonw w;
+    parse_query(f, "work", "io_ratio=0.75&variance=1", ENGINE_ASYNC, &q);
+    assert_int_equal(q.rc, 0);
+    jsonw_init(&w, 4096);
+    demo_write_params(&w, d, &q.args);
+    size_t len;
+    char *text = jsonw_take(&w, &len);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"tasks\":4,\"ms\":400,\"io_ratio\":0.75,"
+                              "\"variance\":1.0,\"seed\":1}");
+    free(text);
+    demo_args_cleanup(&q.args);
+}
+
 static void test_list_lengths(void **state)
 {
     const struct fixture *f = *state;
@@ -496,6 +587,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_real_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enum, setup, teardown),
     };
