@@ -87,7 +87,7 @@ static void answer_table(struct run_req *rr, struct compare *c,
     jsonw_key(&w, "params");
     demo_write_params(&w, d, run_req_args(rr));
     jsonw_key(&w, "cores");
-    jsonw_int(&w, run_req_app(rr)->cores);
+    jsonw_uint(&w, run_req_cores(rr));
     jsonw_key(&w, "modes");
     jsonw_array(&w);
     for (size_t i = 0; i < d->n_modes; i++)
@@ -241,6 +241,10 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     jsonw_init(&c->table, RUN_BODY_MAX);
     jsonw_array(&c->table);
 
+    if (run_parse_cores(rr, &p, req->method == HTTP_POST ? &doc : NULL) < 0) {
+        run_req_free(rr);
+        return handlers_reject_params(&p, resp);
+    }
     int parsed = req->method == HTTP_POST
                      ? run_parse_json(rr, &doc, &p, DEMO_ALL_MODES, resp)
                      : run_parse(rr, &p, DEMO_ALL_MODES, resp);

@@ -29,6 +29,9 @@ struct jsonr_doc;
 #define DEMO_PARAMS_MAX 8
 #define DEMOS_MAX       16
 #define DEMO_ALL_MODES  ENGINE_MODES /* "every mode of the demo" */
+/* What starting a fresh worker process costs here, for estimates (spawn
+ * mode; measured about 1-3 ms on the development VM). */
+#define DEMO_SPAWN_MS 3.0
 
 enum demo_param_type {
     DEMO_INT,      /* an integer in [min, max] */
@@ -69,6 +72,7 @@ struct demo_args {
     char **strings[DEMO_PARAMS_MAX]; /* DEMO_URLS: owned copies */
     size_t n[DEMO_PARAMS_MAX];       /* items of a list or strings */
     int timeout_ms; /* 0, or what a comparison gives each unit (fit_compare) */
+    unsigned cores; /* the run's `cores` (run.c): CPUs it may use */
 };
 
 /* What prepare() may use besides the arguments. */

@@ -51,7 +51,8 @@ static const struct demo_param params[] = {
                  .mode_max = {[ENGINE_SEQUENTIAL] = TASKS_MAX,
                               [ENGINE_THREADS] = TASKS_MAX,
                               [ENGINE_PROCESSES] = TASKS_MAX,
-                              [ENGINE_GIL] = TASKS_MAX},
+                              [ENGINE_GIL] = TASKS_MAX,
+                              [ENGINE_SPAWN] = TASKS_MAX},
                  .def = 3,
                  .form_value = 6,
                  .doc = "Tasks that each wait `ms` milliseconds. 1 .. "
@@ -233,7 +234,9 @@ static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
 {
     size_t n = (size_t)a->v[P_TASKS];
     size_t lanes = engine_lanes(app->engine, mode, n);
-    return (double)((n + lanes - 1) / lanes) * (double)a->v[P_MS];
+    double waves = (double)((n + lanes - 1) / lanes);
+    return waves *
+           ((double)a->v[P_MS] + (mode == ENGINE_SPAWN ? DEMO_SPAWN_MS : 0));
 }
 
 static const struct engine_work work = {
@@ -245,8 +248,8 @@ static const struct engine_work work = {
 };
 
 static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
-                                         ENGINE_PROCESSES, ENGINE_GIL,
-                                         ENGINE_ASYNC};
+                                         ENGINE_PROCESSES,  ENGINE_GIL,
+                                         ENGINE_ASYNC,      ENGINE_SPAWN};
 static const char *const outcome[] = {"slept_ms", NULL};
 
 const struct demo demo_sleep = {
@@ -260,7 +263,9 @@ const struct demo demo_sleep = {
               "process per worker, any number of timers on the event loop. "
               "async puts every task on the single loop lane, all waiting "
               "at once (try 10,000); gil overlaps too, because a sleeping "
-              "thread gives the lock away.",
+              "thread gives the lock away; spawn starts a process per task "
+              "(its start-up is the pale head of the bar). Every bar is "
+              "pale: a waiting task uses about 0 ms of CPU.",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,
