@@ -29,9 +29,11 @@ struct jsonr_doc;
 #define DEMO_PARAMS_MAX 8
 #define DEMOS_MAX       16
 #define DEMO_ALL_MODES  ENGINE_MODES /* "every mode of the demo" */
-/* What starting a fresh worker process costs here, for estimates (spawn
- * mode; measured about 1-3 ms on the development VM). */
-#define DEMO_SPAWN_MS 3.0
+/* What a fresh worker process costs here from the request to spawn to its
+ * reaping, for estimates (spawn mode): 6-15 ms measured on the 2-core
+ * development VM while busy (exec and the dynamic loader: libcurl's and
+ * libmicrohttpd's dependencies). */
+#define DEMO_SPAWN_MS 10.0
 
 enum demo_param_type {
     DEMO_INT,      /* an integer in [min, max] */

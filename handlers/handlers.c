@@ -137,8 +137,13 @@ int handlers_json_int(struct jsonr_doc *doc, struct params *p, const char *name,
             return params_fail(p, "parameter '%s' given more than once", name);
         m->taken = true;
         if (m->type != JSONR_INTEGER)
-            return params_fail(p, "parameter '%s': expected an integer, got %s",
-                               name, jsonr_type_names[m->type]);
+            return params_fail(
+                p,
+                "parameter '%s': expected an integer, got %s "
+                "%s",
+                name,
+                m->type == JSONR_ARRAY || m->type == JSONR_OBJECT ? "an" : "a",
+                jsonr_type_names[m->type]);
         int rc = params_check_int(p, name, doc->text + m->at, m->end - m->at,
                                   min, max, out);
         if (rc < 0)

@@ -24,6 +24,7 @@ extern const struct demo demo_sleep;
 #define MS_MAX              10000
 #define TASKS_MAX_ASYNC     10000
 #define TASKS_MAX           1000
+#define TASKS_MAX_SPAWN     100 /* a process each: ~10 ms of start-up */
 #define NAP_NS              (20u * 1000u * 1000u) /* deadline checks while asleep */
 #define WORKER_SLEEP_MAX_MS 600000 /* what a worker accepts in one job */
 #define SLICE_MS            (ENGINE_SLICE_NS / 1000000u)
@@ -52,12 +53,13 @@ static const struct demo_param params[] = {
                               [ENGINE_THREADS] = TASKS_MAX,
                               [ENGINE_PROCESSES] = TASKS_MAX,
                               [ENGINE_GIL] = TASKS_MAX,
-                              [ENGINE_SPAWN] = TASKS_MAX},
+                              [ENGINE_SPAWN] = TASKS_MAX_SPAWN},
                  .def = 3,
                  .form_value = 6,
                  .doc = "Tasks that each wait `ms` milliseconds. 1 .. "
-                        "10,000 in `async` mode, 1 .. 1,000 in every other "
-                        "mode (x-conlab-max-by-mode)."},
+                        "10,000 in `async` mode, 1 .. 100 in `spawn` (a "
+                        "process each), 1 .. 1,000 in every other mode "
+                        "(x-conlab-max-by-mode)."},
     [P_MS] = {.name = "ms",
               .type = DEMO_INT,
               .min = 0,

@@ -30,9 +30,9 @@ TABLE_KEYS = {"demo", "params", "cores", "modes", "wall_ms", "estimate_ms",
 RUN_KEYS = cpu.SHAPE_KEYS | {"speedup", "same_result", "estimate_ms"}
 KIND_OF_MODE = dict(cpu.KIND_OF_MODE, **{"async": "loop"})
 MODES = {
-    "prime": ["sequential", "threads", "processes", "gil"],
-    "square": ["sequential", "threads", "processes"],
-    "sleep": ["sequential", "threads", "processes", "gil", "async"],
+    "prime": ["sequential", "threads", "processes", "gil", "spawn"],
+    "square": ["sequential", "threads", "processes", "spawn"],
+    "sleep": ["sequential", "threads", "processes", "gil", "async", "spawn"],
     "fetch": ["sequential", "threads", "async"],
 }
 
@@ -44,15 +44,15 @@ class Compare:
 
 
 COMPARE_CASES = [
-    Compare("prime: 4 modes agree on 9592 primes below 100000",
+    Compare("prime: 5 modes agree on 9592 primes below 100000",
             "demo=prime&limit=100000&tasks=2", "prime",
             {"limit": 100000, "tasks": 2}, 2,
             {"checked": 99999, "primes": 9592}),
-    Compare("square: 3 modes agree on the squares, input order",
+    Compare("square: 4 modes agree on the squares, input order",
             "demo=square&numbers=3,-1,7,2,5&tasks=2", "square",
             {"numbers": [3, -1, 7, 2, 5], "tasks": 2}, 2,
             {"squares": [9, 1, 49, 4, 25]}),
-    Compare("sleep: 5 modes, 4 tasks of 50 ms", "demo=sleep&tasks=4&ms=50",
+    Compare("sleep: 6 modes, 4 tasks of 50 ms", "demo=sleep&tasks=4&ms=50",
             "sleep", {"tasks": 4, "ms": 50}, 4, {"slept_ms": 50}),
     Compare("fetch: 3 modes, 3 self /delay targets of 30 ms",
             "demo=fetch&count=3&ms=30", "fetch", {"count": 3, "ms": 30}, 3,
@@ -133,6 +133,9 @@ def check_table(case, body, pids, cores):
             if kind == "process":
                 check(wid in pids, "%s: worker %r is not a pool pid %s"
                       % (what, wid, pids))
+            if kind == "spawn":
+                check(isinstance(wid, int) and wid > 0 and wid not in pids,
+                      "%s: worker %r is not a spawned pid" % (what, wid))
             # Each run's times are offsets from its own start.
             check(0 <= t["start_ms"] <= t["end_ms"] + EPS_MS <=
                   wall + 2 * EPS_MS, "%s: task %s..%s outside 0..%s"
@@ -183,11 +186,12 @@ def case_sleep_shape(srv, ctx):
     models = {r["mode"]: r["result"]["model_ms"] for r in body["runs"]}
     expect_value("model_ms", models, {"sequential": 400, "threads": 100,
                                       "processes": 200, "gil": 100,
-                                      "async": 100})
+                                      "async": 100, "spawn": 200})
     for mode, model in models.items():
         check(model <= walls[mode] < model + 150 * harness.TIME_SCALE,
               "%s took %.1f ms, model %d ms" % (mode, walls[mode], model))
-    expect_value("estimate_ms", body["estimate_ms"], 900)
+    # spawn: 2 waves of 100 ms and a start-up each (DEMO_SPAWN_MS 10)
+    expect_value("estimate_ms", body["estimate_ms"], 1120)
     return ", ".join("%s %.0f" % kv for kv in walls.items())
 
 
