@@ -418,15 +418,16 @@ static void on_sock(struct spawner *s, struct child *c, uint32_t events)
         int rc = frame_reader_read(&c->rd, c->sock);
         if (rc == -EAGAIN)
             return;
+        if (rc == -EPIPE || rc == -ECONNRESET) {
+            /* Closed (a reset when it died with our job unread): its
+             * pidfd tells how it went. */
+            close_sock(s, c);
+            return;
+        }
         if (rc < 0) {
-            /* Closed or garbled: the process goes too; its pidfd tells. */
-            if (rc != -EPIPE) {
-                decide(c, -EPROTO, "spawned worker %d sent garbage (%s)",
-                       (int)c->pid, strerror(-rc));
-                stop_child(s, c);
-            } else {
-                close_sock(s, c);
-            }
+            decide(c, -EPROTO, "spawned worker %d sent garbage (%s)",
+                   (int)c->pid, strerror(-rc));
+            stop_child(s, c);
             return;
         }
         if (c->rd.type == JOB_MSG_HELLO && c->state == C_STARTING) {
