@@ -242,7 +242,10 @@ const struct demo demo_prime = {
               "threads take turns on one lock, so the solid slivers "
               "alternate between lanes and the wall time is no better than "
               "sequential's; spawn starts a fresh process per task, and its "
-              "start-up shows as a pale segment before the work.",
+              "start-up shows as a hatched segment before the work. The "
+              "solid part of each bar is its time on a CPU (cpu_ms); try "
+              "cores=1: threads then take turns on one core and gain "
+              "nothing.",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,

@@ -266,8 +266,9 @@ const struct demo demo_sleep = {
               "async puts every task on the single loop lane, all waiting "
               "at once (try 10,000); gil overlaps too, because a sleeping "
               "thread gives the lock away; spawn starts a process per task "
-              "(its start-up is the pale head of the bar). Every bar is "
-              "pale: a waiting task uses about 0 ms of CPU.",
+              "(its start-up is the hatched head of the bar). Every bar "
+              "stays pale: a waiting task uses about 0 ms of CPU, and "
+              "with cores=1 the waits still overlap.",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,
