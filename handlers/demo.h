@@ -30,10 +30,12 @@ struct jsonr_doc;
 #define DEMOS_MAX       16
 #define DEMO_ALL_MODES  ENGINE_MODES /* "every mode of the demo" */
 /* What a fresh worker process costs here from the request to spawn to its
- * reaping, for estimates (spawn mode): 6-15 ms measured on the 2-core
- * development VM while busy (exec and the dynamic loader: libcurl's and
- * libmicrohttpd's dependencies). */
-#define DEMO_SPAWN_MS 10.0
+ * reaping, for estimates (spawn mode): a median of 8-13 ms measured on the
+ * 2-core development VM at a load of 10 (exec and the dynamic loader:
+ * libcurl's and libmicrohttpd's dependencies), and waves of them took up
+ * to 80 ms each when it was busier: an estimate that stays an upper bound
+ * there. */
+#define DEMO_SPAWN_MS 25.0
 
 enum demo_param_type {
     DEMO_INT,      /* an integer in [min, max] */
