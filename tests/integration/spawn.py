@@ -95,6 +95,42 @@ def expect_no_spawned_left(srv):
         time.sleep(0.02)
 
 
+def fds_of(pid):
+    """The server's descriptors: (how many, how many are pidfds)."""
+    path = "/proc/%d/fd" % pid
+    links = []
+    for fd in os.listdir(path):
+        try:
+            links.append(os.readlink(os.path.join(path, fd)))
+        except OSError:
+            pass  # closed meanwhile
+    return len(links), sum(1 for link in links if "pidfd" in link)
+
+
+def case_no_fd_leak(srv, ctx):
+    """40 spawned tasks later the server holds no descriptor more: a pidfd
+    per pool worker and nothing of the spawned processes."""
+    wait_ready(srv, WORKERS)
+    before, pidfds = fds_of(srv.pid)
+    expect_value("pidfds before", pidfds, WORKERS)
+    for _ in range(4):
+        body = run_ok(srv.port, "/run/sleep?tasks=10&ms=0&mode=spawn")
+        expect_value("tasks", len(body["tasks"]), 10)
+    expect_no_spawned_left(srv)
+    deadline = time.monotonic() + scaled(2.0)
+    while True:
+        after, pidfds = fds_of(srv.pid)
+        # Our own connections may linger a moment on the server's side.
+        if after <= before and pidfds == WORKERS:
+            break
+        check(time.monotonic() < deadline, "descriptors %d -> %d, pidfds %d "
+              "(expected %d) after 40 spawned tasks" % (before, after, pidfds,
+                                                       WORKERS))
+        time.sleep(0.02)
+    return "%d descriptors before, %d after; %d pidfds" % (before, after,
+                                                           pidfds)
+
+
 def run_ok(port, target, timeout=None):
     resp, body = get_json(port, target, timeout=timeout or scaled(60.0))
     check(resp.status == 200, "GET %s: %d %s" % (target, resp.status,
@@ -454,6 +490,8 @@ def server_groups(web_root):
                                                       n))
           for demo, target, result, n in SPAWN_RUNS]
          + [("spawn: start-up figures, counters", case_spawn_figures),
+            ("spawn: no descriptor left after 40 spawned tasks",
+             case_no_fd_leak),
             ("spawn: /run/compare includes spawn", case_compare_includes_spawn),
             ("cpu_ms: a sleep task is under 5% of its wall time, every mode",
              case_sleep_cpu),
