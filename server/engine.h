@@ -113,8 +113,6 @@ struct engine_task {
 _Static_assert(sizeof(struct engine_task) == 32,
                "the task record is budgeted as 32 bytes");
 
-#define ENGINE_CPUS_MAX 1024 /* CPUs a cores mask can name (CPU_SETSIZE) */
-
 /*
  * The intervals a gil task held the lock: [acquired, released] pairs,
  * grown as needed up to ENGINE_SLICES_MAX.
