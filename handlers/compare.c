@@ -125,15 +125,6 @@ static bool same_outcome(const struct demo *d, json_t *a, json_t *b)
     return true;
 }
 
-/* The service's CPU time so far: every thread of this process. */
-static uint64_t process_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -179,11 +170,15 @@ static int cpus_of(const struct compare *c, struct run_req *rr,
                    enum engine_mode mode)
 {
     const struct app *app = run_req_app(rr);
-    if (mode != ENGINE_THREADS && mode != ENGINE_PROCESSES)
+    if (mode != ENGINE_THREADS && mode != ENGINE_PROCESSES &&
+        mode != ENGINE_SPAWN)
         return 1;
     size_t n = c->d->n_tasks(run_req_args(rr));
     size_t lanes = engine_lanes(app->engine, mode, n);
-    size_t u = (size_t)app->cores;
+    /* The run's cores when it is pinned to fewer than the machine's. */
+    unsigned pinned = run_req_cores(rr);
+    size_t u =
+        pinned && pinned < (unsigned)app->cores ? pinned : (size_t)app->cores;
     if (lanes < u)
         u = lanes;
     if (n < u)
@@ -265,7 +260,7 @@ static void answer_table(struct run_req *rr, struct compare *c,
     jsonw_key(&w, "params");
     demo_write_params(&w, d, run_req_args(rr));
     jsonw_key(&w, "cores");
-    jsonw_int(&w, run_req_app(rr)->cores);
+    jsonw_uint(&w, run_req_cores(rr));
     jsonw_key(&w, "modes");
     jsonw_array(&w);
     for (size_t i = 0; i < d->n_modes; i++)
@@ -422,7 +417,7 @@ static enum handler_result launch_next(struct run_req *rr, struct compare *c,
                           on_mode_done, resp);
     }
     run_req_set_max_tasks(rr, 0);
-    c->cpu_at_launch_ns = process_cpu_ns();
+    c->cpu_at_launch_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     return run_launch(rr, c->d->modes[c->next], clock_now_ns(), on_mode_done,
                       resp);
 }
@@ -456,7 +451,9 @@ static enum handler_result on_mode_done(struct run_req *rr, int status,
     /* As the body states it (to the microsecond), so that the speedup
      * is the ratio of the figures a reader sees. */
     r->wall_ms = round(run_wall_ms(rr) * 1000.0) / 1000.0;
-    r->cpu_ms = (double)(process_cpu_ns() - c->cpu_at_launch_ns) / 1e6;
+    r->cpu_ms =
+        (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c->cpu_at_launch_ns) /
+        1e6;
     task_stats(run_req_run(rr), r);
     if (c->next == 0 && c->rep == 0)
         c->reference = json_incref(result);
@@ -569,6 +566,10 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
     jsonw_init(&c->table, RUN_BODY_MAX);
     jsonw_array(&c->table);
 
+    if (run_parse_cores(rr, &p, req->method == HTTP_POST ? &doc : NULL) < 0) {
+        run_req_free(rr);
+        return handlers_reject_params(&p, resp);
+    }
     int parsed = req->method == HTTP_POST
                      ? run_parse_json(rr, &doc, &p, DEMO_ALL_MODES, resp)
                      : run_parse(rr, &p, DEMO_ALL_MODES, resp);

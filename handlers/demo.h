@@ -30,6 +30,13 @@ struct jsonr_doc;
 #define DEMOS_MAX       16
 #define DEMO_ALL_MODES  ENGINE_MODES /* "every mode of the demo" */
 #define DEMO_ENUM_MAX   16           /* names of one DEMO_ENUM */
+/* What a fresh worker process costs here from the request to spawn to its
+ * reaping, for estimates (spawn mode): a median of 8-13 ms measured on the
+ * 2-core development VM at a load of 10 (exec and the dynamic loader:
+ * libcurl's and libmicrohttpd's dependencies), and waves of them took up
+ * to 80 ms each when it was busier: an estimate that stays an upper bound
+ * there. */
+#define DEMO_SPAWN_MS 25.0
 
 enum demo_param_type {
     DEMO_INT,      /* an integer in [min, max] */
@@ -81,6 +88,7 @@ struct demo_args {
     char **strings[DEMO_PARAMS_MAX]; /* DEMO_URLS: owned copies */
     size_t n[DEMO_PARAMS_MAX];       /* items of a list or strings */
     int timeout_ms; /* 0, or what a comparison gives each unit (fit_compare) */
+    unsigned cores; /* the run's `cores` (run.c): CPUs it may use */
 };
 
 /* What prepare() may use besides the arguments. */

@@ -125,3 +125,31 @@ int handlers_json_enum(struct jsonr_doc *doc, struct params *p,
     }
     return 0;
 }
+
+int handlers_json_int(struct jsonr_doc *doc, struct params *p, const char *name,
+                      int64_t min, int64_t max, int64_t def, int64_t *out)
+{
+    params_expect(p, name);
+    *out = def;
+    for (size_t k = 0; k < doc->n; k++) {
+        struct jsonr_member *m = &doc->members[k];
+        if (strcmp(m->key, name) != 0)
+            continue;
+        if (m->taken)
+            return params_fail(p, "parameter '%s' given more than once", name);
+        m->taken = true;
+        if (m->type != JSONR_INTEGER)
+            return params_fail(
+                p,
+                "parameter '%s': expected an integer, got %s "
+                "%s",
+                name,
+                m->type == JSONR_ARRAY || m->type == JSONR_OBJECT ? "an" : "a",
+                jsonr_type_names[m->type]);
+        int rc = params_check_int(p, name, doc->text + m->at, m->end - m->at,
+                                  min, max, out);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -55,6 +55,13 @@ int handlers_json_enum(struct jsonr_doc *doc, struct params *p,
                        const char *name, const char *const choices[],
                        size_t n_choices, int def, int *out);
 
+/*
+ * params_int() for a member of a JSON body: an integer in [min, max]; def
+ * when absent. Marks the member taken. 0, or -EINVAL (message in p).
+ */
+int handlers_json_int(struct jsonr_doc *doc, struct params *p, const char *name,
+                      int64_t min, int64_t max, int64_t def, int64_t *out);
+
 /* GET /health: status, version, uptime and the pools. */
 enum handler_result health_handle(struct request *req, struct response *resp,
                                   void *app);

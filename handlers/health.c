@@ -16,6 +16,7 @@
 #include "../server/http.h"
 #include "../server/loop.h"
 #include "../server/pool.h"
+#include "../server/spawner.h"
 #include "../server/text.h"
 #include "../server/tpool.h"
 #include "handlers.h"
@@ -33,6 +34,7 @@ HEALTH_PART field(struct text *t, const char *name, uint64_t value);
 HEALTH_PART process_pool(struct text *t, struct pool *pool);
 HEALTH_PART thread_pool(struct text *t, struct tpool *tpool);
 HEALTH_PART event_loop(struct text *t, struct loop *loop);
+HEALTH_PART spawn_lanes(struct text *t, struct spawner *spawner);
 HEALTH_PART budgets(struct text *t, struct budget *budget);
 
 enum handler_result health_handle(struct request *req, struct response *resp,
@@ -69,6 +71,8 @@ enum handler_result health_handle(struct request *req, struct response *resp,
         thread_pool(&t, app->tpool);
     if (app->loop)
         event_loop(&t, app->loop);
+    if (app->spawner)
+        spawn_lanes(&t, app->spawner);
     text_char(&t, '}');
     budgets(&t, app->budget);
     text_char(&t, '}');
@@ -152,6 +156,25 @@ HEALTH_PART event_loop(struct text *t, struct loop *loop)
     field(t, "transfers", ls.transfers);
     field(t, "timers_fired", ls.timers_fired);
     field(t, "transfers_done", ls.transfers_done);
+    t->len--;
+    text_char(t, '}');
+}
+
+/* ,"spawn":{...}: spawn mode's processes, live and by outcome. */
+HEALTH_PART spawn_lanes(struct text *t, struct spawner *spawner)
+{
+    struct spawner_stats ss;
+    spawner_stats(spawner, &ss);
+    text_str(t, ",\"spawn\":{");
+    field(t, "limit", (uint64_t)ss.limit);
+    field(t, "live", (uint64_t)ss.live);
+    field(t, "held", (uint64_t)ss.held);
+    field(t, "spawned", ss.spawned);
+    field(t, "ok", ss.ok);
+    field(t, "crashed", ss.crashed);
+    field(t, "timeout", ss.timeout);
+    field(t, "cancelled", ss.cancelled);
+    field(t, "failed", ss.failed);
     t->len--;
     text_char(t, '}');
 }

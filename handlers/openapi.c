@@ -40,9 +40,12 @@
 
 #define OPENAPI_PARAM_REF "#/components/parameters/"
 #define OPENAPI_RUN_REF   "#/components/schemas/Run"
-#define OPENAPI_KEY_MAX   128 /* "<demo>.<param>", "/run/<demo>", refs */
-#define OPENAPI_TEXT_MAX  512 /* a generated description */
-#define OPENAPI_DOC_MAX   (1024 * 1024) /* the served document's text */
+/* The run-wide `cores` parameter (run.c): in the base, listed by every
+ * /run/<demo> and /run/compare. */
+#define OPENAPI_CORES    "cores"
+#define OPENAPI_KEY_MAX  128 /* "<demo>.<param>", "/run/<demo>", refs */
+#define OPENAPI_TEXT_MAX 512 /* a generated description */
+#define OPENAPI_DOC_MAX  (1024 * 1024) /* the served document's text */
 
 extern const char openapi_json[];
 extern const char openapi_json_end[];
@@ -788,7 +791,7 @@ static void gen_path(struct gen *g, const struct demo *d)
             return;
     }
 
-    const char *keys[DEMO_PARAMS_MAX + 2];
+    const char *keys[DEMO_PARAMS_MAX + 3];
     char names[DEMO_PARAMS_MAX + 1][OPENAPI_KEY_MAX];
     size_t n = 0;
     for (size_t i = 0; i < d->n_params; i++) {
@@ -801,6 +804,7 @@ static void gen_path(struct gen *g, const struct demo *d)
         return;
     keys[n] = names[n];
     n++;
+    keys[n++] = OPENAPI_CORES; /* run-wide (run.c), every demo's */
     keys[n++] = "X-Request-Id";
     set_parameters(g, item, ref_list(g, keys, n));
 
@@ -868,6 +872,7 @@ static void gen_compare(struct gen *g)
     }
     if (json_is_object(json_object_get(g->params, "compare.repeat")))
         keys[n++] = "compare.repeat";
+    keys[n++] = OPENAPI_CORES;
     keys[n++] = "X-Request-Id";
     if (g->rc)
         return;

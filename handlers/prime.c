@@ -205,14 +205,18 @@ static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
 {
     double ms = REF_MS * pow((double)a->v[P_LIMIT] / REF_LIMIT, 1.5);
     size_t n = (size_t)a->v[P_TASKS];
-    size_t lanes = mode == ENGINE_THREADS || mode == ENGINE_PROCESSES
+    size_t lanes = mode == ENGINE_THREADS || mode == ENGINE_PROCESSES ||
+                           mode == ENGINE_SPAWN
                        ? engine_lanes(app->engine, mode, n)
                        : 1;
+    size_t cores = a->cores ? a->cores : (size_t)app->cores;
     if (lanes > n)
         lanes = n;
-    if (lanes > (size_t)app->cores)
-        lanes = (size_t)app->cores;
-    return ms / (double)(lanes ? lanes : 1);
+    if (lanes > cores)
+        lanes = cores;
+    double spawn = mode == ENGINE_SPAWN ? DEMO_SPAWN_MS * (double)n : 0;
+    return ms / (double)(lanes ? lanes : 1) +
+           spawn / (double)(lanes ? lanes : 1);
 }
 
 static const struct engine_work work = {
@@ -222,7 +226,8 @@ static const struct engine_work work = {
 };
 
 static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
-                                         ENGINE_PROCESSES, ENGINE_GIL};
+                                         ENGINE_PROCESSES, ENGINE_GIL,
+                                         ENGINE_SPAWN};
 static const char *const outcome[] = {"checked", "primes", NULL};
 
 const struct demo demo_prime = {
@@ -236,7 +241,11 @@ const struct demo demo_prime = {
               "beyond the number of cores just share them); gil makes the "
               "threads take turns on one lock, so the solid slivers "
               "alternate between lanes and the wall time is no better than "
-              "sequential's.",
+              "sequential's; spawn starts a fresh process per task, and its "
+              "start-up shows as a hatched segment before the work. The "
+              "solid part of each bar is its time on a CPU (cpu_ms); try "
+              "cores=1: threads then take turns on one core and gain "
+              "nothing.",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,

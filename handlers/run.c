@@ -34,6 +34,7 @@ struct run_req {
     struct budget_client client;
     char token[BUDGET_TOKEN_LEN + 1]; /* "" when none was issued */
     struct demo_args args;
+    unsigned cores; /* the parameter: 1 .. app->cpus */
     enum engine_mode mode;
     void *state;
     struct engine_run *run;
@@ -66,6 +67,7 @@ struct run_req *run_req_new(struct app *app, struct request *req,
     rr->app = app;
     rr->req = req;
     rr->d = d;
+    rr->cores = (unsigned)app->cpus;
     /* Work this service does for itself is charged to whoever asked. */
     const char *token = request_header(req, CHARGE_HEADER);
     if (!(token && budget_token_client(app->budget, token, &rr->client)) &&
@@ -87,6 +89,21 @@ void run_req_free(struct run_req *rr)
     if (rr->free_extra)
         rr->free_extra(rr->extra);
     free(rr);
+}
+
+int run_parse_cores(struct run_req *rr, struct params *p, struct jsonr_doc *doc)
+{
+    int64_t cpus = rr->app->cpus > 0 ? rr->app->cpus : 1;
+    int64_t v = cpus;
+    int rc = doc ? handlers_json_int(doc, p, "cores", 1, cpus, cpus, &v)
+                 : params_int(p, "cores", 1, cpus, cpus, &v);
+    rr->cores = (unsigned)v;
+    return rc;
+}
+
+unsigned run_req_cores(const struct run_req *rr)
+{
+    return rr->cores;
 }
 
 struct demo_args *run_req_args(struct run_req *rr)
@@ -134,7 +151,9 @@ void run_cost(const struct demo *d, const struct demo_args *a,
     size_t lanes = engine_lanes(app->engine, mode, n);
     memset(out, 0, sizeof(*out));
     out->amount[BUDGET_TASKS] = n;
-    if (mode != ENGINE_ASYNC)
+    if (mode == ENGINE_SPAWN)
+        out->amount[BUDGET_SPAWNS] = lanes < n ? lanes : n;
+    else if (mode != ENGINE_ASYNC)
         out->amount[BUDGET_QUEUE] = lanes < n ? lanes : n;
     uint64_t per_task =
         sizeof(struct engine_task) + d->bytes_per_task + RUN_BYTES_ANSWER;
@@ -218,6 +237,10 @@ enum handler_result run_handle(struct request *req, struct response *resp,
         response_error(resp, 500, "out of memory");
         return HANDLER_DONE;
     }
+    if (run_parse_cores(rr, &p, req->method == HTTP_POST ? &doc : NULL) < 0) {
+        run_req_free(rr);
+        return handlers_reject_params(&p, resp);
+    }
     enum engine_mode mode = d->modes[choice];
     int parsed = req->method == HTTP_POST
                      ? run_parse_json(rr, &doc, &p, (int)mode, resp)
@@ -245,6 +268,7 @@ int run_parse(struct run_req *rr, struct params *p, int mode,
 {
     char err[PARAMS_ERROR_MAX] = "";
     int rc = demo_parse(rr->d, p, mode, rr->app, &rr->args, err, sizeof(err));
+    rr->args.cores = rr->cores;
     if (rc == -EINVAL) {
         handlers_reject_params(p, resp);
         return -EINVAL;
@@ -263,6 +287,7 @@ int run_parse_json(struct run_req *rr, struct jsonr_doc *doc, struct params *p,
     char err[PARAMS_ERROR_MAX] = "";
     int rc = demo_parse_json(rr->d, doc, p, mode, rr->app, &rr->args, err,
                              sizeof(err));
+    rr->args.cores = rr->cores;
     /* What is kept is copied out: the body's bytes go before admission. */
     http_body_release(rr->req);
     if (rc == -EINVAL) {
@@ -300,13 +325,16 @@ enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,
     size_t n = d->n_tasks(&rr->args);
     if (rr->max_tasks && rr->max_tasks < n)
         n = rr->max_tasks;
-    struct engine_run_spec spec = {.mode = mode,
-                                   .n_tasks = n,
-                                   .work = d->work,
-                                   .state = rr->state,
-                                   .client = client_key(&rr->client),
-                                   .done = on_done,
-                                   .done_arg = rr};
+    struct engine_run_spec spec = {
+        .mode = mode,
+        .n_tasks = n,
+        .work = d->work,
+        .state = rr->state,
+        .client = client_key(&rr->client),
+        /* All of them: nothing to pin. */
+        .cores = rr->cores < (unsigned)rr->app->cpus ? rr->cores : 0,
+        .done = on_done,
+        .done_arg = rr};
     if (rr->state)
         rr->run = engine_run_new(rr->app->engine, &spec);
     if (!rr->run) {
@@ -423,6 +451,8 @@ void run_write_body(struct run_req *rr, struct jsonw *w)
     jsonw_str(w, engine_mode_names[rr->mode]);
     jsonw_key(w, "params");
     demo_write_params(w, rr->d, &rr->args);
+    jsonw_key(w, "cores");
+    jsonw_uint(w, rr->cores);
     jsonw_key(w, "result");
     jsonw_object(w);
     rr->d->write_result(w, rr->state, run);
@@ -446,6 +476,23 @@ void run_write_body(struct run_req *rr, struct jsonw *w)
         jsonw_ms(w, offset_ms(o, t[i].start_ns));
         jsonw_key(w, "end_ms");
         jsonw_ms(w, offset_ms(o, t[i].end_ns));
+        jsonw_key(w, "cpu_ms");
+        jsonw_ms(w, (double)t[i].cpu_us / 1000.0);
+        if (t[i].lane == ENGINE_LANE_SPAWN) {
+            /* Start-up, from the request to spawn to the greeting: null
+             * when the process never greeted. */
+            jsonw_key(w, "spawn_ms");
+            if (t[i].ready_us)
+                jsonw_ms(w, (double)t[i].ready_us / 1000.0);
+            else
+                jsonw_null(w);
+            jsonw_key(w, "ready_ms");
+            if (t[i].ready_us)
+                jsonw_ms(w, offset_ms(o, t[i].start_ns +
+                                             (uint64_t)t[i].ready_us * 1000u));
+            else
+                jsonw_null(w);
+        }
         if (sl && sl[i].n) {
             jsonw_key(w, "slices");
             jsonw_array(w);

@@ -71,6 +71,17 @@ struct jsonr_doc;
 int run_parse_json(struct run_req *rr, struct jsonr_doc *doc, struct params *p,
                    int mode, struct response *resp);
 
+/*
+ * Takes the run-wide `cores` parameter (1 .. the CPUs of the service's
+ * affinity, default all) from the query (doc NULL) or a JSON body, into
+ * rr, before the demo's own parameters. 0, or -EINVAL with p's message.
+ */
+int run_parse_cores(struct run_req *rr, struct params *p,
+                    struct jsonr_doc *doc);
+
+/* The run's cores, as the answer states it. */
+unsigned run_req_cores(const struct run_req *rr);
+
 /* A new request state for d, or NULL without memory. */
 struct run_req *run_req_new(struct app *app, struct request *req,
                             const struct demo *d);

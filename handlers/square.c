@@ -207,6 +207,8 @@ static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
     double ms = (double)a->n[P_NUMBERS] / SQUARES_PER_MS;
     if (mode == ENGINE_PROCESSES)
         ms += 0.1 * (double)a->v[P_TASKS];
+    if (mode == ENGINE_SPAWN)
+        ms += DEMO_SPAWN_MS * (double)a->v[P_TASKS];
     return ms;
 }
 
@@ -217,7 +219,7 @@ static const struct engine_work work = {
 };
 
 static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
-                                         ENGINE_PROCESSES};
+                                         ENGINE_PROCESSES, ENGINE_SPAWN};
 static const char *const outcome[] = {"squares", NULL};
 
 const struct demo demo_square = {
@@ -230,7 +232,7 @@ const struct demo demo_square = {
               "work is tiny, so the bars are mostly the cost of handing a "
               "batch to a thread or a process and getting it back: "
               "parallelism has a price, and here it is larger than the "
-              "work.",
+              "work (spawn adds a process start-up per batch).",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .modes = modes,

@@ -482,9 +482,14 @@ static int coro_step(struct engine_ctx *ctx, struct work_task *t)
     while (t->round < WORK_ROUNDS) {
         unsigned r = t->round;
         if (t->round_units[r]) {
+            /* The loop's share of this task: its thread's CPU while this
+             * coroutine computes (cpu_ms of the task). */
+            uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
             t->comp[r][0] = clock_now_ns();
             int rc = compute_units(ctx, t, t->round_units[r]);
             t->comp[r][1] = clock_now_ns();
+            engine_task_add_cpu(ctx->run, ctx->task,
+                                clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
             if (rc < 0)
                 return rc;
         }
@@ -712,9 +717,12 @@ static double estimate_ms(const struct demo_args *a, enum engine_mode mode,
         par = 1;
     if (mode == ENGINE_SEQUENTIAL)
         return sum;
-    double waves = (double)((n + lanes - 1) / lanes) * longest;
+    double n_waves = (double)((n + lanes - 1) / lanes);
+    double waves = n_waves * longest;
     double spread = compute / (double)(par ? par : 1);
-    return spread > waves ? spread : waves;
+    /* spawn: each wave of processes starts up before its work */
+    double startup = mode == ENGINE_SPAWN ? n_waves * DEMO_SPAWN_MS : 0;
+    return (spread > waves ? spread : waves) + startup;
 }
 
 static const struct engine_work work = {
@@ -726,8 +734,8 @@ static const struct engine_work work = {
 };
 
 static const enum engine_mode modes[] = {ENGINE_SEQUENTIAL, ENGINE_THREADS,
-                                         ENGINE_PROCESSES, ENGINE_GIL,
-                                         ENGINE_ASYNC};
+                                         ENGINE_PROCESSES,  ENGINE_GIL,
+                                         ENGINE_ASYNC,      ENGINE_SPAWN};
 static const char *const outcome[] = {"units", "checksum", NULL};
 
 const struct demo demo_work = {

@@ -22,15 +22,18 @@ struct loop;
 struct allow_list;
 struct budget;
 struct engine;
+struct spawner;
 
 struct app {
     const struct config *cfg;
     uint64_t started_ns;         /* CLOCK_MONOTONIC at start-up */
     int cores;                   /* online CPUs at start-up */
+    int cpus;                    /* CPUs of our affinity: `cores` max */
     char web_root[PATH_MAX];     /* realpath() of cfg->web_root */
     const struct router *router; /* every route, for /metrics' labels */
     struct http_server *http;    /* set before the daemon runs */
     struct pool *pool;           /* worker processes */
+    struct spawner *spawner;     /* spawn mode's processes */
     struct tpool *tpool;         /* demo threads */
     struct gil *gil;             /* the simulated interpreter lock */
     struct loop *loop;           /* the event loop: timers and fetches */

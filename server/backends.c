@@ -23,6 +23,7 @@
 #include "container.h"
 #include "loop.h"
 #include "pool.h"
+#include "spawner.h"
 #include "tpool.h"
 
 struct tslot {
@@ -50,6 +51,20 @@ struct pslots {
     struct pslot slot[];
 };
 
+struct sslot {
+    struct spawn_task st;
+    struct engine_run *run;
+    size_t task;
+    unsigned slice;
+    bool begun; /* engine_task_begin() was called for this task */
+    struct engine_job ej;
+};
+
+struct sslots {
+    size_t n;
+    struct sslot slot[];
+};
+
 struct async_be {
     struct loop_call call;
     struct engine_run *run;
@@ -60,6 +75,8 @@ static int threads_start(struct engine_run *run);
 static void threads_cancel(struct engine_run *run);
 static int procs_start(struct engine_run *run);
 static void procs_cancel(struct engine_run *run);
+static int spawn_start(struct engine_run *run);
+static void spawn_cancel(struct engine_run *run);
 static int async_start(struct engine_run *run);
 static void async_cancel(struct engine_run *run);
 static void release_data(struct engine_run *run);
@@ -85,6 +102,13 @@ static const struct engine_backend processes_be = {
     .release = release_data,
 };
 
+static const struct engine_backend spawn_be = {
+    .lane = ENGINE_LANE_SPAWN,
+    .start = spawn_start,
+    .cancel = spawn_cancel,
+    .release = release_data,
+};
+
 static const struct engine_backend async_be = {
     .lane = ENGINE_LANE_LOOP,
     .start = async_start,
@@ -104,6 +128,8 @@ const struct engine_backend *backends_for(enum engine_mode mode)
         return &processes_be;
     case ENGINE_ASYNC:
         return &async_be;
+    case ENGINE_SPAWN:
+        return &spawn_be;
     default:
         return NULL;
     }
@@ -271,6 +297,7 @@ static int describe(struct pslot *slot)
     slot->job.params_len = slot->ej.len;
     slot->job.done = on_job;
     slot->job.client = engine_run_client(run);
+    slot->job.cores = engine_run_cores(run);
     return 0;
 }
 
@@ -313,6 +340,8 @@ static void on_job(struct pool_job *job)
     else if (slot->slice == 0)
         engine_task_begin(run, slot->task, ENGINE_LANE_PROCESS,
                           (int32_t)job->worker_pid, 0);
+    if (status == 0)
+        engine_task_add_cpu(run, slot->task, job->cpu_ns);
     if (status == 0 && engine_run_work(run)->absorb(
                            engine_run_state(run), slot->task, slot->slice,
                            job->result, job->result_len) < 0) {
@@ -402,6 +431,129 @@ static void procs_cancel(struct engine_run *run)
         if (s->slot[i].run && pool_cancel(pool, &s->slot[i].job))
             engine_task_end(run, s->slot[i].task, status, 0, NULL);
     }
+}
+
+/* ---- spawn: a fresh process per task, its slices all its own ---- */
+
+static void spawn_feed(struct sslot *slot);
+
+/* Spawner thread: the process greeted, or answered the task's last job. */
+static int spawn_next(struct spawn_task *st, const struct spawn_reply *last)
+{
+    struct sslot *slot = container_of(st, struct sslot, st);
+    struct engine_run *run = slot->run;
+    void *state = engine_run_state(run);
+
+    if (!last) {
+        engine_task_begin(run, slot->task, ENGINE_LANE_SPAWN, (int32_t)st->pid,
+                          st->requested_ns);
+        engine_task_ready(run, slot->task, st->ready_ns);
+        slot->begun = true;
+    } else {
+        if (last->status != 0) {
+            snprintf(st->error, sizeof(st->error),
+                     "spawned worker %d rejected the job: %s", (int)st->pid,
+                     strerror(-last->status));
+            return last->status;
+        }
+        engine_task_add_cpu(run, slot->task, last->cpu_ns);
+        if (engine_run_work(run)->absorb(state, slot->task, slot->slice,
+                                         last->result, last->len) < 0) {
+            snprintf(st->error, sizeof(st->error),
+                     "spawned worker %d sent a malformed result", (int)st->pid);
+            return -EPROTO;
+        }
+        if (slot->ej.last)
+            return 1;
+        slot->slice++;
+    }
+    /* A cancel that missed the spawner (asked for between two tasks of the
+     * slot) is seen here, at the next slice. */
+    int rc = engine_run_check(run);
+    if (rc < 0)
+        return rc;
+    memset(&slot->ej, 0, sizeof(slot->ej));
+    rc = engine_run_work(run)->job(state, slot->task, slot->slice, &slot->ej);
+    if (rc < 0)
+        return rc;
+    st->kind = slot->ej.kind;
+    st->params = slot->ej.params;
+    st->params_len = slot->ej.len;
+    return 0;
+}
+
+/* Spawner thread: the task's process has been reaped. */
+static void spawn_done(struct spawn_task *st)
+{
+    struct sslot *slot = container_of(st, struct sslot, st);
+    struct engine_run *run = slot->run;
+
+    if (!engine_run_pin(run))
+        return;
+    if (!slot->begun)
+        engine_task_begin(run, slot->task, ENGINE_LANE_SPAWN, (int32_t)st->pid,
+                          st->requested_ns);
+    int status = st->status;
+    engine_task_end(run, slot->task, status, st->ended_ns,
+                    status && st->error[0] ? st->error : NULL);
+    spawn_feed(slot);
+    engine_run_unpin(run);
+}
+
+/* Claims the run's next task for the slot and asks for its process. */
+static void spawn_feed(struct sslot *slot)
+{
+    struct engine_run *run = slot->run;
+    struct spawner *sp = engine_config(engine_run_engine(run))->spawner;
+    size_t task;
+    if (!engine_run_next(run, &task))
+        return;
+    slot->task = task;
+    slot->slice = 0;
+    slot->begun = false;
+    slot->st.cores = engine_run_cores(run);
+    slot->st.next = spawn_next;
+    slot->st.done = spawn_done;
+    int rc = sp ? spawner_submit(sp, &slot->st) : -ENOTSUP;
+    if (rc < 0) {
+        engine_task_begin(run, task, ENGINE_LANE_SPAWN, 0, 0);
+        engine_task_end(run, task, rc, 0,
+                        rc == -EAGAIN ? "every spawn lane is taken; retry "
+                                        "shortly"
+                                      : NULL);
+        engine_run_end_rest(run, rc, NULL);
+    }
+}
+
+static int spawn_start(struct engine_run *run)
+{
+    struct engine *e = engine_run_engine(run);
+    size_t n = engine_run_n_tasks(run);
+    size_t lanes = engine_lanes(e, ENGINE_SPAWN, n);
+    if (lanes < n)
+        n = lanes;
+    struct sslots *s = calloc(1, sizeof(*s) + n * sizeof(s->slot[0]));
+    if (!s)
+        return -ENOMEM;
+    s->n = n;
+    for (size_t i = 0; i < n; i++)
+        s->slot[i].run = run;
+    engine_run_set_backend(run, s);
+    for (size_t i = 0; i < n; i++)
+        spawn_feed(&s->slot[i]);
+    return 0;
+}
+
+/* Kills the processes the run holds; each ends its task once reaped. */
+static void spawn_cancel(struct engine_run *run)
+{
+    struct sslots *s = engine_run_backend(run);
+    struct spawner *sp = engine_config(engine_run_engine(run))->spawner;
+    int status = engine_run_check(run);
+    if (!s || !sp)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        spawner_cancel(sp, &s->slot[i].st, status);
 }
 
 /* ---- async: the work starts everything on the event loop ---- */

@@ -1,8 +1,9 @@
 /*
  * backends: the engine's real back ends, one per mode, over the demo
  * thread pool (sequential, threads, gil), the prefork worker pool
- * (processes) and the event loop (async). See engine.h for the contract
- * and backends.c for how each feeds its pool.
+ * (processes), the event loop (async) and the spawner (spawn: a fresh
+ * process per task, spawner.h). See engine.h for the contract and
+ * backends.c for how each feeds its pool.
  */
 #ifndef CONLAB_BACKENDS_H
 #define CONLAB_BACKENDS_H

@@ -60,7 +60,7 @@ struct budget {
 #define TOKEN_MASK (2 * BUDGET_TOKENS_MAX - 1)
 
 const char *const budget_names[BUDGET_KINDS] = {"tasks", "timers", "transfers",
-                                                "queue", "bytes"};
+                                                "queue", "bytes",  "spawns"};
 
 const char *const budget_reject_names[BUDGET_REJECTS] = {"busy", "client_share",
                                                          "too_large"};
@@ -393,8 +393,14 @@ void budget_limits_from_config(const struct config *cfg,
     out->limit[BUDGET_TRANSFERS] = (uint64_t)cfg->budget_transfers;
     out->limit[BUDGET_QUEUE] = (uint64_t)cfg->queue;
     out->limit[BUDGET_BYTES] = (uint64_t)cfg->budget_bytes;
+    out->limit[BUDGET_SPAWNS] = (uint64_t)budget_spawns_limit(cfg);
     out->client_share_pct = (unsigned)cfg->client_share_pct;
     out->clients_max = (unsigned)cfg->max_connections + BUDGET_CLIENTS_MARGIN;
+}
+
+int budget_spawns_limit(const struct config *cfg)
+{
+    return cfg->budget_spawns > 0 ? cfg->budget_spawns : 4 * cfg->workers;
 }
 
 /* ceil(limit * pct / 100), at least 1 and at most limit, without overflow. */

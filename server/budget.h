@@ -39,10 +39,12 @@ enum budget_kind {
     BUDGET_TRANSFERS, /* outbound transfers (curl handles) */
     BUDGET_QUEUE,     /* pool and demo-thread queue slots */
     BUDGET_BYTES,     /* memory held for runs and their answers */
+    BUDGET_SPAWNS,    /* spawn mode: processes alive at once (a run holds
+                         min(tasks, --workers) of them) */
     BUDGET_KINDS
 };
 
-/* "tasks", "timers", "transfers", "queue", "bytes" */
+/* "tasks", "timers", "transfers", "queue", "bytes", "spawns" */
 extern const char *const budget_names[BUDGET_KINDS];
 
 enum budget_reject {
@@ -190,10 +192,18 @@ struct config;
 
 /*
  * Fills *out from the options: --budget-tasks, --budget-timers,
- * --budget-transfers, --queue, --budget-bytes, --client-share, and
+ * --budget-transfers, --queue, --budget-bytes, --budget-spawns (0: four
+ * times --workers), --client-share, and
  * clients_max = --max-connections + BUDGET_CLIENTS_MARGIN.
  */
 void budget_limits_from_config(const struct config *cfg,
                                struct budget_limits *out);
+
+/*
+ * Spawned processes alive at once: --budget-spawns, or four times
+ * --workers when it is 0 (so that one client's share, 50% by default,
+ * still holds a run's --workers lanes). The spawner's own cap.
+ */
+int budget_spawns_limit(const struct config *cfg);
 
 #endif

@@ -16,6 +16,19 @@ static inline uint64_t clock_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Nanoseconds of a clock_gettime() clock: CLOCK_THREAD_CPUTIME_ID (the
+ * calling thread's CPU time), CLOCK_PROCESS_CPUTIME_ID (every thread's);
+ * 0 when the clock cannot be read.
+ */
+static inline uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    if (clock_gettime(clock, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Milliseconds from since_ns to now_ns, rounded to the microsecond. */
 static inline double clock_ms_between(uint64_t since_ns, uint64_t now_ns)
 {

@@ -67,6 +67,9 @@ static const struct opt_def opts[] = {
      "outbound transfers held by runs at most (default 2000)"},
     {"budget-bytes", OPT_INT, OFF(budget_bytes), 1 << 20, INT_MAX, "BYTES",
      "memory held by runs at most, in bytes (default 100663296 = 96 MiB)"},
+    {"budget-spawns", OPT_INT, OFF(budget_spawns), 0, 4096, "N",
+     "spawn-mode processes alive at once, at most (0-4096; default 0 = "
+     "4 x --workers)"},
     {"client-share", OPT_INT, OFF(client_share_pct), 1, 100, "PCT",
      "percent of each budget and --queue one client may hold (default 50)"},
     {"max-connections", OPT_INT, OFF(max_connections), 16, 1000000, "N",

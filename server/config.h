@@ -39,6 +39,7 @@ struct config {
     int budget_timers;
     int budget_transfers;
     int budget_bytes;
+    int budget_spawns;    /* 0: 4 x workers (budget_spawns_limit()) */
     int client_share_pct; /* of every budget, per client address */
     int max_connections;
     int max_per_ip;

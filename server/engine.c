@@ -23,12 +23,14 @@
 
 #include "backends.h"
 #include "clock.h"
+#include "cores.h"
 #include "gil.h"
 
 const char *const engine_mode_names[ENGINE_MODES] = {
-    "sequential", "threads", "processes", "gil", "async"};
+    "sequential", "threads", "processes", "gil", "async", "spawn"};
 
-const char *const engine_lane_names[4] = {"main", "thread", "process", "loop"};
+const char *const engine_lane_names[ENGINE_LANES] = {
+    "main", "thread", "process", "loop", "spawn"};
 
 struct engine {
     struct engine_config cfg;
@@ -49,6 +51,7 @@ struct engine_run {
     const struct engine_work *work;
     void *state;
     uint64_t client;
+    unsigned cores;
     engine_done_fn *done;
     void *done_arg;
     _Atomic size_t pending;
@@ -76,6 +79,8 @@ static const char *message_of(int status);
 static void slice_open(struct engine_run *run, size_t task, uint64_t at);
 static void slice_close(struct engine_run *run, size_t task, uint64_t at);
 static void cancel_pinned(struct engine_run *run, int status);
+static void held_from(struct engine_ctx *ctx);
+static void held_until(struct engine_ctx *ctx);
 
 struct engine *engine_new(const struct engine_config *cfg)
 {
@@ -111,6 +116,7 @@ size_t engine_lanes(const struct engine *e, enum engine_mode mode,
     case ENGINE_GIL:
         return (size_t)e->cfg.demo_threads;
     case ENGINE_PROCESSES:
+    case ENGINE_SPAWN:
         return (size_t)e->cfg.workers;
     default:
         return n_tasks;
@@ -201,6 +207,7 @@ struct engine_run *engine_run_new(struct engine *e,
     run->work = spec->work;
     run->state = spec->state;
     run->client = spec->client;
+    run->cores = spec->cores;
     run->done = spec->done;
     run->done_arg = spec->done_arg;
     run->error_rank = INT32_MAX;
@@ -310,6 +317,11 @@ uint64_t engine_run_started_ns(const struct engine_run *run)
     return run->started_ns;
 }
 
+unsigned engine_run_cores(const struct engine_run *run)
+{
+    return run->cores;
+}
+
 uint64_t engine_run_ended_ns(const struct engine_run *run)
 {
     return run->ended_ns;
@@ -403,6 +415,21 @@ void engine_task_end(struct engine_run *run, size_t task, int status,
     ended(run, 1);
 }
 
+void engine_task_add_cpu(struct engine_run *run, size_t task, uint64_t cpu_ns)
+{
+    struct engine_task *t = &run->tasks[task];
+    uint64_t us = (uint64_t)t->cpu_us + (cpu_ns + 500) / 1000;
+    t->cpu_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+void engine_task_ready(struct engine_run *run, size_t task, uint64_t ready_ns)
+{
+    struct engine_task *t = &run->tasks[task];
+    uint64_t us = ready_ns > t->start_ns ? (ready_ns - t->start_ns) / 1000 : 0;
+    /* 0 means "never ready": a start-up under a microsecond reads as 1. */
+    t->ready_us = us == 0 ? 1 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 void engine_run_end_rest(struct engine_run *run, int status,
                          const char *message)
 {
@@ -436,15 +463,26 @@ int engine_run_compute(struct engine_run *run, size_t task,
     int rc = engine_run_check(run);
     if (rc == 0 && clock_now_ns() > ctx.deadline_ns)
         rc = -ETIMEDOUT;
+    /* The demo thread is shared: pinned for this task only. */
+    cpu_set_t saved;
+    bool pinned =
+        rc == 0 && run->cores && cores_pin_thread(run->cores, &saved) == 0;
     if (rc == 0) {
         if (run->mode == ENGINE_GIL) {
             slice_open(run, task, gil_acquire(e->cfg.gil));
+            held_from(&ctx);
             rc = run->work->compute(&ctx, run->state, task);
+            held_until(&ctx);
             slice_close(run, task, gil_release(e->cfg.gil));
         } else {
+            uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
             rc = run->work->compute(&ctx, run->state, task);
+            ctx.cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
         }
     }
+    if (pinned)
+        cores_restore_thread(&saved);
+    engine_task_add_cpu(run, task, ctx.cpu_ns);
 
     char why[ENGINE_ERROR_MAX];
     const char *message = NULL;
@@ -478,10 +516,14 @@ int engine_yield(void *arg)
     struct engine_run *run = ctx->run;
     int rc = engine_check(ctx);
     uint64_t released, acquired;
-    if (rc == 0 && run->mode == ENGINE_GIL &&
-        gil_yield(run->engine->cfg.gil, &released, &acquired)) {
-        slice_close(run, ctx->task, released);
-        slice_open(run, ctx->task, acquired);
+    if (rc == 0 && run->mode == ENGINE_GIL) {
+        /* The CPU of the hand-over itself counts as waiting. */
+        held_until(ctx);
+        if (gil_yield(run->engine->cfg.gil, &released, &acquired)) {
+            slice_close(run, ctx->task, released);
+            slice_open(run, ctx->task, acquired);
+        }
+        held_from(ctx);
     }
     return rc;
 }
@@ -489,15 +531,37 @@ int engine_yield(void *arg)
 void engine_blocking_begin(struct engine_ctx *ctx)
 {
     struct engine_run *run = ctx->run;
-    if (run->mode == ENGINE_GIL)
+    if (run->mode == ENGINE_GIL) {
+        held_until(ctx);
         slice_close(run, ctx->task, gil_release(run->engine->cfg.gil));
+    }
 }
 
 void engine_blocking_end(struct engine_ctx *ctx)
 {
     struct engine_run *run = ctx->run;
-    if (run->mode == ENGINE_GIL)
+    if (run->mode == ENGINE_GIL) {
         slice_open(run, ctx->task, gil_acquire(run->engine->cfg.gil));
+        held_from(ctx);
+    }
+}
+
+/* gil: the thread holds the lock from now (its CPU counts). */
+static void held_from(struct engine_ctx *ctx)
+{
+    ctx->cpu_from_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+/* gil: the thread stops holding the lock; what it used while it held it
+ * is the task's. */
+static void held_until(struct engine_ctx *ctx)
+{
+    if (ctx->cpu_from_ns) {
+        uint64_t now = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        if (now > ctx->cpu_from_ns)
+            ctx->cpu_ns += now - ctx->cpu_from_ns;
+        ctx->cpu_from_ns = 0;
+    }
 }
 
 int engine_http_status(int status)

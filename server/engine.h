@@ -12,13 +12,32 @@
  *   processes   the prefork worker pool, one job (or a few short slices of
  *               one) per task ("process");
  *   async       the event loop: the work starts timers or transfers there
- *               ("loop").
+ *               ("loop");
+ *   spawn       a fresh worker process per task, started when the task
+ *               starts and reaped when it ends (spawner.h; "spawn"): the
+ *               task's record keeps when the process was ready, so its
+ *               start-up reads apart from its work.
  * Back ends are fed lazily: a run hands a pool at most as many tasks as
  * the pool has lanes, and the next one as an earlier one ends, so a run of
  * 10,000 tasks holds a few queue slots, not 10,000.
  *
- * Every task keeps a compact record (struct engine_task, 24 bytes); what
- * a demo computes per task lives in its own state. The answer is built
+ * Every task keeps a compact record (struct engine_task, 32 bytes: the
+ * CPU time and the spawn start-up are 32-bit microseconds); what a demo
+ * computes per task lives in its own state.
+ *
+ * CPU time per task (cpu_us): sequential, threads and gil measure the
+ * demo thread's CLOCK_THREAD_CPUTIME_ID around the task's compute (gil:
+ * only while the thread holds the lock); processes and spawn add what the
+ * worker measured of its own CPU for each slice; async adds what the work
+ * reports with engine_task_add_cpu() (timers and transfers report none:
+ * their callbacks take microseconds of the loop, not attributed).
+ *
+ * Cores: a run may be pinned to its first `cores` CPUs of the service's
+ * own affinity (engine_run_spec.cores; 0 = no pinning): a demo thread
+ * pins itself while it computes a task of the run and restores its mask
+ * after; worker processes pin themselves for the job (job_request.cores);
+ * a spawned process is pinned at spawn. async is never pinned: the loop
+ * thread is every run's. The answer is built
  * from these records by the caller after the callback, on its own thread.
  *
  * Status, everywhere: 0 or a negative errno. A run's status is its worst
@@ -49,28 +68,37 @@ enum engine_mode {
     ENGINE_PROCESSES,
     ENGINE_GIL,
     ENGINE_ASYNC,
+    ENGINE_SPAWN,
     ENGINE_MODES
 };
 
-/* "sequential", "threads", "processes", "gil", "async" */
+/* "sequential", "threads", "processes", "gil", "async", "spawn" */
 extern const char *const engine_mode_names[ENGINE_MODES];
 
 enum engine_lane {
     ENGINE_LANE_MAIN,
     ENGINE_LANE_THREAD,
     ENGINE_LANE_PROCESS,
-    ENGINE_LANE_LOOP
+    ENGINE_LANE_LOOP,
+    ENGINE_LANE_SPAWN,
+    ENGINE_LANES
 };
 
-/* "main", "thread", "process", "loop" */
-extern const char *const engine_lane_names[4];
+/* "main", "thread", "process", "loop", "spawn" */
+extern const char *const engine_lane_names[ENGINE_LANES];
 
 #define ENGINE_SLICES_MAX 2000 /* gil slices recorded per task */
 #define ENGINE_ERROR_MAX  160  /* bytes of a run's error message */
 #define ENGINE_JOB_INLINE 64   /* bytes of job parameters kept inline */
 #define ENGINE_SLICE_NS   (100u * 1000u * 1000u) /* a process job slice */
 
-/* One task's record. start_ns and end_ns are CLOCK_MONOTONIC; 0 = never. */
+/*
+ * One task's record, 32 bytes. start_ns and end_ns are CLOCK_MONOTONIC;
+ * 0 = never. ready_us: spawn mode, microseconds from start_ns (the request
+ * to spawn) to the process's greeting (0: not spawn, or never ready).
+ * cpu_us: CPU time the task used, saturating at UINT32_MAX (71 minutes,
+ * beyond any --job-timeout-ms).
+ */
 struct engine_task {
     uint64_t start_ns;
     uint64_t end_ns;
@@ -78,7 +106,12 @@ struct engine_task {
     int16_t status; /* 0 or a negative errno */
     uint8_t lane;   /* enum engine_lane */
     uint8_t started;
+    uint32_t cpu_us;
+    uint32_t ready_us;
 };
+
+_Static_assert(sizeof(struct engine_task) == 32,
+               "the task record is budgeted as 32 bytes");
 
 /*
  * The intervals a gil task held the lock: [acquired, released] pairs,
@@ -92,6 +125,7 @@ struct engine_slices {
 
 struct engine;
 struct engine_run;
+struct spawner;
 
 /*
  * What an in-process task is given: its run and index, for
@@ -102,6 +136,10 @@ struct engine_ctx {
     size_t task;
     uint64_t deadline_ns;
     bool whole_run; /* the run's deadline comes before the task's */
+    /* gil: the thread's CPU clock when it last took the lock (0: not
+     * holding it); the task's CPU is counted only while it holds it */
+    uint64_t cpu_from_ns;
+    uint64_t cpu_ns;
 };
 
 /* One worker-process job (or one slice of a task's work). */
@@ -172,9 +210,10 @@ struct engine_config {
     struct tpool *tpool;
     struct gil *gil;
     struct loop *loop;
-    int workers;        /* lanes of processes */
-    int demo_threads;   /* lanes of threads and gil */
-    int job_timeout_ms; /* a job's and a sequential run's deadline */
+    struct spawner *spawner; /* spawn mode's processes */
+    int workers;             /* lanes of processes, and of spawn per run */
+    int demo_threads;        /* lanes of threads and gil */
+    int job_timeout_ms;      /* a job's and a sequential run's deadline */
 };
 
 typedef void engine_done_fn(struct engine_run *run, int status, void *arg);
@@ -185,6 +224,7 @@ struct engine_run_spec {
     const struct engine_work *work;
     void *state;     /* the demo's; not owned by the run */
     uint64_t client; /* fair-share key of the client (0: anonymous) */
+    unsigned cores;  /* pin to this many CPUs (see above); 0: no pinning */
     engine_done_fn *done;
     void *done_arg;
 };
@@ -205,7 +245,8 @@ struct engine *engine_new(const struct engine_config *cfg);
 void engine_set_backend(struct engine *e, enum engine_mode mode,
                         const struct engine_backend *backend);
 
-/* How many tasks of a mode run at once: 1, threads, workers, or n. */
+/* How many tasks of a mode run at once: 1, threads, workers, or n
+ * (spawn: workers per run, and --budget-spawns across runs). */
 size_t engine_lanes(const struct engine *e, enum engine_mode mode,
                     size_t n_tasks);
 
@@ -263,6 +304,8 @@ const struct engine_task *engine_run_tasks(const struct engine_run *run);
 /* NULL unless gil mode, else one per task. */
 const struct engine_slices *engine_run_slices(const struct engine_run *run);
 uint64_t engine_run_started_ns(const struct engine_run *run);
+/* The run's cores (0: not pinned). */
+unsigned engine_run_cores(const struct engine_run *run);
 uint64_t engine_run_ended_ns(const struct engine_run *run);
 /* The message of the failure that decided the status ("" when 0). */
 const char *engine_run_error(const struct engine_run *run);
@@ -331,6 +374,12 @@ void engine_task_begin(struct engine_run *run, size_t task,
  */
 void engine_task_end(struct engine_run *run, size_t task, int status,
                      uint64_t end_ns, const char *message);
+
+/* Adds CPU time to a task's record (any back end; sums slices). */
+void engine_task_add_cpu(struct engine_run *run, size_t task, uint64_t cpu_ns);
+
+/* Spawn: the task's process greeted at ready_ns (after its start). */
+void engine_task_ready(struct engine_run *run, size_t task, uint64_t ready_ns);
 
 /*
  * Ends every task not yet claimed with status, without running it (a

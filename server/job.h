@@ -31,11 +31,17 @@ struct job_hello {
     int32_t pid;
 };
 
-/* JOB_MSG_JOB: this header, then the kind's parameters. */
+/*
+ * JOB_MSG_JOB: this header, then the kind's parameters. cores: the worker
+ * pins itself to the first `cores` CPUs of its affinity for this job and
+ * restores its mask after (cores.h); 0 runs it unpinned.
+ */
 struct job_request {
     uint64_t id;
     uint32_t kind;
     uint32_t len; /* bytes of parameters that follow */
+    uint32_t cores;
+    uint32_t pad;
 };
 
 struct job_hold {
@@ -58,6 +64,7 @@ struct job_reply {
     uint32_t len;      /* bytes of result that follow */
     uint64_t start_ns; /* CLOCK_MONOTONIC in the worker */
     uint64_t end_ns;
+    uint64_t cpu_ns; /* the worker's CPU time for this job (its own clock) */
 };
 
 #endif

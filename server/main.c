@@ -28,6 +28,7 @@
 #include "app.h"
 #include "clock.h"
 #include "config.h"
+#include "cores.h"
 #include "gil.h"
 #include "http.h"
 #include "log.h"
@@ -36,6 +37,7 @@
 #include "loop.h"
 #include "pool.h"
 #include "router.h"
+#include "spawner.h"
 #include "tpool.h"
 #include "worker.h"
 
@@ -104,6 +106,9 @@ int main(int argc, char **argv)
     app.started_ns = clock_now_ns();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     app.cores = cores > 0 ? (int)cores : 1;
+    /* The CPUs a run's `cores` counts in: the affinity we were started
+     * with, captured before any thread exists (or is pinned). */
+    app.cpus = cores_count();
     if (!realpath(cfg.web_root, app.web_root)) {
         log_error("--web-root %s: %s", cfg.web_root, strerror(errno));
         return 2;
@@ -146,6 +151,16 @@ int main(int argc, char **argv)
         log_error("cannot start the demo threads: %s", err);
         goto out_pools;
     }
+    struct spawner_config spawn_cfg = {
+        .max_children = budget_spawns_limit(&cfg),
+        .job_timeout_ms = cfg.job_timeout_ms,
+        .exe = "/proc/self/exe",
+    };
+    app.spawner = spawner_start(&spawn_cfg, err, sizeof(err));
+    if (!app.spawner) {
+        log_error("cannot start the spawner: %s", err);
+        goto out_pools;
+    }
     app.loop = loop_start(err, sizeof(err));
     if (!app.loop) {
         log_error("cannot start the event loop: %s", err);
@@ -159,6 +174,7 @@ int main(int argc, char **argv)
         .tpool = app.tpool,
         .gil = app.gil,
         .loop = app.loop,
+        .spawner = app.spawner,
         .workers = cfg.workers,
         .demo_threads = cfg.demo_threads,
         .job_timeout_ms = cfg.job_timeout_ms,
@@ -220,6 +236,7 @@ int main(int argc, char **argv)
      * and request threads may still read their stats. */
     engine_stop(app.engine);
     overhead_stop_all(); /* measurements release and reap their units */
+    spawner_stop(app.spawner);
     pool_stop(app.pool);
     tpool_stop(app.tpool);
     loop_stop(app.loop);
@@ -239,6 +256,7 @@ int main(int argc, char **argv)
 
 out_http:
     /* Not serving yet: no request thread ran, nothing is in flight. */
+    spawner_stop(app.spawner);
     pool_stop(app.pool);
     tpool_stop(app.tpool);
     loop_stop(app.loop);
@@ -247,6 +265,7 @@ out_pools:
     engine_free(app.engine);
     budget_free(app.budget);
     /* No thread but this one is left: free in any order. */
+    spawner_free(app.spawner);
     pool_free(app.pool);
     tpool_free(app.tpool);
     loop_free(app.loop);

@@ -228,6 +228,7 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
         job->id = ++pool->next_id;
         job->queued_ns = now;
         job->status = 0;
+        job->cpu_ns = 0;
         job->error[0] = '\0';
         job->result = NULL;
         job->result_len = 0;
@@ -451,6 +452,7 @@ static void on_sock(struct pool *p, struct worker *w, uint32_t events)
         w->early_deaths = 0;
         job->start_ns = reply.start_ns;
         job->end_ns = reply.end_ns;
+        job->cpu_ns = reply.cpu_ns;
         job->result = w->rd.payload + sizeof(reply);
         job->result_len = reply.len;
         if (reply.status == 0)
@@ -664,8 +666,10 @@ static void dispatch(struct pool *p)
 
 static void assign(struct pool *p, struct worker *w, struct pool_job *job)
 {
-    struct job_request req = {
-        .id = job->id, .kind = job->kind, .len = job->params_len};
+    struct job_request req = {.id = job->id,
+                              .kind = job->kind,
+                              .len = job->params_len,
+                              .cores = job->cores};
     memcpy(p->scratch, &req, sizeof(req));
     if (job->params_len)
         memcpy(p->scratch + sizeof(req), job->params, job->params_len);

@@ -64,6 +64,7 @@ struct pool_job {
     const void *params;  /* the caller's, valid until done() */
     uint32_t params_len; /* <= JOB_PAYLOAD_MAX */
     uint64_t client;     /* whose job: a hash of its address; 0 anonymous */
+    uint32_t cores;      /* the worker pins itself to this many CPUs; 0 no */
     pool_done_fn done;
     /* optional: asked (on the pool thread) before a queued job starts;
      * true drops it unrun with -ECANCELED (its client went away) */
@@ -75,6 +76,7 @@ struct pool_job {
                    -EINVAL (rejected by worker) */
     pid_t worker_pid;
     uint64_t start_ns, end_ns; /* CLOCK_MONOTONIC, measured in the worker */
+    uint64_t cpu_ns;           /* the worker's CPU time for the job */
     uint8_t *result;           /* pool-owned, valid during done() only */
     uint32_t result_len;
     char error[POOL_ERROR_MAX]; /* why, when status != 0 */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cores.h"
 #include "frame.h"
 #include "job.h"
 #include "overhead.h"
@@ -22,6 +23,8 @@ int worker_main(int fd, int parent)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (parent > 0 && getppid() != parent)
         return 1; /* the service died before we could watch it */
+    /* The mask inherited from the service, before any job pins it. */
+    cores_count();
 
     uint8_t *in = malloc(FRAME_PAYLOAD_MAX);
     uint8_t *out = malloc(FRAME_PAYLOAD_MAX);
@@ -48,14 +51,20 @@ int worker_main(int fd, int parent)
         memcpy(&req, in, sizeof(req));
         struct job_reply reply = {.id = req.id};
         uint32_t result_len = 0;
+        cpu_set_t saved;
+        bool pinned = req.cores && cores_pin_thread(req.cores, &saved) == 0;
         reply.start_ns = clock_now_ns();
+        uint64_t cpu0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
         if (req.len != len - sizeof(req))
             reply.status = -EINVAL;
         else
             reply.status = worker_run_job(
                 req.kind, in + sizeof(req), req.len, out + sizeof(reply),
                 FRAME_PAYLOAD_MAX - sizeof(reply), &result_len);
+        reply.cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
         reply.end_ns = clock_now_ns();
+        if (pinned)
+            cores_restore_thread(&saved);
         reply.len = reply.status == 0 ? result_len : 0;
         memcpy(out, &reply, sizeof(reply));
         if (frame_send(fd, JOB_MSG_RESULT, out, sizeof(reply) + reply.len) < 0)

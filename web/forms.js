@@ -25,7 +25,9 @@
 //   example, and the extensions x-conlab-form-value (the value the form starts
 //   with), x-conlab-default-from (the default is a server option),
 //   x-conlab-max-by-mode (mode -> maximum), x-conlab-max-count-of (at most the
-//   number of items of another parameter), x-conlab-scales-time.
+//   number of items of another parameter), x-conlab-scales-time, and
+//   x-conlab-max-from (the maximum is the server's, e.g. its online CPUs:
+//   the field starts empty, the API default, and has no max of its own).
 // The parameter named "mode" is the demo's list of modes (schema.enum) and its
 // default mode (schema.default).
 //
@@ -97,10 +99,12 @@ function readParam(doc, demo, raw, groupOf) {
     schema,
     items,
     min: schema.minimum,
-    max: schema.maximum,
+    // A maximum the server sets (its CPUs) is not the schema's.
+    max: raw['x-conlab-max-from'] ? undefined : schema.maximum,
     hasDefault: has(schema, 'default'),
     apiDefault: schema.default,
     defaultFrom: raw['x-conlab-default-from'] || null,
+    maxFrom: raw['x-conlab-max-from'] || null,
     maxByMode: raw['x-conlab-max-by-mode'] || null,
     maxCountOf: raw['x-conlab-max-count-of'] || null,
     scalesTime: raw['x-conlab-scales-time'] === true,
@@ -112,7 +116,7 @@ function readParam(doc, demo, raw, groupOf) {
   // document says otherwise.
   let start;
   if (has(raw, 'x-conlab-form-value')) start = raw['x-conlab-form-value'];
-  else if (p.alternative) start = undefined;
+  else if (p.alternative || p.maxFrom) start = undefined;
   else if (p.hasDefault) start = schema.default;
   else if (has(raw, 'example')) start = raw.example;
   else if (has(schema, 'example')) start = schema.example;
@@ -228,6 +232,7 @@ function hintText(p, demo, currentMax) {
     case 'integer':
     case 'number':
       text = p.maxByMode && demo.modes ? byModeText(p, demo.modes) : range(p.min, currentMax);
+      if (p.maxFrom) text = `${fmt(p.min)} – the server's ${p.maxFrom}; empty: all of them`;
       if (p.maxCountOf) text = `${range(p.min, currentMax)} (at most the count of ${p.maxCountOf})`;
       break;
     case 'list': {

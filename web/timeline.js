@@ -12,10 +12,17 @@
 //
 // Test hooks: one <figure class="timeline" data-mode data-demo data-tasks
 // data-lanes> per run; lanes are <g class="lane" data-lane="kind:id">; bars
-// are <rect class="bar" data-task data-lane>; gil slices <rect
-// class="slice"> (also a work task's computing phases); the late end of a
-// work task's wait (its stall) <rect class="stall" data-task>; the raster fallback is <image class="bars-raster"
-// data-bars>. The comparison chart has <rect class="cmp-bar" data-mode
+// are <rect class="bar" data-task data-lane> (the whole task); the part of a
+// bar spent on a CPU is <rect class="cpu" data-task data-cpu-ms> drawn solid
+// over the pale bar (its width: cpu_ms over the task's work time, from the
+// work's start: when exactly it ran is not known, how much is); a spawned
+// process's start-up is <rect class="startup" data-task data-start
+// data-ready> (hatched, from start_ms to ready_ms); gil slices <rect
+// class="slice"> (holding the lock: its CPU; also a work task's computing
+// phases, which say when it ran); the late end of a work task's wait (its
+// stall) <rect class="stall" data-task>; the raster fallback is <image
+// class="bars-raster" data-bars>. The figure's data-cpu-ms is the run's CPU
+// time in all. The comparison chart has <rect class="cmp-bar" data-mode
 // data-metric> and a <g class="cores-marker" data-cores>.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -28,12 +35,14 @@ const LANE_PAD = 5;
 const MIN_BAR_PX = 1.5;
 const TASK_TABLE_MAX = 200;
 
+let hatchCount = 0;
+
 // Modes and worker kinds share one palette (sequential runs on "main",
 // threads on "thread", processes on "process", async on "loop"); gil runs
 // on threads but gets its own colour so it never reads as plain threads.
 const MODE_CLASS = {
   sequential: 'm-sequential', threads: 'm-threads', processes: 'm-processes',
-  gil: 'm-gil', async: 'm-async',
+  gil: 'm-gil', async: 'm-async', spawn: 'm-spawn',
 };
 
 const MODE_NOTES = {
@@ -42,6 +51,7 @@ const MODE_NOTES = {
   processes: 'one lane per worker process, named by its pid',
   gil: 'solid: holding the global lock; faint: waiting for it',
   async: 'every task waits on the single event-loop thread',
+  spawn: 'a fresh process per task, named by its pid; hatched: its start-up',
 };
 
 function svg(tag, attrs, parent) {
@@ -101,6 +111,7 @@ function laneLabel(worker) {
     case 'main': return 'main';
     case 'loop': return worker.id ? `loop ${worker.id}` : 'loop';
     case 'process': return `pid ${worker.id}`;
+    case 'spawn': return `new pid ${worker.id}`;
     case 'thread': return `thread ${worker.id}`;
     default: return `${worker.kind} ${worker.id}`;
   }
@@ -133,8 +144,27 @@ export function runExtent(run) {
   return end;
 }
 
+// Where a task's work starts: after its process's start-up in spawn mode.
+function workStart(t) {
+  return typeof t.ready_ms === 'number' ? t.ready_ms : t.start_ms;
+}
+
+// The share of the task's work time it spent on a CPU, 0..1 (null: not
+// reported).
+export function cpuShare(t) {
+  if (typeof t.cpu_ms !== 'number') return null;
+  const work = t.end_ms - workStart(t);
+  if (!(work > 0)) return t.cpu_ms > 0 ? 1 : 0;
+  return Math.max(0, Math.min(1, t.cpu_ms / work));
+}
+
 function taskDetail(t) {
   const parts = [];
+  if (typeof t.spawn_ms === 'number') parts.push(`process start-up ${fmtMs(t.spawn_ms)} ms`);
+  if (typeof t.cpu_ms === 'number') {
+    parts.push(`on a CPU ${fmtMs(t.cpu_ms)} ms of ${fmtMs(t.end_ms - workStart(t))} ms ` +
+      `(${Math.round(100 * cpuShare(t))}%)`);
+  }
   if (t.primes !== undefined) parts.push(`${t.primes} primes of ${t.checked} checked`);
   if (t.items) parts.push(`items ${t.items.from}..${t.items.to - 1}`);
   if (t.url !== undefined) {
@@ -196,9 +226,14 @@ export function renderTimeline(parent, run, opts = {}) {
   const r = run.result || {};
   const model = r.model_ms !== undefined
     ? ` · model ${fmtMs(r.model_ms)} ms (${r.waves} wave${r.waves === 1 ? '' : 's'} of ${r.lanes})` : '';
+  const cpuMs = tasks.reduce((sum, t) => sum + (Number(t.cpu_ms) || 0), 0);
+  fig.setAttribute('data-cpu-ms', String(cpuMs));
+  const busy = run.wall_ms > 0 && tasks.some((t) => typeof t.cpu_ms === 'number')
+    ? ` · CPU ${fmtMs(cpuMs)} ms (${(cpuMs / run.wall_ms).toFixed(2)} cores busy on average)` : '';
+  const pinned = run.cores !== undefined ? ` · cores ${run.cores}` : '';
   html('span', { class: 'tl-stats' }, cap,
     `wall ${fmtMs(run.wall_ms)} ms · ${tasks.length} task${tasks.length === 1 ? '' : 's'} on ` +
-    `${lanes.length} lane${lanes.length === 1 ? '' : 's'}${model}${speed}`);
+    `${lanes.length} lane${lanes.length === 1 ? '' : 's'}${model}${speed}${busy}${pinned}`);
   const failures = tasks.filter(taskFailed).length;
   if (failures) html('span', { class: 'tl-warn' }, cap, `${failures} failed (red)`);
   if (run.same_result === false) {
@@ -207,6 +242,7 @@ export function renderTimeline(parent, run, opts = {}) {
   let note = MODE_NOTES[mode];
   if (mode === 'gil' && run.demo === 'sleep') note = 'solid: holding the global lock; faint: asleep, lock given up';
   if (note) html('span', { class: 'tl-note' }, cap, note);
+  renderLegend(cap, mode, modeClass, tasks);
 
   // Geometry.
   const labelW = width < 480 ? 74 : 108;
@@ -244,6 +280,17 @@ export function renderTimeline(parent, run, opts = {}) {
       `on ${lanes.length} lanes, wall time ${fmtMs(run.wall_ms)} ms`,
   });
   fig.insertBefore(root, cap.nextSibling);
+
+  // The hatch of spawn start-ups, one per figure (ids are page-wide).
+  let hatch = null;
+  if (tasks.some((t) => typeof t.ready_ms === 'number')) {
+    hatch = `startup-hatch-${++hatchCount}`;
+    const pat = svg('pattern', {
+      id: hatch, width: 4, height: 4, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)',
+    }, svg('defs', {}, root));
+    svg('rect', { class: 'hatch-bg', width: 4, height: 4 }, pat);
+    svg('rect', { class: 'hatch-line', width: 2, height: 4 }, pat);
+  }
 
   // Layers, bottom to top: lane bands, grid and axis, lanes (labels, bars).
   const bands = svg('g', { class: 'bands' }, root);
@@ -291,13 +338,30 @@ export function renderTimeline(parent, run, opts = {}) {
         const bh = Math.max(1, lane.row - gap);
         const cls = ['bar', modeClass];
         const solid = solidSpans(t);
-        if (solid) cls.push('waiting');
+        const share = solid ? null : cpuShare(t);
+        // Pale: waiting; the CPU part (gil slices, work's computing phases,
+        // else the cpu_ms share) solid on top.
+        if (solid || share !== null) cls.push('waiting');
         if (taskFailed(t)) cls.push('failed');
         const bar = svg('rect', {
           class: cls.join(' '), x, y: by, width: w, height: bh,
           'data-task': t.id, 'data-lane': lane.key,
           'data-start': t.start_ms, 'data-end': t.end_ms,
         }, g);
+        if (typeof t.ready_ms === 'number') {
+          const rx = xOf(t.ready_ms);
+          svg('rect', {
+            class: 'startup', x, y: by, width: Math.max(1, rx - x), height: bh, fill: `url(#${hatch})`,
+            'data-task': t.id, 'data-lane': lane.key, 'data-start': t.start_ms, 'data-ready': t.ready_ms,
+          }, g);
+        }
+        if (share !== null && share > 0 && !taskFailed(t)) {
+          const cx = xOf(workStart(t));
+          svg('rect', {
+            class: `cpu ${modeClass}`, x: cx, y: by, width: Math.max(1, share * (xOf(t.end_ms) - cx)),
+            height: bh, 'data-task': t.id, 'data-lane': lane.key, 'data-cpu-ms': t.cpu_ms,
+          }, g);
+        }
         const tip = svg('title', {}, bar);
         const detail = taskDetail(t);
         tip.textContent = `task ${t.id} on ${lane.label}\n${fmtMs(t.start_ms)} → ${fmtMs(t.end_ms)} ms ` +
@@ -348,6 +412,7 @@ function drawRaster(root, lanes, g) {
   const name = g.modeClass.replace(/^m-/, '');
   const solid = cssVar(`--mode-${name}`, '#0969da');
   const failed = cssVar('--failed', '#cf222e');
+  const startup = cssVar('--startup', '#8c959f');
   const minH = 1 / dpr;
   const xOf = (ms) => (Math.max(0, ms) / g.xMax) * g.plotW;
   for (const lane of lanes) {
@@ -366,9 +431,20 @@ function drawRaster(root, lanes, g) {
           const sx = xOf(s);
           ctx.fillRect(sx, y, Math.max(minH, xOf(e) - sx), bh);
         }
-      } else {
+      } else if (taskFailed(t) || cpuShare(t) === null) {
         ctx.fillStyle = taskFailed(t) ? failed : solid;
         ctx.fillRect(x, y, w, bh);
+      } else {
+        ctx.fillStyle = solid;
+        ctx.globalAlpha = 0.22;
+        ctx.fillRect(x, y, w, bh);
+        ctx.globalAlpha = 1;
+        const cx = xOf(workStart(t));
+        ctx.fillRect(cx, y, Math.max(minH, cpuShare(t) * (xOf(t.end_ms) - cx)), bh);
+        if (typeof t.ready_ms === 'number') {
+          ctx.fillStyle = startup;
+          ctx.fillRect(x, y, Math.max(minH, xOf(t.ready_ms) - x), bh);
+        }
       }
     });
   }
@@ -376,6 +452,24 @@ function drawRaster(root, lanes, g) {
     class: 'bars-raster', x: g.x0, y: g.top, width: g.plotW, height: h,
     preserveAspectRatio: 'none', href: canvas.toDataURL('image/png'), 'data-bars': g.count,
   }, root);
+}
+
+// What the shades of a bar mean, for this run's mode.
+function renderLegend(cap, mode, modeClass, tasks) {
+  const legend = html('span', { class: 'tl-legend', 'aria-label': 'legend' }, cap);
+  const item = (cls, text) => {
+    const it = html('span', { class: 'legend-item' }, legend);
+    html('span', { class: `key ${cls}`, 'aria-hidden': 'true' }, it);
+    html('span', {}, it, text);
+  };
+  if (mode === 'gil') {
+    item(`solid ${modeClass}`, 'holding the lock (its CPU time)');
+    item(`pale ${modeClass}`, 'waiting');
+  } else if (tasks.some((t) => typeof t.cpu_ms === 'number')) {
+    item(`solid ${modeClass}`, 'on a CPU (cpu_ms)');
+    item(`pale ${modeClass}`, 'waiting');
+  }
+  if (tasks.some((t) => typeof t.ready_ms === 'number')) item('startup', 'process start-up (spawn_ms)');
 }
 
 function renderTaskTable(fig, run, lanes) {
@@ -391,7 +485,10 @@ function renderTaskTable(fig, run, lanes) {
   const head = html('tr', {}, html('thead', {}, table));
   const extra = tasks[0].primes !== undefined ? 'primes' : tasks[0].url !== undefined ? 'status' :
     tasks[0].items ? 'items' : tasks[0].slices ? 'slices' : null;
-  for (const h of ['task', 'worker', 'start ms', 'end ms', 'ms', extra]) {
+  const spawned = tasks.some((t) => typeof t.spawn_ms === 'number');
+  const cpu = tasks.some((t) => typeof t.cpu_ms === 'number');
+  for (const h of ['task', 'worker', 'start ms', 'end ms', 'ms', spawned ? 'start-up ms' : null,
+    cpu ? 'cpu ms' : null, extra]) {
     if (h) html('th', { scope: 'col' }, head, h);
   }
   const body = html('tbody', {}, table);
@@ -404,6 +501,8 @@ function renderTaskTable(fig, run, lanes) {
     html('td', { class: 'num' }, tr, fmtMs(t.start_ms));
     html('td', { class: 'num' }, tr, fmtMs(t.end_ms));
     html('td', { class: 'num' }, tr, fmtMs(t.end_ms - t.start_ms));
+    if (spawned) html('td', { class: 'num' }, tr, typeof t.spawn_ms === 'number' ? fmtMs(t.spawn_ms) : '–');
+    if (cpu) html('td', { class: 'num' }, tr, fmtMs(t.cpu_ms));
     if (extra === 'primes') html('td', { class: 'num' }, tr, String(t.primes));
     if (extra === 'status') html('td', {}, tr, t.error ? `error: ${t.error}` : String(t.status));
     if (extra === 'items') html('td', {}, tr, `${t.items.from}..${t.items.to - 1}`);

@@ -4,8 +4,9 @@
 // workers), drives Debian's chromium through playwright-core (no browser is
 // ever downloaded), and checks that what the page draws matches the JSON the
 // page itself received: one lane per worker, one bar per task, the gil
-// slices, the comparison chart and its cores marker, the server's error
-// message shown verbatim with the inputs kept, the curl line, the live
+// slices, spawn start-ups and CPU shading, the comparison chart and its
+// cores marker, the server's error message shown verbatim with the inputs
+// kept, the curl line, the live
 // /health panel, the phone width and the keyboard path. The demo forms are
 // built from the service's /openapi.json: their bounds, defaults and modes
 // are checked against the live document, and a demo added to a (rewritten)
@@ -410,6 +411,83 @@ test('prime gil: the lock slices are drawn', async () => {
   assertClean(log);
 });
 
+// The shading read back: per task, the bar, its CPU part and its start-up.
+function readShading(page, figSel) {
+  return page.$eval(figSel, (fig) => {
+    const num = (r, a) => Number(r.getAttribute(a));
+    const byTask = (sel) => new Map([...fig.querySelectorAll(sel)].map((r) => [Number(r.dataset.task), r]));
+    const bars = byTask('rect.bar');
+    const cpu = byTask('rect.cpu');
+    const startup = byTask('rect.startup');
+    return {
+      cpuMs: Number(fig.dataset.cpuMs),
+      legend: fig.querySelector('.tl-legend') ? fig.querySelector('.tl-legend').textContent : '',
+      tasks: [...bars.keys()].map((id) => {
+        const b = bars.get(id);
+        const c = cpu.get(id);
+        const s = startup.get(id);
+        return {
+          id, waiting: b.classList.contains('waiting'), bx: num(b, 'x'), bw: num(b, 'width'),
+          cx: c ? num(c, 'x') : null, cw: c ? num(c, 'width') : null, cpuMs: c ? Number(c.dataset.cpuMs) : null,
+          sx: s ? num(s, 'x') : null, sw: s ? num(s, 'width') : null, ready: s ? Number(s.dataset.ready) : null,
+          hatch: s ? s.getAttribute('fill') : null,
+          hatchDefined: s ? Boolean(fig.querySelector(`pattern${s.getAttribute('fill').slice(4, -1)}`)) : null,
+        };
+      }),
+    };
+  });
+}
+
+test('prime spawn: each bar starts with its process start-up, then its work on a CPU', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'prime', { limit: 2000000, tasks: 2, mode: 'spawn' });
+  const fig = 'figure.timeline[data-mode="spawn"]';
+  const dom = await readTimeline(page, fig);
+  checkTimeline(dom, body);
+  for (const key of dom.laneKeys) assert.match(key, /^spawn:\d+$/);
+  for (const label of dom.laneLabels) assert.match(label, /^new pid \d+$/);
+  const shade = await readShading(page, fig);
+  assert.match(shade.legend, /process start-up/);
+  assert.match(shade.legend, /on a CPU/);
+  const byId = new Map(body.tasks.map((t) => [t.id, t]));
+  for (const s of shade.tasks) {
+    const t = byId.get(s.id);
+    assert.ok(t.spawn_ms > 0, `task ${s.id}: spawn_ms ${t.spawn_ms}`);
+    assert.equal(s.ready, t.ready_ms, `task ${s.id}: the start-up ends at ready_ms`);
+    assert.ok(Math.abs(s.sx - s.bx) < 0.01, `task ${s.id}: the start-up starts the bar`);
+    assert.ok(s.sw >= 1 && s.sw < s.bw, `task ${s.id}: start-up ${s.sw} px within the bar ${s.bw} px`);
+    assert.match(s.hatch, /^url\(#startup-hatch-\d+\)$/);
+    assert.ok(s.hatchDefined, `task ${s.id}: its hatch pattern is in the figure`);
+    // The CPU part begins where the start-up ends and covers its share.
+    assert.ok(s.waiting, `task ${s.id}: the bar is pale under its CPU part`);
+    assert.ok(Math.abs(s.cx - (s.sx + s.sw)) < 1.01, `task ${s.id}: work drawn from the greeting on`);
+    const share = t.cpu_ms / (t.end_ms - t.ready_ms);
+    const workPx = s.bx + s.bw - s.cx;
+    assert.ok(Math.abs(s.cw - Math.min(1, share) * workPx) < 1.01,
+      `task ${s.id}: CPU part ${s.cw} px for ${Math.round(share * 100)}% of ${workPx} px`);
+    assert.equal(s.cpuMs, t.cpu_ms);
+  }
+  const total = body.tasks.reduce((n, t) => n + t.cpu_ms, 0);
+  assert.ok(Math.abs(shade.cpuMs - total) < 1e-6, 'the figure states the CPU time in all');
+  assertClean(log);
+});
+
+test('sleep threads: the bars stay pale (waiting is not on a CPU)', async () => {
+  const { page, log } = await openPage();
+  const { body } = await runDemo(page, 'sleep', { tasks: 2, ms: 300, mode: 'threads' });
+  const shade = await readShading(page, 'figure.timeline[data-mode="threads"]');
+  assert.equal(shade.tasks.length, 2);
+  for (const s of shade.tasks) {
+    assert.ok(s.waiting, `task ${s.id}: pale`);
+    assert.equal(s.sx, null, 'no start-up outside spawn');
+    // A sleep is ~0 ms of CPU: its solid part, if any, is a sliver.
+    assert.ok(s.cw === null || s.cw <= Math.max(1, 0.05 * s.bw), `task ${s.id}: CPU part ${s.cw} px of ${s.bw}`);
+  }
+  for (const t of body.tasks) assert.ok(t.cpu_ms < 0.05 * (t.end_ms - t.start_ms), `cpu_ms ${t.cpu_ms}`);
+  assert.doesNotMatch(shade.legend, /start-up/);
+  assertClean(log);
+});
+
 test('square threads: one bar per batch, squares in the summary', async () => {
   const { page, log } = await openPage();
   const { body } = await runDemo(page, 'square', { numbers: '1,2,3,4,5,6', tasks: 3, mode: 'threads' });
@@ -482,7 +560,7 @@ test('fetch with a URL that fails: the failure is a result, drawn in red', async
 test('compare prime: one timeline per mode, the chart and the cores marker', async () => {
   const { page, log } = await openPage();
   const { body } = await runDemo(page, 'prime', { limit: 1500000, tasks: 2 }, 'compare');
-  assert.deepEqual(body.runs.map((r) => r.mode), ['sequential', 'threads', 'processes', 'gil']);
+  assert.deepEqual(body.runs.map((r) => r.mode), ['sequential', 'threads', 'processes', 'gil', 'spawn']);
   const figs = await page.$$eval('#timelines figure.timeline', (fs) => fs.map((f) => f.dataset.mode));
   assert.deepEqual(figs, body.runs.map((r) => r.mode), 'one timeline per mode, in order');
   for (const run of body.runs) {
@@ -853,6 +931,13 @@ test('every demo\'s form follows the live /openapi.json: demos, bounds, defaults
         assert.deepEqual(f.options, s.enum, `${what}: the options are the enum`);
         assert.equal(f.value, p['x-conlab-form-value'] !== undefined ? String(p['x-conlab-form-value']) : String(s.default ?? s.enum[0]),
           `${what}: the default is selected`);
+      } else if (s.type === 'integer' && p['x-conlab-max-from']) {
+        // cores: the server's CPUs bound it; empty asks for the API default.
+        assert.equal(f.type, 'number');
+        assert.equal(f.min, String(s.minimum), `${what}: min`);
+        assert.equal(f.max, null, `${what}: no max of its own`);
+        assert.equal(f.value, '', `${what}: starts empty (the API default: all)`);
+        assert.ok(f.hint.includes(p['x-conlab-max-from']), `${what}: the hint names the bound (${f.hint})`);
       } else if (s.type === 'integer') {
         assert.equal(f.type, 'number');
         assert.equal(f.min, String(s.minimum), `${what}: min`);

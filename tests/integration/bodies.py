@@ -64,7 +64,8 @@ ERROR_CASES = [
     ("square: a top level that is not an object", "/run/square", b"[1, 2]",
      JSON_TYPE, 400, ("malformed JSON at byte 0", "JSON object")),
     ("square: unknown member", "/run/square", {"numbers": [1], "nums": 2},
-     JSON_TYPE, 400, ("unknown parameter 'nums'", "mode, numbers, tasks")),
+     JSON_TYPE, 400, ("unknown parameter 'nums'",
+                      "mode, cores, numbers, tasks")),
     ("square: numbers as a string", "/run/square", {"numbers": "1,2"},
      JSON_TYPE, 400, ("parameter 'numbers'", "an array of integers",
                       "string")),
@@ -114,7 +115,7 @@ def error_case(path, body, ctype, status, fragments):
 
 def case_square_small(srv, ctx):
     out = []
-    for mode in ("sequential", "threads", "processes"):
+    for mode in ("sequential", "threads", "processes", "spawn"):
         st, body = post(srv.port, "/run/square",
                         {"numbers": [3, -4, 5], "tasks": 2, "mode": mode})
         check(st == 200, "%s: %d %.200s" % (mode, st, body))
@@ -144,13 +145,21 @@ def case_compare(srv, ctx):
     st, body = post(srv.port, "/run/compare",
                     {"demo": "square", "numbers": [1, 2, 3], "tasks": 2})
     check(st == 200, "%d %.300s" % (st, body))
-    check(body["results_agree"] is True and len(body["runs"]) == 3,
+    check(body["results_agree"] is True and len(body["runs"]) == 4,
           "%.300s" % body)
     check(body["params"] == {"numbers": [1, 2, 3], "tasks": 2},
           "params %s" % body["params"])
     st, body = post(srv.port, "/run/compare", {"numbers": [1]})
     expect_error(st, body, 400, "parameter 'demo' is required")
-    return "3 modes agree"
+    # The run-wide cores, as a JSON integer, echoed by every run.
+    st, body = post(srv.port, "/run/compare",
+                    {"demo": "square", "numbers": [1, 2], "cores": 1})
+    check(st == 200 and body["cores"] == 1 and
+          all(r["cores"] == 1 for r in body["runs"]), "%d %.300s" % (st, body))
+    st, body = post(srv.port, "/run/square", {"numbers": [1], "cores": "1"})
+    expect_error(st, body, 400, "parameter 'cores': expected an integer, "
+                 "got a string")
+    return "4 modes agree"
 
 
 def case_limit(srv, ctx):
@@ -227,7 +236,7 @@ def big_body(mode):
 def case_million(srv, ctx):
     out = []
     nums, _ = big_body("sequential")
-    for mode in ("sequential", "threads", "processes"):
+    for mode in ("sequential", "threads", "processes", "spawn"):
         _, body = big_body(mode)
         conn = http.client.HTTPConnection(
             harness.LOOPBACK, srv.port, timeout=60 * harness.TIME_SCALE)

@@ -32,9 +32,10 @@ WORKERS = 2              # --workers of the CPU servers (the tasks default)
 DEMO_THREADS = 32        # the service's default --demo-threads
 EPS_MS = 0.01            # float rounding allowed in timing comparisons
 NUMBER_MAX = 3037000499  # largest |n| whose square fits in int64
-SHAPE_KEYS = {"demo", "mode", "params", "result", "wall_ms", "tasks"}
+SHAPE_KEYS = {"demo", "mode", "params", "cores", "result", "wall_ms",
+              "tasks"}
 KIND_OF_MODE = {"sequential": "main", "threads": "thread", "gil": "thread",
-                "processes": "process"}
+                "processes": "process", "spawn": "spawn"}
 
 # Long jobs, measured on a 2-core VM (plain build): trial division of
 # [1, 3e7) in 2 tasks takes ~3.7 s, [1, 2e7) in one task ~4.2 s. A
@@ -298,6 +299,11 @@ def check_run(case, body, pids):
         check(0 <= start <= end + EPS_MS and end <= wall + EPS_MS,
               "%s: start_ms %s, end_ms %s, wall_ms %s out of order"
               % (what, start, end, wall))
+        # One thread or process: never more CPU than wall time.
+        cpu_ms = t.get("cpu_ms")
+        check(_is_num(cpu_ms) and 0 <= cpu_ms <= (end - start) * 1.02 + 1.0,
+              "%s: cpu_ms %r for a task of %.3f ms" % (what, cpu_ms,
+                                                      end - start))
         if case.mode == "gil":
             check_slices(what, t)
         else:

@@ -64,7 +64,8 @@ EARLY_MS = 5.0            # a wait may end this much before its model
 TRAP_WINDOW_S = 0.5       # how long a trap must stay untouched
 FETCH_MAX_BYTES = 100     # --fetch-max-bytes of the "loop-cap" group
 SHUTDOWN_GRACE_MS = 300
-SHAPE_KEYS = {"demo", "mode", "params", "result", "wall_ms", "tasks"}
+SHAPE_KEYS = {"demo", "mode", "params", "cores", "result", "wall_ms",
+              "tasks"}
 KIND_OF_MODE = {"sequential": "main", "threads": "thread", "gil": "thread",
                 "processes": "process", "async": "loop"}
 

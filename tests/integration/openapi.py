@@ -85,8 +85,10 @@ GET_LIST_MAX = 6000
 HEADER_OVER = 16 * 1024 + 1
 REQUEST_TIMEOUT_S = 10.0
 BUDGET_TIMEOUT_S = 5.0
-# Where a x-conlab-default-from option shows in /health.
-OPTION_IN_HEALTH = {"--workers": "pools.process.configured"}
+# Where a x-conlab-default-from option (or x-conlab-max-from) shows in
+# /health.
+OPTION_IN_HEALTH = {"--workers": "pools.process.configured",
+                    "online CPUs": "cores"}
 # The JSON Schema keywords the validator below implements or may ignore.
 SCHEMA_CHECKED = {"type", "nullable", "enum", "minimum", "maximum",
                   "minLength", "pattern", "minItems", "maxItems", "items",
@@ -535,11 +537,13 @@ _MISSING = object()
 
 def echo_of(body, name):
     """Where a run-shaped body echoes parameter name: params[name], or a
-    top-level string field of that name (mode, demo)."""
+    top-level field of that name (mode, demo: strings; cores, run-wide:
+    an integer)."""
     params = body.get("params")
     if isinstance(params, dict) and name in params:
         return params[name]
-    if isinstance(body.get(name), str):
+    if isinstance(body.get(name), (str, int)) and \
+            not isinstance(body.get(name), bool):
         return body[name]
     return _MISSING
 
@@ -801,6 +805,10 @@ def _param_problems(spec, op, p):
     if opt is not None and opt not in OPTION_IN_HEALTH:
         out.append("%s: x-conlab-default-from %r unknown to the test"
                    % (label, opt))
+    opt = p.get("x-conlab-max-from")
+    if opt is not None and opt not in OPTION_IN_HEALTH:
+        out.append("%s: x-conlab-max-from %r unknown to the test"
+                   % (label, opt))
     if schema.get("type") == "array":
         items = schema.get("items", {})
         if "maxItems" not in schema or items.get("type") not in (
@@ -1003,6 +1011,9 @@ def case_int_bounds(path, name):
         p = op.query[name]
         schema = p["schema"]
         lo, hi = schema["minimum"], schema["maximum"]
+        if p.get("x-conlab-max-from"):  # the machine's: /health says
+            hi = harness.json_path(t.health(),
+                                   OPTION_IN_HEALTH[p["x-conlab-max-from"]])
         costly = bool(p.get("x-conlab-scales-time"))
         by_mode = p.get("x-conlab-max-by-mode")
         count_of = p.get("x-conlab-max-count-of")
@@ -1029,7 +1040,7 @@ def case_int_bounds(path, name):
                                          else " (not run)"))
 
         vals = t.base(op, focus=name)
-        top = _effective_max(op, p, vals)
+        top = _effective_max(op, p, vals, t.health())
         t.accepted(op, dict(vals, **{name: lo}), name)
         t.ok(op, dict(vals, **{name: lo}), "%s=%d" % (name, lo))
         t.refused(op, dict(vals, **{name: lo - 1}), 400,
@@ -1077,8 +1088,10 @@ def _real_range(lo, hi):
     return "[%g, %g]" % (lo, hi)
 
 
-def _effective_max(op, p, vals):
+def _effective_max(op, p, vals, health=None):
     hi = p["schema"]["maximum"]
+    if p.get("x-conlab-max-from") and health is not None:
+        hi = harness.json_path(health, OPTION_IN_HEALTH[p["x-conlab-max-from"]])
     by_mode = p.get("x-conlab-max-by-mode")
     if by_mode:
         hi = by_mode[vals.get("mode", _default_mode(op))]
@@ -1226,6 +1239,8 @@ def case_post_body(path):
                     if k in props}
             if kind == "integer":
                 lo, hi = prop["minimum"], prop["maximum"]
+                if gp.get("x-conlab-max-from"):  # as the query's
+                    hi = _effective_max(get, gp, vals, t.health())
                 count_of = gp.get("x-conlab-max-count-of")
                 if count_of:
                     vals[count_of] = _cycle(vals.get(count_of) or [1], hi)
@@ -1533,7 +1548,8 @@ def case_compare_params(path, demo):
             p = target.query[name]
             schema = p["schema"]
             base = t.base(op, focus=name, demo=demo)
-            for bad, refusing in _bad_values(target, p, base, modes):
+            health = t.health() if p.get("x-conlab-max-from") else None
+            for bad, refusing in _bad_values(target, p, base, modes, health):
                 vals = dict(base, **{name: bad})
                 msg = t.refused(op, vals, 400, ["'%s'" % name],
                                 extra=NO_RUN)
@@ -1547,8 +1563,10 @@ def case_compare_params(path, demo):
                     want))
                 tried += 1
             if schema.get("type") == "integer":
-                top = min(_effective_max(target, p, dict(base, mode=m))
-                          for m in modes) if modes else schema["maximum"]
+                top = min(_effective_max(target, p, dict(base, mode=m),
+                                         health)
+                          for m in modes) if modes else \
+                    _effective_max(target, p, base, health)
                 for v in (schema["minimum"], top):
                     t.accepted(op, dict(base, **{name: v}), name)
             if schema.get("type") == "number":
@@ -1562,19 +1580,26 @@ def case_compare_params(path, demo):
     return run
 
 
-def _bad_values(target, p, vals, modes):
-    """(value, the first of target's modes whose bounds refuse it, or None
-    without modes) pairs past p's bounds. A comparison prepares its modes
-    in order, so that mode's refusal is the one it must give."""
+def _bad_values(target, p, vals, modes, health=None):
+    """(value, the mode whose refusal the comparison must give, or None
+    without modes) pairs past p's bounds. A comparison accepts what every
+    one of its modes accepts, so it refuses with the range of its tightest
+    mode (the first of those), whichever bound is passed."""
     schema = p["schema"]
     first = modes[0] if modes else None
     if schema.get("type") == "integer":
         lo = schema["minimum"]
-        tops = {m: _effective_max(target, p, dict(vals, mode=m))
-                for m in modes} or {None: schema["maximum"]}
-        out = [(lo - 1, first), (Raw("x"), first)]
+        tops = {m: _effective_max(target, p, dict(vals, mode=m), health)
+                for m in modes} or {None: _effective_max(target, p, vals,
+                                                         health)}
+        # A value every mode refuses is refused with the comparison's own
+        # range: that of its tightest mode (the first of those).
+        tightest = min(tops, key=lambda m: tops[m]) if modes else None
+        out = [(lo - 1, tightest), (Raw("x"), tightest)]
+        # Past any mode's maximum: the comparison refuses it with its own
+        # range too (demo_param_max over every mode).
         for v in sorted({top + 1 for top in tops.values()}):
-            out.append((v, next(m for m in tops if v > tops[m])))
+            out.append((v, tightest))
         return out
     if schema.get("type") == "number":
         return [(schema["minimum"] - 0.5, first), (Raw("x"), first),

@@ -28,7 +28,8 @@ request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
 (a seeded randomized run of every route with kills and SIGTERM; --chaos runs
 only it, --chaos-seed and --chaos-seconds set its seed and load time),
 limits.py (admission by cost: memory ceiling under 1,000 concurrent
-requests, fairness between client addresses, memory per task) and
+requests, fairness between client addresses, memory per task), spawn.py
+(spawn mode, cpu_ms, the cores parameter) and
 shutdown.py (SIGTERM at a random moment of every kind of run) are added by
 server_groups().
 
@@ -70,6 +71,7 @@ import overhead  # noqa: E402
 import shutdown  # noqa: E402
 import state  # noqa: E402
 import work  # noqa: E402
+import spawn  # noqa: E402
 from harness import (  # noqa: E402
     CheckFailed, Contains, NonEmptyStr, Present, Regex, Server, Type,
     build_request, check, expect_error_shape, expect_value, json_path,
@@ -837,7 +839,8 @@ def server_groups(web_root, binary):
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +
-         shutdown.server_groups(web_root, binary))
+         shutdown.server_groups(web_root, binary) +
+         spawn.server_groups(web_root))
 
 
 def main():

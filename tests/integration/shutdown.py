@@ -76,16 +76,19 @@ class Kind:
 
 KINDS = (
     [Kind("prime " + m, "/run/prime?limit=2000000&tasks=4&mode=" + m,
-          "tasks") for m in ("sequential", "threads", "processes", "gil")]
+          "tasks") for m in ("sequential", "threads", "processes", "gil",
+                             "spawn")]
     # A square run takes about a millisecond: the signal comes sooner.
     + [Kind("square " + m, "/run/square?numbers=%s&tasks=64&mode=%s"
             % (NUMBERS_GET, m), "tasks", per_try=2 * PER_TRY,
             window=SQUARE_WINDOW_S)
        for m in ("sequential", "threads", "processes")]
+    + [Kind("square spawn", "/run/square?numbers=1,2,3,4&tasks=4&mode=spawn",
+            "tasks")]
     + [Kind("sleep " + m, "/run/sleep?tasks=%d&ms=30&mode=%s" % (n, m),
             "tasks")
        for m, n in (("sequential", 3), ("threads", 100), ("processes", 4),
-                    ("gil", 50), ("async", 2000))]
+                    ("gil", 50), ("async", 2000), ("spawn", 4))]
     + [Kind("fetch " + m, "/run/fetch?count=%d&ms=20&mode=%s" % (n, m),
             "tasks")
        for m, n in (("sequential", 3), ("threads", 64), ("async", 200))]

@@ -139,6 +139,7 @@ static void names(void **state)
     assert_string_equal(budget_names[BUDGET_TRANSFERS], "transfers");
     assert_string_equal(budget_names[BUDGET_QUEUE], "queue");
     assert_string_equal(budget_names[BUDGET_BYTES], "bytes");
+    assert_string_equal(budget_names[BUDGET_SPAWNS], "spawns");
     assert_string_equal(budget_reject_names[BUDGET_REJECT_BUSY], "busy");
     assert_string_equal(budget_reject_names[BUDGET_REJECT_CLIENT_SHARE],
                         "client_share");
@@ -779,6 +780,7 @@ static void metrics_text(void **state)
         "conlab_budget_used{budget=\"transfers\"} 1\n"
         "conlab_budget_used{budget=\"queue\"} 1\n"
         "conlab_budget_used{budget=\"bytes\"} 105\n"
+        "conlab_budget_used{budget=\"spawns\"} 0\n"
         "# HELP conlab_budget_limit What admitted runs may hold at most, by "
         "budget.\n"
         "# TYPE conlab_budget_limit gauge\n"
@@ -787,6 +789,7 @@ static void metrics_text(void **state)
         "conlab_budget_limit{budget=\"transfers\"} 4\n"
         "conlab_budget_limit{budget=\"queue\"} 3\n"
         "conlab_budget_limit{budget=\"bytes\"} 1000\n"
+        "conlab_budget_limit{budget=\"spawns\"} 0\n"
         "# HELP conlab_budget_clients Client addresses holding part of a "
         "budget.\n"
         "# TYPE conlab_budget_clients gauge\n"
@@ -817,6 +820,8 @@ static void limits_from_config(void **state)
     assert_int_equal(l.limit[BUDGET_TRANSFERS], 2000);
     assert_int_equal(l.limit[BUDGET_QUEUE], 1024);
     assert_int_equal(l.limit[BUDGET_BYTES], 100663296);
+    /* --budget-spawns 0: four times --workers */
+    assert_int_equal(l.limit[BUDGET_SPAWNS], 4 * cfg.workers);
     assert_int_equal(l.client_share_pct, 50);
     assert_int_equal(l.clients_max, 10000 + BUDGET_CLIENTS_MARGIN);
 
@@ -825,11 +830,13 @@ static void limits_from_config(void **state)
     cfg.budget_transfers = 3;
     cfg.queue = 4;
     cfg.budget_bytes = 5;
+    cfg.budget_spawns = 6;
     cfg.client_share_pct = 100;
     cfg.max_connections = 16;
     budget_limits_from_config(&cfg, &l);
     assert_int_equal(l.limit[BUDGET_TASKS], 1);
     assert_int_equal(l.limit[BUDGET_TIMERS], 2);
+    assert_int_equal(l.limit[BUDGET_SPAWNS], 6);
     assert_int_equal(l.limit[BUDGET_TRANSFERS], 3);
     assert_int_equal(l.limit[BUDGET_QUEUE], 4);
     assert_int_equal(l.limit[BUDGET_BYTES], 5);

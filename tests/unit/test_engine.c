@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "../../server/engine.h"
+#include "../../server/gil.h"
 
 #define LANES 2
 
@@ -511,9 +513,152 @@ static void lanes_per_mode(void **state)
     assert_int_equal(engine_lanes(e, ENGINE_GIL, 100), 4);
     assert_int_equal(engine_lanes(e, ENGINE_PROCESSES, 100), 2);
     assert_int_equal(engine_lanes(e, ENGINE_ASYNC, 100), 100);
+    assert_int_equal(engine_lanes(e, ENGINE_SPAWN, 100), 2); /* workers */
     assert_string_equal(engine_mode_names[ENGINE_GIL], "gil");
+    assert_string_equal(engine_mode_names[ENGINE_SPAWN], "spawn");
     assert_string_equal(engine_lane_names[ENGINE_LANE_PROCESS], "process");
+    assert_string_equal(engine_lane_names[ENGINE_LANE_SPAWN], "spawn");
     engine_free(e);
+}
+
+/* CPU time and spawn readiness are kept in 32-bit microseconds. */
+static void task_cpu_and_ready(void **state)
+{
+    (void)state;
+    struct engine *e = new_engine(1000);
+    struct done_log log = {0};
+    struct engine_run *run = new_run(e, 2, &log);
+    engine_run_start(run);
+    const struct engine_task *t = engine_run_tasks(run);
+    engine_task_add_cpu(run, 0, 1499);    /* rounds to 1 us */
+    engine_task_add_cpu(run, 0, 2000000); /* slices add up */
+    assert_int_equal(t[0].cpu_us, 2001);
+    engine_task_add_cpu(run, 1, UINT64_MAX / 2); /* saturates */
+    assert_int_equal(t[1].cpu_us, UINT32_MAX);
+    engine_task_ready(run, 0, t[0].start_ns + 7500000);
+    assert_int_equal(t[0].ready_us, 7500);
+    engine_task_ready(run, 1, t[1].start_ns); /* ready at once: not 0 */
+    assert_int_equal(t[1].ready_us, 1);
+    fake_end(run, 0, 0, NULL);
+    fake_end(run, 1, 0, NULL);
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(sizeof(struct engine_task), 32);
+    engine_run_free(run);
+    engine_free(e);
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Burns ms of this thread's CPU (CPU time, not wall time). */
+static void burn_cpu_ms(unsigned ms)
+{
+    uint64_t until = thread_cpu_ns() + ms * 1000000ull;
+    while (thread_cpu_ns() < until)
+        ;
+}
+
+static _Atomic int cpus_seen;
+
+/* Notes the CPUs it may run on, then computes 2 ms. */
+static int pinned_compute(struct engine_ctx *ctx, void *st, size_t task)
+{
+    cpu_set_t set;
+    (void)ctx;
+    (void)st;
+    (void)task;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    atomic_store(&cpus_seen, CPU_COUNT(&set));
+    burn_cpu_ms(2);
+    return 0;
+}
+
+static const struct engine_work pinned_work = {.compute = pinned_compute};
+
+/* gil: 3 ms of CPU with the lock given up, then 1 ms holding it. */
+static int gil_compute(struct engine_ctx *ctx, void *st, size_t task)
+{
+    (void)st;
+    (void)task;
+    engine_blocking_begin(ctx);
+    burn_cpu_ms(3);
+    engine_blocking_end(ctx);
+    burn_cpu_ms(1);
+    return engine_yield(ctx);
+}
+
+static const struct engine_work gil_work = {.compute = gil_compute};
+
+/* Runs task 0 of a one-task run on this thread; returns its record. */
+static struct engine_task compute_one(struct engine *e,
+                                      const struct engine_run_spec *spec_in)
+{
+    struct done_log log = {0};
+    struct engine_run_spec spec = *spec_in;
+    spec.n_tasks = 1;
+    spec.done = on_done;
+    spec.done_arg = &log;
+    struct engine_run *run = engine_run_new(e, &spec);
+    assert_non_null(run);
+    engine_run_start(run);
+    fake.busy[0] = false;
+    assert_true(engine_run_pin(run));
+    assert_int_equal(engine_run_compute(run, 0, ENGINE_LANE_THREAD, 0), 0);
+    engine_run_unpin(run);
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(log.status, 0);
+    struct engine_task t = engine_run_tasks(run)[0];
+    engine_run_free(run);
+    return t;
+}
+
+/* The thread's CPU is the task's; cores=1 pins it for the task only. */
+static void compute_cpu_and_cores(void **state)
+{
+    (void)state;
+    struct engine *e = new_engine(10000);
+    cpu_set_t before, after;
+    assert_int_equal(sched_getaffinity(0, sizeof(before), &before), 0);
+
+    struct engine_run_spec spec = {
+        .mode = ENGINE_THREADS, .work = &pinned_work, .cores = 1};
+    struct engine_task t = compute_one(e, &spec);
+    assert_int_equal(atomic_load(&cpus_seen), 1);
+    assert_true(t.cpu_us >= 2000);
+    assert_int_equal(sched_getaffinity(0, sizeof(after), &after), 0);
+    assert_true(CPU_EQUAL(&before, &after)); /* restored */
+
+    spec.cores = 0; /* not pinned */
+    t = compute_one(e, &spec);
+    assert_int_equal(atomic_load(&cpus_seen), CPU_COUNT(&before));
+    assert_true(t.cpu_us >= 2000);
+    engine_free(e);
+}
+
+/* gil: only the CPU spent holding the lock counts. */
+static void gil_cpu_only_while_held(void **state)
+{
+    (void)state;
+    struct gil *gil = gil_new(GIL_SWITCH_INTERVAL_NS);
+    assert_non_null(gil);
+    struct engine_config cfg = {
+        .workers = 2, .demo_threads = 4, .job_timeout_ms = 10000, .gil = gil};
+    struct engine *e = engine_new(&cfg);
+    assert_non_null(e);
+    engine_set_backend(e, ENGINE_GIL, &fake_be);
+    memset(&fake, 0, sizeof(fake));
+    struct engine_run_spec spec = {.mode = ENGINE_GIL, .work = &gil_work};
+    struct engine_task t = compute_one(e, &spec);
+    /* 1 ms held (plus microseconds of bookkeeping), not the 3 ms burnt
+     * with the lock given up. */
+    assert_true(t.cpu_us >= 1000);
+    assert_true(t.cpu_us < 2500);
+    engine_free(e);
+    gil_free(gil);
 }
 
 int main(void)
@@ -531,6 +676,9 @@ int main(void)
         cmocka_unit_test(compare_chaining),
         cmocka_unit_test(cancel_races_completions),
         cmocka_unit_test(lanes_per_mode),
+        cmocka_unit_test(task_cpu_and_ready),
+        cmocka_unit_test(compute_cpu_and_cores),
+        cmocka_unit_test(gil_cpu_only_while_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -317,8 +317,11 @@ static void test_ranges(void **state)
     demo_args_cleanup(&o.args);
     expect_400(f, "sleep", "{\"tasks\": 1001}", ENGINE_THREADS,
                "parameter 'tasks': '1001' is not an integer in [1, 1000]");
+    /* A comparison takes what every mode takes: spawn's 100. */
     expect_400(f, "sleep", "{\"tasks\": 1001}", DEMO_ALL_MODES,
-               "parameter 'tasks': '1001' is not an integer in [1, 1000]");
+               "parameter 'tasks': '1001' is not an integer in [1, 100]");
+    expect_400(f, "sleep", "{\"tasks\": 101}", ENGINE_SPAWN,
+               "parameter 'tasks': '101' is not an integer in [1, 100]");
     /* square's tasks: at most the count of numbers. */
     expect_400(f, "square", "{\"numbers\": [1, 2, 3], \"tasks\": 4}",
                ENGINE_THREADS,
