@@ -23,6 +23,7 @@
 #include "../server/jsonr.h"
 #include "../server/params.h"
 #include "handlers.h"
+#include "live.h"
 #include "run.h"
 
 #define BUDGET_MS 30000.0
@@ -208,16 +209,19 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
                  names[i]);
     }
     struct jsonr_doc doc;
+    struct live_opts live;
     if (req->method == HTTP_POST) {
         if (handlers_body_doc(req, &doc, &p, resp) < 0) {
             params_cleanup(&p);
             return HANDLER_DONE;
         }
         if (handlers_json_enum(&doc, &p, "demo", names, demo_count, -1,
-                               &which) < 0)
+                               &which) < 0 ||
+            live_parse(req, &p, &doc, &live) < 0)
             return handlers_reject_params(&p, resp);
     } else if (params_parse(&p, req->query) < 0 ||
-               params_enum(&p, "demo", names, demo_count, -1, &which) < 0) {
+               params_enum(&p, "demo", names, demo_count, -1, &which) < 0 ||
+               live_parse(req, &p, NULL, &live) < 0) {
         return handlers_reject_params(&p, resp);
     }
     if (which < 0) {
@@ -274,10 +278,17 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
         run_req_free(rr);
         return HANDLER_DONE;
     }
+    size_t most_tasks = d->n_tasks(run_req_args(rr));
+    if (live.form != LIVE_OFF)
+        cost.amount[BUDGET_BYTES] += live_bytes(most_tasks);
     if (run_admit(rr, &cost, resp) < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }
+    if (live.form != LIVE_OFF && live.streamed)
+        return live_start(rr, &live, d->modes, d->n_modes, clock_now_ns(),
+                          on_mode_done, resp);
+    run_req_set_text(rr, live.form == LIVE_TEXT);
     enum handler_result r =
         run_launch(rr, d->modes[0], clock_now_ns(), on_mode_done, resp);
     if (r == HANDLER_DONE)

@@ -18,6 +18,7 @@
 #include "../server/tpool.h"
 #include "fetch.h"
 #include "handlers.h"
+#include "live.h"
 #include "run.h"
 
 #define CONTENT_TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
@@ -127,6 +128,7 @@ enum handler_result metrics_handle(struct request *req, struct response *resp,
            (double)hs.in_flight);
     metrics_write_http(out, app->router);
     run_write_metrics(out);
+    live_write_metrics(out);
     write_pools(out, app);
     fetch_write_metrics(out);
     budget_write_metrics(app->budget, out);
