@@ -459,7 +459,9 @@ static void scan(struct live *lv, bool done)
             emit_progress(lv);
         } else {
             qsort(lv->evs, k, sizeof(lv->evs[0]), ev_cmp);
-            for (size_t j = 0; j < k; j++) {
+            /* Up to the cap: the rest stays untold, found again by the
+             * next scan (so a slow reader's lag shows there). */
+            for (size_t j = 0; j < k && lv->out.len < LIVE_CHUNK_MAX; j++) {
                 struct ev *e = &lv->evs[j];
                 /* An end found with no start (never ran): its start is
                  * told as done so that the task counts once. */
@@ -552,22 +554,35 @@ static void emit_admitted(struct live *lv)
     size_t len;
     char *text = jsonw_take(&w, &len);
     json_t *doc = text ? json_loadb(text, len, 0, NULL) : NULL;
-    tb_printf(&lv->out, "%s%s: %zu task%s", lv->n_modes > 1 ? "compare " : "",
-              d->name, n, n == 1 ? "" : "s");
+    tb_printf(&lv->out, "%s%s: %zu task%s in %zu mode%s\n",
+              lv->n_modes > 1 ? "compare " : "", d->name, n, n == 1 ? "" : "s",
+              lv->n_modes, lv->n_modes == 1 ? "" : "s");
     json_t *lanes = json_object_get(doc, "lanes");
-    for (size_t i = 0; i < lv->n_modes; i++)
-        tb_printf(&lv->out, "%s %s (%lld lane%s)", i ? "," : ";",
-                  engine_mode_names[lv->modes[i]],
-                  (long long)json_integer_value(json_array_get(lanes, i)),
-                  json_integer_value(json_array_get(lanes, i)) == 1 ? "" : "s");
-    tb_printf(&lv->out, "\nparams:");
+    for (size_t i = 0; i < lv->n_modes; i++) {
+        json_int_t k = json_integer_value(json_array_get(lanes, i));
+        tb_printf(&lv->out, "  %s: %lld lane%s\n",
+                  engine_mode_names[lv->modes[i]], (long long)k,
+                  k == 1 ? "" : "s");
+    }
+    /* Within 80 columns: long values (a list) are cut. */
     const char *key;
     json_t *v;
+    size_t col = 7;
+    tb_add(&lv->out, "params:", 7);
     json_object_foreach(json_object_get(doc, "params"), key, v)
     {
         char *item = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        tb_printf(&lv->out, " %s=%s", key, item ? item : "?");
+        char field[72];
+        snprintf(field, sizeof(field), "%s=%s", key, item ? item : "?");
+        if (item && strlen(key) + 1 + strlen(item) >= sizeof(field))
+            memcpy(field + sizeof(field) - 4, "...", 4);
         free(item);
+        if (col + 1 + strlen(field) > 78) {
+            tb_add(&lv->out, "\n  ", 3);
+            col = 2;
+        }
+        tb_printf(&lv->out, " %s", field);
+        col += 1 + strlen(field);
     }
     tb_add(&lv->out, "\n", 1);
     json_decref(doc);
@@ -650,6 +665,19 @@ static void emit_task(struct live *lv, const struct ev *e)
         jsonw_ms(&w, ms_of(o, t.end_ns));
         jsonw_key(&w, "ok");
         jsonw_bool(&w, t.status == 0);
+        /* A gil task's slices are closed before its end is published. */
+        const struct engine_slices *sl = engine_run_slices(lv->run);
+        if (sl && sl[e->task].n) {
+            jsonw_key(&w, "slices");
+            jsonw_array(&w);
+            for (size_t k = 0; k < sl[e->task].n; k++) {
+                jsonw_array(&w);
+                jsonw_ms(&w, ms_of(o, sl[e->task].at[k][0]));
+                jsonw_ms(&w, ms_of(o, sl[e->task].at[k][1]));
+                jsonw_end(&w);
+            }
+            jsonw_end(&w);
+        }
         const struct demo *d = run_req_demo(rr);
         if (t.status == 0 && d->write_task)
             d->write_task(&w, run_req_state(rr), e->task);

@@ -921,6 +921,14 @@ static enum MHD_Result queue(struct exchange *ex)
             ex->srv->suspended.prev = ex;
             pthread_mutex_unlock(&ex->srv->suspended_lock);
             atomic_fetch_add(&ex->srv->streams, 1);
+            /* A slow reader backs up here, where the stream formats
+             * lazily, not in an autotuned kernel buffer of megabytes. */
+            const union MHD_ConnectionInfo *fd = MHD_get_connection_info(
+                ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            int sndbuf = HTTP_STREAM_SNDBUF;
+            if (fd)
+                setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+                           sizeof(sndbuf));
             MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
                                     "no-store");
             /* For proxies that buffer (nginx): pass events on at once. */

@@ -213,6 +213,8 @@ bool http_client_gone(const struct request *req);
  */
 #define HTTP_STREAM_BLOCK   8192 /* bytes asked of a reader at most */
 #define HTTP_STREAM_TICK_MS 500  /* parked streams are woken this often */
+/* The send buffer of a streaming connection (the kernel doubles it). */
+#define HTTP_STREAM_SNDBUF (32 * 1024)
 
 /*
  * Tells a streamed response that something changed: resumes its

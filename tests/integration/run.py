@@ -16,7 +16,8 @@ Every server is started with --port 0 --bind 127.0.0.1 (one group binds
 and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
-(event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
+(event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare), live.py (streamed runs:
+event streams and text lines as the run goes),
 openapi.py (the OpenAPI document against the service), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
 request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
@@ -58,6 +59,7 @@ import cpu  # noqa: E402
 import faults  # noqa: E402
 import harness  # noqa: E402
 import limits  # noqa: E402
+import live  # noqa: E402
 import loop  # noqa: E402
 import nginx  # noqa: E402
 import ops  # noqa: E402
@@ -826,6 +828,7 @@ def server_groups(web_root, binary):
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +
+         live.server_groups(web_root) +
          shutdown.server_groups(web_root, binary))
 
 
