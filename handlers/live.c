@@ -542,6 +542,13 @@ static void emit_admitted(struct live *lv)
         jsonw_uint(&w, lanes < n ? lanes : n);
     }
     jsonw_end(&w);
+    /* What each mode should take here (the model /run/compare budgets
+     * with): a live drawing's time axis. */
+    jsonw_key(&w, "estimate_ms");
+    jsonw_array(&w);
+    for (size_t i = 0; i < lv->n_modes; i++)
+        jsonw_ms(&w, d->estimate_ms(run_req_args(rr), lv->modes[i], app));
+    jsonw_end(&w);
     jsonw_key(&w, "tasks");
     jsonw_uint(&w, n);
     jsonw_key(&w, "params");

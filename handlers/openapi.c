@@ -737,14 +737,17 @@ static void gen_path(struct gen *g, const struct demo *d)
 
 /*
  * live.format and live.stream: the streamed forms of every run
- * (handlers/live.h), one pair of parameters shared by all run paths.
+ * (handlers/live.h), one pair of parameters shared by all run paths. The
+ * dashboard asks for its stream itself: x-conlab-not-in-form keeps them
+ * out of its forms.
  */
 static void gen_live(struct gen *g)
 {
     if (!json_is_object(json_object_get(g->params, "live.format")))
         set_new(g, g->params, "live.format",
-                json_pack("{s:s, s:s, s:s, s:{s:s, s:[s,s,s]}}", "name",
-                          "format", "in", "query", "description",
+                json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:[s,s,s]}}", "name",
+                          "format", "in", "query", "x-conlab-not-in-form", 1,
+                          "description",
                           "The form of the answer: json (the default), sse "
                           "(an event stream, as with Accept: "
                           "text/event-stream) or text (lines for a "
@@ -755,8 +758,9 @@ static void gen_live(struct gen *g)
                           "text"));
     if (!g->rc && !json_is_object(json_object_get(g->params, "live.stream")))
         set_new(g, g->params, "live.stream",
-                json_pack("{s:s, s:s, s:s, s:{s:s, s:[s,s]}}", "name", "stream",
-                          "in", "query", "description",
+                json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:[s,s]}}", "name",
+                          "stream", "in", "query", "x-conlab-not-in-form", 1,
+                          "description",
                           "1: answer as the run goes (an event stream unless "
                           "format=text or Accept asks for text/plain); 0 "
                           "with format=text: the text in one body. An event "

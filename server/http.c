@@ -929,8 +929,13 @@ static enum MHD_Result queue(struct exchange *ex)
             if (fd)
                 setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
                            sizeof(sndbuf));
+            /* no-cache, not no-store: Chromium 156's DevTools reports a
+             * streamed no-store body that the page read whole as
+             * net::ERR_ABORTED (reproduced with a bare chunked server;
+             * the header alone makes the difference). Without a validator
+             * nothing can reuse it either way. */
             MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
-                                    "no-store");
+                                    "no-cache");
             /* For proxies that buffer (nginx): pass events on at once. */
             MHD_add_response_header(mr, "X-Accel-Buffering", "no");
         }

@@ -25,7 +25,9 @@
 //   example, and the extensions x-conlab-form-value (the value the form starts
 //   with), x-conlab-default-from (the default is a server option),
 //   x-conlab-max-by-mode (mode -> maximum), x-conlab-max-count-of (at most the
-//   number of items of another parameter), x-conlab-scales-time.
+//   number of items of another parameter), x-conlab-scales-time; a parameter
+//   with x-conlab-not-in-form (the form of the answer: format, stream) gets
+//   no field (the page asks for its event stream by the Accept header).
 // The parameter named "mode" is the demo's list of modes (schema.enum) and its
 // default mode (schema.default).
 //
@@ -65,7 +67,7 @@ function queryParams(doc, pathItem, op) {
     const p = deref(doc, raw);
     if (p && p.name) byKey.set(`${p.in}:${p.name}`, p);
   }
-  return [...byKey.values()].filter((p) => p.in === 'query');
+  return [...byKey.values()].filter((p) => p.in === 'query' && p['x-conlab-not-in-form'] !== true);
 }
 
 function inputKind(schema, param) {

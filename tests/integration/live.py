@@ -183,6 +183,7 @@ def case_sleep_stream(srv, ctx):
     expect_value("task ids", [t["id"] for t in final["tasks"]],
                  [t["id"] for t in plain["tasks"]])
     admitted = by_name(events, "admitted")[0][1]
+    check(len(admitted.pop("estimate_ms")) == 1, "one estimate")
     expect_value("admitted", admitted, {
         "demo": "sleep", "modes": ["sequential"], "lanes": [1], "tasks": 3,
         "params": {"tasks": 3, "ms": 500}})
