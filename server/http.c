@@ -603,8 +603,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         atomic_store(&ex->stream_kick, false);
         long n = ex->stream->read(ex->stream_arg, buf, max);
-        if (n > 0)
+        if (n > 0) {
+            ex->bytes += (uint64_t)n; /* for the access log */
             return (ssize_t)n;
+        }
         if (n == RESPONSE_STREAM_END)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (n < 0)
