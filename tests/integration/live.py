@@ -173,6 +173,17 @@ def case_sleep_stream(srv, ctx):
     check(first_to_last >= 0.6, "first to last task-end %.0f ms"
           % (first_to_last * 1000))
     expect_value("task-end order", [e["id"] for _, e in ends], [0, 1, 2])
+    # In time order: each task event's own time (start_ms of a start,
+    # end_ms of an end) is no earlier than the one sent before it.
+    times = [(n, json.loads(d)) for _, n, d in events
+             if n in ("task-start", "task-end")]
+    stamps = [e["end_ms"] if n == "task-end" else e["start_ms"]
+              for n, e in times]
+    expect_value("event order", [(n[5:], e["id"]) for n, e in times],
+                 [("start", 0), ("end", 0), ("start", 1), ("end", 1),
+                  ("start", 2), ("end", 2)])
+    check(stamps == sorted(stamps), "task events out of time order: %r"
+          % stamps)
     check(events[-1][0] >= ends[-1][0], "final before the last task-end")
     # The same request, not streamed: the same shape and outcome.
     resp, plain = cpu.get_json(srv.port, target)
