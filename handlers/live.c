@@ -89,6 +89,7 @@ struct live {
     size_t n, lo;
     size_t started, ended; /* told or coalesced, this run */
     size_t prog_started, prog_ended;
+    uint64_t prog_units; /* the demo's progress figure, last told */
     uint64_t prog_ns;
     bool admitted, mode_open, final;
     struct tb out;
@@ -389,7 +390,11 @@ static bool produce(struct live *lv)
         return true;
     }
     uint64_t now = clock_now_ns();
-    if ((lv->started != lv->prog_started || lv->ended != lv->prog_ended) &&
+    const struct demo *d = run_req_demo(lv->rr);
+    bool moved =
+        lv->started != lv->prog_started || lv->ended != lv->prog_ended ||
+        (d->progress && d->progress(run_req_state(lv->rr)) != lv->prog_units);
+    if (moved &&
         now - lv->prog_ns >= (uint64_t)HTTP_STREAM_TICK_MS * 1000000u) {
         emit_progress(lv);
         return true;
@@ -697,14 +702,20 @@ static void emit_progress(struct live *lv)
 {
     size_t n = engine_run_n_tasks(lv->run);
     double elapsed = ms_of(run_req_origin_ns(lv->rr), clock_now_ns());
+    const struct demo *d = run_req_demo(lv->rr);
     lv->prog_started = lv->started;
     lv->prog_ended = lv->ended;
     lv->prog_ns = clock_now_ns();
+    if (d->progress)
+        lv->prog_units = d->progress(run_req_state(lv->rr));
     if (lv->form == LIVE_TEXT) {
         tb_printf(&lv->out,
-                  "progress: %zu of %zu tasks done, %zu running, "
-                  "%.1f ms\n",
+                  "progress: %zu of %zu tasks done, %zu running, %.1f ms",
                   lv->ended, n, lv->started - lv->ended, elapsed);
+        if (d->progress)
+            tb_printf(&lv->out, ", %s %llu", d->progress_name,
+                      (unsigned long long)lv->prog_units);
+        tb_add(&lv->out, "\n", 1);
         atomic_fetch_add_explicit(&events_total[EV_PROGRESS], 1,
                                   memory_order_relaxed);
         return;
@@ -726,6 +737,10 @@ static void emit_progress(struct live *lv)
     jsonw_uint(&w, lv->ended);
     jsonw_key(&w, "elapsed_ms");
     jsonw_ms(&w, elapsed);
+    if (d->progress) {
+        jsonw_key(&w, d->progress_name);
+        jsonw_uint(&w, lv->prog_units);
+    }
     jsonw_end(&w);
     emit_json(lv, EV_PROGRESS, &w);
 }

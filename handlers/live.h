@@ -17,7 +17,9 @@
  * per mode, tasks, params), mode (a comparison's mode starts or ends, with its
  * wall time), task-start (id, worker, start_ms), task-end (id, worker,
  * start_ms, end_ms, ok, and the demo's own task fields), progress (tasks
- * started and done, at most every HTTP_STREAM_TICK_MS while they change),
+ * started and done, and the demo's own figure where it has one,
+ * demo.progress: prime's numbers checked; at most every
+ * HTTP_STREAM_TICK_MS while they change),
  * coalesced (task events a lagging reader was spared, by kind), and last
  * final (exactly the body the JSON request would answer) or error (the
  * API's error shape, its status inside).

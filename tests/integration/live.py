@@ -228,6 +228,24 @@ def case_prime_stream(srv, ctx):
     return "%d events" % len(events)
 
 
+def case_prime_progress(srv, ctx):
+    """A long prime run streams progress events with the numbers checked
+    so far (the demo's own figure), growing, below the final count."""
+    cpu.wait_ready(srv, WORKERS)
+    events = collect(srv.port, "/run/prime?limit=12000000&tasks=2"
+                     "&mode=processes&stream=1")
+    final = check_against_final(events)
+    total = final["result"]["checked"]
+    expect_value("checked", total, 12000000 - 1)
+    checked = [e["checked"] for _, e in by_name(events, "progress")]
+    mid = [c for c in checked if 0 < c < total]
+    check(mid, "no progress event mid-run: %r" % checked)
+    check(checked == sorted(checked), "checked went back: %r" % checked)
+    check(checked[-1] == total, "the last progress says %d of %d"
+          % (checked[-1], total))
+    return "checked %s of %d" % (", ".join(str(c) for c in mid), total)
+
+
 def case_process_stream(srv, ctx):
     """The process pool and gil runs stream too; sse via format=sse."""
     cpu.wait_ready(srv, WORKERS)
@@ -497,6 +515,8 @@ def server_groups(web_root):
              case_prime_stream),
             ("live: processes, gil and async runs stream",
              case_process_stream),
+            ("live: prime's progress tells the numbers checked so far",
+             case_prime_progress),
             ("live: a comparison streams a mode event per mode",
              case_compare_events),
             ("live: a client that leaves mid-stream frees the pool",
