@@ -10,6 +10,8 @@
 // drawing, not 10,000. The last event is the body the JSON request would
 // have answered, which app.js then draws as it always does.
 
+const PROGRESS_KEYS = new Set(['mode', 'index', 'of', 'tasks', 'started', 'done', 'elapsed_ms']);
+
 // Reads an event stream from a fetch Response; calls onEvent(name, data)
 // for each event as it arrives. Resolves when the stream ends.
 export async function readEvents(res, onEvent) {
@@ -96,6 +98,9 @@ export class LiveRun {
         if (this.current) {
           this.current.started = Math.max(this.current.started, e.started);
           this.current.ended = Math.max(this.current.ended, e.done);
+          // The demo's own figure, if any (prime: numbers checked).
+          const own = Object.keys(e).filter((k) => !PROGRESS_KEYS.has(k));
+          this.current.own = own.map((k) => `${Number(e[k]).toLocaleString('en-US')} ${k}`).join(', ');
         }
         break;
       case 'coalesced':
@@ -165,7 +170,8 @@ export class LiveRun {
   progressText() {
     const run = this.current;
     if (!run) return 'admitted, starting…';
-    const tasks = `${run.ended.toLocaleString('en-US')} of ${run.total.toLocaleString('en-US')} tasks done`;
+    const tasks = `${run.ended.toLocaleString('en-US')} of ${run.total.toLocaleString('en-US')} tasks done` +
+      (run.own ? ` (${run.own})` : '');
     if (this.kind !== 'compare') return tasks;
     const modes = (this.admitted && this.admitted.modes) || [];
     return `mode ${this.runs.length} of ${modes.length} (${run.mode}), ${tasks}`;
