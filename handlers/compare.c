@@ -41,6 +41,7 @@
 #include "../server/jsonr.h"
 #include "../server/params.h"
 #include "handlers.h"
+#include "live.h"
 #include "run.h"
 
 #define BUDGET_MS  30000.0
@@ -422,6 +423,13 @@ static enum handler_result launch_next(struct run_req *rr, struct compare *c,
                       resp);
 }
 
+/* A streamed comparison's first launch (live_start_fn). */
+static enum handler_result launch_first(struct run_req *rr,
+                                        struct response *resp)
+{
+    return launch_next(rr, run_req_extra(rr), resp);
+}
+
 /* A request thread: a warm-up, or repeat c->rep of mode c->next, ended. */
 static enum handler_result on_mode_done(struct run_req *rr, int status,
                                         struct response *resp)
@@ -530,6 +538,7 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
                  names[i]);
     }
     struct jsonr_doc doc;
+    struct live_opts live;
     if (req->method == HTTP_POST) {
         if (handlers_body_doc(req, &doc, &p, resp) < 0) {
             params_cleanup(&p);
@@ -537,11 +546,13 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
         }
         if (handlers_json_enum(&doc, &p, "demo", names, demo_count, -1,
                                &which) < 0 ||
-            json_repeat(&doc, &p, &repeat) < 0)
+            json_repeat(&doc, &p, &repeat) < 0 ||
+            live_parse(req, &p, &doc, &live) < 0)
             return handlers_reject_params(&p, resp);
     } else if (params_parse(&p, req->query) < 0 ||
                params_enum(&p, "demo", names, demo_count, -1, &which) < 0 ||
-               params_int(&p, "repeat", 1, REPEAT_MAX, 1, &repeat) < 0) {
+               params_int(&p, "repeat", 1, REPEAT_MAX, 1, &repeat) < 0 ||
+               live_parse(req, &p, NULL, &live) < 0) {
         return handlers_reject_params(&p, resp);
     }
     if (which < 0) {
@@ -626,10 +637,16 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
         run_req_free(rr);
         return HANDLER_DONE;
     }
+    size_t most_tasks = d->n_tasks(run_req_args(rr));
+    if (live.form != LIVE_OFF)
+        cost.amount[BUDGET_BYTES] += live_bytes(most_tasks);
     if (run_admit(rr, &cost, resp) < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }
+    if (live.form != LIVE_OFF && live.streamed)
+        return live_start(rr, &live, d->modes, d->n_modes, launch_first, resp);
+    run_req_set_text(rr, live.form == LIVE_TEXT);
     enum handler_result r = launch_next(rr, c, resp);
     if (r == HANDLER_DONE)
         run_req_free(rr);

@@ -164,6 +164,14 @@ struct demo {
      */
     int (*worker_job)(const void *params, uint32_t len, void *out, uint32_t cap,
                       uint32_t *out_len);
+    /*
+     * While the run goes on: how far it got, in the demo's own unit named
+     * progress_name (prime: numbers "checked"), for a live stream's
+     * progress events (handlers/live.h). Any thread may call it while the
+     * run is live, so the demo keeps the figure in an atomic. May be NULL.
+     */
+    uint64_t (*progress)(void *state);
+    const char *progress_name;
 };
 
 /* The registry, in the order the dashboard shows the demos. */

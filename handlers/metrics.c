@@ -19,6 +19,7 @@
 #include "fetch.h"
 #include "handlers.h"
 #include "overhead.h"
+#include "live.h"
 #include "run.h"
 
 #define CONTENT_TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
@@ -129,6 +130,7 @@ enum handler_result metrics_handle(struct request *req, struct response *resp,
     metrics_write_http(out, app->router);
     run_write_metrics(out);
     overhead_write_metrics(out);
+    live_write_metrics(out);
     write_pools(out, app);
     fetch_write_metrics(out);
     budget_write_metrics(app->budget, out);

@@ -107,6 +107,8 @@ static void set_parameters(struct gen *g, json_t *item, json_t *refs);
 static void gen_path(struct gen *g, const struct demo *d);
 static void gen_compare(struct gen *g);
 static void gen_compare_param(struct gen *g, const char *name);
+static void gen_live(struct gen *g);
+static void gen_live_content(struct gen *g, json_t *item);
 static void set_demo_enums(struct gen *g);
 static json_t *demo_names(const struct gen *g);
 static void prune_refs(struct gen *g);
@@ -791,7 +793,7 @@ static void gen_path(struct gen *g, const struct demo *d)
             return;
     }
 
-    const char *keys[DEMO_PARAMS_MAX + 3];
+    const char *keys[DEMO_PARAMS_MAX + 5];
     char names[DEMO_PARAMS_MAX + 1][OPENAPI_KEY_MAX];
     size_t n = 0;
     for (size_t i = 0; i < d->n_params; i++) {
@@ -805,6 +807,8 @@ static void gen_path(struct gen *g, const struct demo *d)
     keys[n] = names[n];
     n++;
     keys[n++] = OPENAPI_CORES; /* run-wide (run.c), every demo's */
+    keys[n++] = "live.format";
+    keys[n++] = "live.stream";
     keys[n++] = "X-Request-Id";
     set_parameters(g, item, ref_list(g, keys, n));
 
@@ -819,6 +823,80 @@ static void gen_path(struct gen *g, const struct demo *d)
         set_new(g, get, "x-conlab-label", json_string(d->label));
     else
         json_object_del(get, "x-conlab-label");
+}
+
+/*
+ * live.format and live.stream: the streamed forms of every run
+ * (handlers/live.h), one pair of parameters shared by all run paths. The
+ * dashboard asks for its stream itself: x-conlab-not-in-form keeps them
+ * out of its forms.
+ */
+static void gen_live(struct gen *g)
+{
+    if (!json_is_object(json_object_get(g->params, "live.format")))
+        set_new(g, g->params, "live.format",
+                json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:[s,s,s]}}", "name",
+                          "format", "in", "query", "x-conlab-not-in-form", 1,
+                          "description",
+                          "The form of the answer: json (the default), sse "
+                          "(an event stream, as with Accept: "
+                          "text/event-stream) or text (lines for a "
+                          "terminal, as with Accept: text/plain; streamed "
+                          "unless stream=0). The parameter wins over the "
+                          "Accept header.",
+                          "schema", "type", "string", "enum", "json", "sse",
+                          "text"));
+    if (!g->rc && !json_is_object(json_object_get(g->params, "live.stream")))
+        set_new(g, g->params, "live.stream",
+                json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:[s,s]}}", "name",
+                          "stream", "in", "query", "x-conlab-not-in-form", 1,
+                          "description",
+                          "1: answer as the run goes (an event stream unless "
+                          "format=text or Accept asks for text/plain); 0 "
+                          "with format=text: the text in one body. An event "
+                          "stream is always streamed; a JSON body never.",
+                          "schema", "type", "string", "enum", "0", "1"));
+}
+
+/* The event stream and text media types of a run path's 200 answer. */
+static void gen_live_content(struct gen *g, json_t *item)
+{
+    json_t *get = json_object_get(item, "get");
+    json_t *ok = json_object_get(json_object_get(get, "responses"), "200");
+    json_t *content = json_object_get(ok, "content");
+    if (g->rc || !json_is_object(content))
+        return;
+    if (!json_is_object(json_object_get(content, "text/event-stream")))
+        set_new(g, content, "text/event-stream",
+                json_pack(
+                    "{s:{s:s}, s:s}", "schema", "type", "string", "description",
+                    "With stream=1, format=sse or Accept: text/event-stream: "
+                    "server-sent events as the run goes. admitted {demo, "
+                    "modes, lanes, estimate_ms, tasks, params}; mode {mode, "
+                    "index, of, "
+                    "phase: start|end, wall_ms at the end} per mode of a "
+                    "comparison; task-start {mode, id, worker, start_ms}; "
+                    "task-end {mode, id, worker, start_ms, end_ms, ok, and the "
+                    "demo's task fields}; progress {mode, index, of, tasks, "
+                    "started, done, elapsed_ms, and the demo's own figure: "
+                    "prime's checked} at most every 500 ms while it "
+                    "changes; coalesced {mode, task_start, task_end, lag_ms} "
+                    "when the reader lags more than lag_ms behind the run "
+                    "(those task events are not sent one by one); then final "
+                    "(exactly the JSON body of the same request) or error (the "
+                    "error shape, its status inside; the HTTP status is "
+                    "already 200)."));
+    if (!g->rc && !json_is_object(json_object_get(content, "text/plain")))
+        set_new(g, content, "text/plain",
+                json_pack("{s:{s:s}, s:s}", "schema", "type", "string",
+                          "description",
+                          "With format=text or Accept: text/plain: a line "
+                          "per task start and end ('task 0 started on "
+                          "thread 3 at 0.1 ms'), per mode and progress, "
+                          "then a summary: a table of modes, wall times "
+                          "and speedups and an ASCII timeline per mode (one "
+                          "row per lane, within 80 columns). Chunked as "
+                          "it happens unless stream=0."));
 }
 
 /*
@@ -845,7 +923,7 @@ static void gen_compare(struct gen *g)
         set_new(g, schema, "enum", demo_names(g));
 
     /* Every parameter name, first seen first. */
-    const char *keys[DEMOS_MAX * DEMO_PARAMS_MAX + 3];
+    const char *keys[DEMOS_MAX * DEMO_PARAMS_MAX + 5];
     char names[DEMOS_MAX * DEMO_PARAMS_MAX][OPENAPI_KEY_MAX];
     size_t n = 0;
     keys[n++] = "compare.demo";
@@ -873,6 +951,8 @@ static void gen_compare(struct gen *g)
     if (json_is_object(json_object_get(g->params, "compare.repeat")))
         keys[n++] = "compare.repeat";
     keys[n++] = OPENAPI_CORES;
+    keys[n++] = "live.format";
+    keys[n++] = "live.stream";
     keys[n++] = "X-Request-Id";
     if (g->rc)
         return;
@@ -1094,6 +1174,7 @@ static json_t *build(const char *base, size_t base_len,
         goto out_fail;
 
     remove_stale(&g);
+    gen_live(&g);
     for (size_t i = 0; i < n && !g.rc; i++) {
         const struct demo *d = demos[i];
         for (size_t k = 0; k < d->n_params; k++)
@@ -1102,6 +1183,12 @@ static json_t *build(const char *base, size_t base_len,
         gen_path(&g, d);
     }
     gen_compare(&g);
+    for (size_t i = 0; i < n && !g.rc; i++) {
+        char path[OPENAPI_KEY_MAX];
+        if (key_of(&g, path, "/run/", demos[i]->name, ""))
+            gen_live_content(&g, json_object_get(g.paths, path));
+    }
+    gen_live_content(&g, json_object_get(g.paths, "/run/compare"));
     set_demo_enums(&g);
     prune_refs(&g);
     if (g.rc)

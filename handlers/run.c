@@ -23,6 +23,7 @@
 #include "../server/log.h"
 #include "../server/params.h"
 #include "handlers.h"
+#include "live.h"
 
 #define CHARGE_HEADER "X-Conlab-Charge"
 
@@ -43,7 +44,9 @@ struct run_req {
     int status;
     void *extra;
     void (*free_extra)(void *);
-    size_t max_tasks; /* 0: every task */
+    size_t max_tasks;  /* 0: every task */
+    struct live *live; /* a streamed answer (live.h), or NULL */
+    bool text;         /* answer in the text form, not streamed */
 };
 
 /* Runs ended, by demo, mode and outcome (0 ok, 1 error). */
@@ -54,6 +57,8 @@ static enum handler_result on_wake(struct request *req, struct response *resp,
                                    void *arg);
 static void on_gone(void *arg);
 static enum handler_result answer_run(struct run_req *rr, int status,
+                                      struct response *resp);
+static enum handler_result launch_one(struct run_req *rr,
                                       struct response *resp);
 static uint64_t client_key(const struct budget_client *c);
 static double offset_ms(uint64_t origin, uint64_t ns);
@@ -143,6 +148,36 @@ struct app *run_req_app(struct run_req *rr)
     return rr->app;
 }
 
+const struct demo *run_req_demo(const struct run_req *rr)
+{
+    return rr->d;
+}
+
+enum engine_mode run_req_mode(const struct run_req *rr)
+{
+    return rr->mode;
+}
+
+uint64_t run_req_origin_ns(const struct run_req *rr)
+{
+    return rr->origin_ns;
+}
+
+void *run_req_state(const struct run_req *rr)
+{
+    return rr->state;
+}
+
+void run_req_set_live(struct run_req *rr, struct live *live)
+{
+    rr->live = live;
+}
+
+void run_req_set_text(struct run_req *rr, bool text)
+{
+    rr->text = text;
+}
+
 void run_cost(const struct demo *d, const struct demo_args *a,
               enum engine_mode mode, const struct app *app,
               struct budget_cost *out)
@@ -218,16 +253,19 @@ enum handler_result run_handle(struct request *req, struct response *resp,
             def = (int)i;
     }
     struct jsonr_doc doc;
+    struct live_opts live;
     if (req->method == HTTP_POST) {
         if (handlers_body_doc(req, &doc, &p, resp) < 0) {
             params_cleanup(&p);
             return HANDLER_DONE;
         }
         if (handlers_json_enum(&doc, &p, "mode", names, d->n_modes, def,
-                               &choice) < 0)
+                               &choice) < 0 ||
+            live_parse(req, &p, &doc, &live) < 0)
             return handlers_reject_params(&p, resp);
     } else if (params_parse(&p, req->query) < 0 ||
-               params_enum(&p, "mode", names, d->n_modes, def, &choice) < 0) {
+               params_enum(&p, "mode", names, d->n_modes, def, &choice) < 0 ||
+               live_parse(req, &p, NULL, &live) < 0) {
         return handlers_reject_params(&p, resp);
     }
 
@@ -252,15 +290,29 @@ enum handler_result run_handle(struct request *req, struct response *resp,
 
     struct budget_cost cost;
     run_cost(d, &rr->args, mode, app, &cost);
+    if (live.form != LIVE_OFF)
+        cost.amount[BUDGET_BYTES] += live_bytes(d->n_tasks(&rr->args));
     if (run_admit(rr, &cost, resp) < 0) {
         run_req_free(rr);
         return HANDLER_DONE;
     }
+    if (live.form != LIVE_OFF && live.streamed) {
+        rr->mode = mode;
+        return live_start(rr, &live, &mode, 1, launch_one, resp);
+    }
+    rr->text = live.form == LIVE_TEXT;
     enum handler_result r =
         run_launch(rr, mode, req->accepted_ns, answer_run, resp);
     if (r == HANDLER_DONE)
         run_req_free(rr);
     return r;
+}
+
+/* A streamed single run's launch (live_start_fn): rr->mode, timed from
+ * the request's arrival. */
+static enum handler_result launch_one(struct run_req *rr, struct response *resp)
+{
+    return run_launch(rr, rr->mode, rr->req->accepted_ns, answer_run, resp);
 }
 
 int run_parse(struct run_req *rr, struct params *p, int mode,
@@ -335,6 +387,11 @@ enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,
         .cores = rr->cores < (unsigned)rr->app->cpus ? rr->cores : 0,
         .done = on_done,
         .done_arg = rr};
+    if (rr->live) {
+        /* Streamed: the records are read as they change (live.c). */
+        spec.notify = live_notify;
+        spec.notify_arg = rr->live;
+    }
     if (rr->state)
         rr->run = engine_run_new(rr->app->engine, &spec);
     if (!rr->run) {
@@ -342,8 +399,15 @@ enum handler_result run_launch(struct run_req *rr, enum engine_mode mode,
         response_error(resp, 500, "out of memory");
         return HANDLER_DONE;
     }
-    http_suspend(rr->req);
-    http_watch(rr->req, on_gone, rr);
+    if (rr->live) {
+        /* Its answer is a stream already queued (or about to be), which
+         * http_sweep() watches: no suspend of the request. */
+        /* a run of fewer tasks is compare's untimed warm-up */
+        live_run_launching(rr->live, rr->run, rr->max_tasks != 0);
+    } else {
+        http_suspend(rr->req);
+        http_watch(rr->req, on_gone, rr);
+    }
     engine_run_start(rr->run); /* may end (and wake) at once */
     return HANDLER_ASYNC;
 }
@@ -370,7 +434,10 @@ static void on_done(struct engine_run *run, int status, void *arg)
     struct run_req *rr = arg;
     (void)run;
     rr->status = status;
-    http_wake(rr->req, on_wake, rr);
+    if (rr->live)
+        live_run_done(rr->live, status); /* rr may be freed after it */
+    else
+        http_wake(rr->req, on_wake, rr);
 }
 
 /* Main thread (http_sweep), under the http module's lock. */
@@ -386,17 +453,30 @@ static enum handler_result on_wake(struct request *req, struct response *resp,
                                    void *arg)
 {
     struct run_req *rr = arg;
-    size_t d = demo_kind(rr->d) - 1;
-    atomic_fetch_add_explicit(&runs_total[d][rr->mode][rr->status != 0], 1,
-                              memory_order_relaxed);
     if (http_closing(req)) {
+        run_count(rr);
         run_req_free(rr);
         return HANDLER_DONE;
     }
-    enum handler_result r = rr->then(rr, rr->status, resp);
+    enum handler_result r = run_continue(rr, resp);
+    if (r == HANDLER_DONE && rr->text)
+        live_text_answer(resp);
     if (r == HANDLER_DONE)
         run_req_free(rr);
     return r;
+}
+
+void run_count(struct run_req *rr)
+{
+    size_t d = demo_kind(rr->d) - 1;
+    atomic_fetch_add_explicit(&runs_total[d][rr->mode][rr->status != 0], 1,
+                              memory_order_relaxed);
+}
+
+enum handler_result run_continue(struct run_req *rr, struct response *resp)
+{
+    run_count(rr);
+    return rr->then(rr, rr->status, resp);
 }
 
 /* The error answer of a failed run ("<demo>: <why>"). */

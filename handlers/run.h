@@ -14,6 +14,7 @@
 #ifndef CONLAB_RUN_H
 #define CONLAB_RUN_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "../server/app.h"
@@ -137,5 +138,31 @@ void run_req_set_extra(struct run_req *rr, void *extra,
                        void (*free_extra)(void *));
 struct request *run_req_request(struct run_req *rr);
 struct app *run_req_app(struct run_req *rr);
+const struct demo *run_req_demo(const struct run_req *rr);
+enum engine_mode run_req_mode(const struct run_req *rr);
+uint64_t run_req_origin_ns(const struct run_req *rr);
+void *run_req_state(const struct run_req *rr);
+
+/* ---- shared with live.c (streamed answers) ---- */
+
+/*
+ * Makes rr's runs report to live (engine notify hook, live_run_done()
+ * instead of waking the request): set before run_launch().
+ */
+struct live;
+void run_req_set_live(struct run_req *rr, struct live *live);
+
+/* Answer rr in the text form (live.h), not streamed. */
+void run_req_set_text(struct run_req *rr, bool text);
+
+/*
+ * The run ended (rr's status is set): counts it and runs its `then`,
+ * which answers (HANDLER_DONE, resp filled) or launches the next run
+ * (HANDLER_ASYNC). The thread that reads the run: a request thread.
+ */
+enum handler_result run_continue(struct run_req *rr, struct response *resp);
+
+/* Counts the ended run in conlab_demo_runs_total. */
+void run_count(struct run_req *rr);
 
 #endif

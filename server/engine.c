@@ -54,6 +54,8 @@ struct engine_run {
     unsigned cores;
     engine_done_fn *done;
     void *done_arg;
+    engine_notify_fn *notify;
+    void *notify_arg;
     _Atomic size_t pending;
     _Atomic int cancel;    /* 0, or the status it was cancelled with */
     _Atomic bool launched; /* the back end's start() has returned */
@@ -210,6 +212,8 @@ struct engine_run *engine_run_new(struct engine *e,
     run->cores = spec->cores;
     run->done = spec->done;
     run->done_arg = spec->done_arg;
+    run->notify = spec->notify;
+    run->notify_arg = spec->notify_arg;
     run->error_rank = INT32_MAX;
     pthread_mutex_init(&run->lock, NULL);
     return run;
@@ -327,6 +331,22 @@ uint64_t engine_run_ended_ns(const struct engine_run *run)
     return run->ended_ns;
 }
 
+void engine_run_peek(const struct engine_run *run, size_t task,
+                     struct engine_task *out)
+{
+    const struct engine_task *t = &run->tasks[task];
+    memset(out, 0, sizeof(*out));
+    out->end_ns = __atomic_load_n(&t->end_ns, __ATOMIC_ACQUIRE);
+    out->start_ns = __atomic_load_n(&t->start_ns, __ATOMIC_ACQUIRE);
+    if (out->start_ns) {
+        out->lane = t->lane;
+        out->worker = t->worker;
+        out->started = 1;
+    }
+    if (out->end_ns)
+        out->status = t->status;
+}
+
 const char *engine_run_error(const struct engine_run *run)
 {
     return run->error;
@@ -400,18 +420,26 @@ void engine_task_begin(struct engine_run *run, size_t task,
     struct engine_task *t = &run->tasks[task];
     t->lane = (uint8_t)lane;
     t->worker = worker;
-    t->start_ns = start_ns ? start_ns : clock_now_ns();
     t->started = 1;
+    /* Published last: engine_run_peek() reads the rest after it. */
+    __atomic_store_n(&t->start_ns, start_ns ? start_ns : clock_now_ns(),
+                     __ATOMIC_RELEASE);
+    if (run->notify)
+        run->notify(run->notify_arg);
 }
 
 void engine_task_end(struct engine_run *run, size_t task, int status,
                      uint64_t end_ns, const char *message)
 {
     struct engine_task *t = &run->tasks[task];
-    t->end_ns = end_ns ? end_ns : clock_now_ns();
     t->status = (int16_t)status;
+    __atomic_store_n(&t->end_ns, end_ns ? end_ns : clock_now_ns(),
+                     __ATOMIC_RELEASE);
     if (status != 0)
         keep_error(run, status, "%s", message ? message : message_of(status));
+    /* Before ended(): the run may settle and be freed after it. */
+    if (run->notify)
+        run->notify(run->notify_arg);
     ended(run, 1);
 }
 

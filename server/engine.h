@@ -218,6 +218,15 @@ struct engine_config {
 
 typedef void engine_done_fn(struct engine_run *run, int status, void *arg);
 
+/*
+ * Told that a task's record changed (it started or ended), on the thread
+ * that changed it, before the run can settle. It must not block and must
+ * not touch the run: a live stream (handlers/live.c) only marks itself
+ * and wakes its connection, and reads the records later on a request
+ * thread with engine_run_peek().
+ */
+typedef void engine_notify_fn(void *arg);
+
 struct engine_run_spec {
     enum engine_mode mode;
     size_t n_tasks; /* >= 1 */
@@ -227,6 +236,8 @@ struct engine_run_spec {
     unsigned cores;  /* pin to this many CPUs (see above); 0: no pinning */
     engine_done_fn *done;
     void *done_arg;
+    engine_notify_fn *notify; /* may be NULL */
+    void *notify_arg;
 };
 
 struct engine_stats {
@@ -307,6 +318,16 @@ uint64_t engine_run_started_ns(const struct engine_run *run);
 /* The run's cores (0: not pinned). */
 unsigned engine_run_cores(const struct engine_run *run);
 uint64_t engine_run_ended_ns(const struct engine_run *run);
+/*
+ * A copy of task's record while the run may still be going (any thread,
+ * between start and free): start_ns and end_ns are published by the
+ * threads that write them (release), so a non-zero one comes with the
+ * fields written before it (lane and worker with the start; status with
+ * the end). Fields a copy does not name are zero.
+ */
+void engine_run_peek(const struct engine_run *run, size_t task,
+                     struct engine_task *out);
+
 /* The message of the failure that decided the status ("" when 0). */
 const char *engine_run_error(const struct engine_run *run);
 void *engine_run_state(const struct engine_run *run);

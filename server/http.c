@@ -144,11 +144,12 @@
 #define SUSPENDED_TIMEOUT_S(cfg) ((unsigned)(cfg)->conn_timeout_s + 1u)
 
 enum exchange_state {
-    EX_NEW,      /* recorded, waiting for the end of the request */
-    EX_RUNNING,  /* dispatched, handler suspended it */
-    EX_RESUMED,  /* response stored by http_resume(), not yet queued */
-    EX_WOKEN,    /* http_wake(): its function runs on the next call */
-    EX_ANSWERED, /* response queued */
+    EX_NEW,       /* recorded, waiting for the end of the request */
+    EX_RUNNING,   /* dispatched, handler suspended it */
+    EX_RESUMED,   /* response stored by http_resume(), not yet queued */
+    EX_WOKEN,     /* http_wake(): its function runs on the next call */
+    EX_ANSWERED,  /* response queued */
+    EX_STREAMING, /* a streamed response queued (response.stream) */
 };
 
 struct exchange {
@@ -172,6 +173,13 @@ struct exchange {
     void *gone_arg;
     bool gone_told;
     bool closing; /* completed before a woken request was answered */
+    /* EX_STREAMING: the stream, and its parking (see http_stream_wake) */
+    const struct response_stream *stream;
+    void *stream_arg;
+    pthread_mutex_t stream_lock; /* guards parking; inited when streaming */
+    _Atomic bool stream_parked;  /* suspended by stream_read() */
+    _Atomic bool stream_kick;    /* something changed since the last read */
+    _Atomic bool stream_abort;   /* shutdown: cut it at the next read */
     struct request req;
     struct response resp;
     char id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, "" until known */
@@ -240,6 +248,8 @@ struct http_server {
     struct peer peers;              /* list head (head deadline on) */
     _Atomic uint64_t head_timeouts; /* connections cut by the deadline */
     struct budget *budget;          /* charges request bodies, or NULL */
+    uint64_t stream_tick_ns;        /* main thread: last tick of streams */
+    _Atomic uint64_t streams;       /* streamed responses open now */
     pthread_mutex_t suspended_lock; /* guards the suspended list only */
     /* The list head; last, as struct exchange ends in a flexible array. */
     struct exchange suspended;
@@ -294,6 +304,8 @@ static atomic_int slots_claimed;
 static _Thread_local struct spares my_spares;
 static pthread_key_t spares_key;
 static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+static void stream_end(struct exchange *ex);
 
 struct http_server *http_new(const struct config *cfg,
                              const struct router *router, char *err,
@@ -438,6 +450,23 @@ void http_stop(struct http_server *srv)
         MHD_resume_connection(ex->conn);
         orphans = true;
     }
+    /* Streams still open (their runs are over, so they only wait for a
+     * slow reader): cut at their next read. */
+    for (struct exchange *ex = srv->suspended.next; ex != &srv->suspended;
+         ex = ex->next) {
+        if (atomic_load(&ex->state) != EX_STREAMING)
+            continue;
+        log_warn("stream %s was still open at shutdown", ex->path);
+        atomic_store(&ex->stream_abort, true);
+        atomic_store(&ex->stream_kick, true);
+        pthread_mutex_lock(&ex->stream_lock);
+        if (atomic_load(&ex->stream_parked)) {
+            atomic_store(&ex->stream_parked, false);
+            MHD_resume_connection(ex->conn);
+        }
+        pthread_mutex_unlock(&ex->stream_lock);
+        orphans = true;
+    }
     pthread_mutex_unlock(&srv->suspended_lock);
     if (orphans)
         http_wait_idle(srv, ORPHAN_WAIT_MS);
@@ -537,6 +566,10 @@ void http_sweep(struct http_server *srv)
 {
     struct pollfd pfds[SWEEP_BATCH];
     struct exchange *batch[SWEEP_BATCH];
+    uint64_t now = clock_now_ns();
+    bool tick = now - srv->stream_tick_ns >= HTTP_STREAM_TICK_MS * 1000000ull;
+    if (tick)
+        srv->stream_tick_ns = now;
 
     /* Under the lock: an exchange on the list is not freed (it leaves
      * the list on its request thread, under this lock, first). */
@@ -545,9 +578,17 @@ void http_sweep(struct http_server *srv)
     while (ex != &srv->suspended) {
         size_t n = 0;
         for (; ex != &srv->suspended && n < SWEEP_BATCH; ex = ex->next) {
-            if (!ex->gone || ex->gone_told ||
-                atomic_load(&ex->state) != EX_RUNNING)
+            if (atomic_load(&ex->state) == EX_STREAMING) {
+                /* Only a parked stream: libmicrohttpd handles the rest,
+                 * and a failed write there ends it. */
+                if (ex->gone_told || !atomic_load(&ex->stream_parked))
+                    continue;
+                if (tick)
+                    http_stream_wake(&ex->req);
+            } else if (!ex->gone || ex->gone_told ||
+                       atomic_load(&ex->state) != EX_RUNNING) {
                 continue;
+            }
             const union MHD_ConnectionInfo *info = MHD_get_connection_info(
                 ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
             if (!info)
@@ -560,16 +601,91 @@ void http_sweep(struct http_server *srv)
         if (n == 0 || poll(pfds, n, 0) <= 0)
             continue;
         for (size_t i = 0; i < n; i++) {
-            if (!fd_gone(batch[i], &pfds[i]))
+            struct exchange *b = batch[i];
+            if (atomic_load(&b->state) == EX_STREAMING) {
+                /* Its head is sent: no probe may follow, and a stream's
+                 * client does not half-close, so a FIN is gone too. */
+                if (!(pfds[i].revents & (POLLHUP | POLLERR | POLLRDHUP)))
+                    continue;
+                b->gone_told = true;
+                if (b->stream->gone)
+                    b->stream->gone(b->stream_arg);
                 continue;
-            batch[i]->gone_told = true;
-            batch[i]->gone(batch[i]->gone_arg);
+            }
+            if (!fd_gone(b, &pfds[i]))
+                continue;
+            b->gone_told = true;
+            b->gone(b->gone_arg);
         }
     }
     pthread_mutex_unlock(&srv->suspended_lock);
 
     if (srv->cfg->head_timeout_ms > 0)
         sweep_heads(srv);
+}
+
+void http_stream_wake(struct request *req)
+{
+    struct exchange *ex = req->conn;
+    /* Coalesced: while a kick is pending, the reader has yet to run. */
+    if (atomic_exchange(&ex->stream_kick, true))
+        return;
+    pthread_mutex_lock(&ex->stream_lock);
+    if (atomic_load(&ex->stream_parked)) {
+        atomic_store(&ex->stream_parked, false);
+        MHD_resume_connection(ex->conn);
+    }
+    pthread_mutex_unlock(&ex->stream_lock);
+}
+
+uint64_t http_streams(const struct http_server *srv)
+{
+    return atomic_load(&srv->streams);
+}
+
+/*
+ * libmicrohttpd's content reader of a streamed response, on the
+ * connection's request thread. Nothing ready: park (suspend from inside
+ * the reader, which 0.9.75 allows) and return 0; returning 0 without
+ * suspending is a busy loop there (see http.h).
+ */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct exchange *ex = cls;
+    (void)pos;
+    for (;;) {
+        if (atomic_load(&ex->stream_abort))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        atomic_store(&ex->stream_kick, false);
+        long n = ex->stream->read(ex->stream_arg, buf, max);
+        if (n > 0) {
+            ex->bytes += (uint64_t)n; /* for the access log */
+            return (ssize_t)n;
+        }
+        if (n == RESPONSE_STREAM_END)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        pthread_mutex_lock(&ex->stream_lock);
+        if (atomic_load(&ex->stream_kick)) {
+            pthread_mutex_unlock(&ex->stream_lock);
+            continue; /* changed meanwhile: read again */
+        }
+        atomic_store(&ex->stream_parked, true);
+        MHD_suspend_connection(ex->conn);
+        pthread_mutex_unlock(&ex->stream_lock);
+        return 0;
+    }
+}
+
+/* on_completed() of a stream: off the list, then the owner lets go. */
+static void stream_end(struct exchange *ex)
+{
+    unlink_suspended(ex);
+    ex->stream->detach(ex->stream_arg);
+    ex->stream = NULL;
+    pthread_mutex_destroy(&ex->stream_lock);
+    atomic_fetch_sub(&ex->srv->streams, 1);
 }
 
 bool http_client_gone(const struct request *req)
@@ -580,7 +696,12 @@ bool http_client_gone(const struct request *req)
     if (!info)
         return false;
     struct pollfd pfd = {.fd = info->connect_fd, .events = POLLRDHUP};
-    return poll(&pfd, 1, 0) == 1 && fd_gone(ex, &pfd);
+    if (poll(&pfd, 1, 0) != 1)
+        return false;
+    /* A stream's head is sent: no probe (see http_sweep()). */
+    if (atomic_load(&ex->state) == EX_STREAMING)
+        return (pfd.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
+    return fd_gone(ex, &pfd);
 }
 
 /*
@@ -852,7 +973,45 @@ static enum MHD_Result queue(struct exchange *ex)
     if (r->status == 0)
         response_error(r, 500, "handler produced no response");
 
-    if (r->fd >= 0) {
+    if (r->stream) {
+        mr = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_read, ex, NULL);
+        if (mr) {
+            /* The connection owns the stream from here to on_completed(),
+             * on the suspended list so that http_sweep() watches it. */
+            ex->stream = r->stream;
+            ex->stream_arg = r->stream_arg;
+            r->stream = NULL;
+            pthread_mutex_init(&ex->stream_lock, NULL);
+            atomic_init(&ex->stream_parked, false);
+            atomic_init(&ex->stream_kick, true);
+            atomic_init(&ex->stream_abort, false);
+            pthread_mutex_lock(&ex->srv->suspended_lock);
+            ex->next = &ex->srv->suspended;
+            ex->prev = ex->srv->suspended.prev;
+            ex->prev->next = ex;
+            ex->srv->suspended.prev = ex;
+            pthread_mutex_unlock(&ex->srv->suspended_lock);
+            atomic_fetch_add(&ex->srv->streams, 1);
+            /* A slow reader backs up here, where the stream formats
+             * lazily, not in an autotuned kernel buffer of megabytes. */
+            const union MHD_ConnectionInfo *fd = MHD_get_connection_info(
+                ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            int sndbuf = HTTP_STREAM_SNDBUF;
+            if (fd)
+                setsockopt(fd->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+                           sizeof(sndbuf));
+            /* no-cache, not no-store: Chromium 156's DevTools reports a
+             * streamed no-store body that the page read whole as
+             * net::ERR_ABORTED (reproduced with a bare chunked server;
+             * the header alone makes the difference). Without a validator
+             * nothing can reuse it either way. */
+            MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                    "no-cache");
+            /* For proxies that buffer (nginx): pass events on at once. */
+            MHD_add_response_header(mr, "X-Accel-Buffering", "no");
+        }
+    } else if (r->fd >= 0) {
         mr = MHD_create_response_from_fd64(r->fd_size, r->fd);
         if (mr) {
             r->fd = -1; /* libmicrohttpd closes it */
@@ -880,7 +1039,7 @@ static enum MHD_Result queue(struct exchange *ex)
     if (atomic_load(&ex->srv->draining))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
 
-    atomic_store(&ex->state, EX_ANSWERED);
+    atomic_store(&ex->state, ex->stream ? EX_STREAMING : EX_ANSWERED);
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
     if (ret == MHD_YES)
@@ -904,6 +1063,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         ex->closing = true;
         unlink_suspended(ex);
         ex->wake(&ex->req, &ex->resp, ex->wake_arg);
+    } else if (atomic_load(&ex->state) == EX_STREAMING) {
+        stream_end(ex);
     } else if (atomic_load(&ex->state) != EX_NEW &&
                atomic_load(&ex->state) != EX_ANSWERED) {
         unlink_suspended(ex);

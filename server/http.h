@@ -195,4 +195,37 @@ void http_sweep(struct http_server *srv);
  */
 bool http_client_gone(const struct request *req);
 
+/*
+ * Streamed responses (response.stream): libmicrohttpd 0.9.75 pulls the
+ * body through a content reader on the connection's request thread. Read
+ * in its source (connection.c, daemon.c): a reader that returns 0 leaves
+ * the connection in MHD_CONNECTION_CHUNKED_BODY_UNREADY with event-loop
+ * info BLOCK, which sets data_already_pending, so the worker polls with a
+ * zero timeout and calls the reader again at once: a busy loop of a
+ * request thread per waiting stream. So the reader suspends the
+ * connection before it returns 0 ("parks"; the header allows
+ * MHD_suspend_connection() from a content reader), and whoever has
+ * something new calls http_stream_wake(), which resumes it. Measured
+ * here: a parked stream costs no CPU between events (README, "Live
+ * runs"). A parked stream is watched by http_sweep() (its client leaving
+ * calls the stream's gone hook) and woken every HTTP_STREAM_TICK_MS for
+ * periodic progress.
+ */
+#define HTTP_STREAM_BLOCK   8192 /* bytes asked of a reader at most */
+#define HTTP_STREAM_TICK_MS 500  /* parked streams are woken this often */
+/* The send buffer of a streaming connection (the kernel doubles it). */
+#define HTTP_STREAM_SNDBUF (32 * 1024)
+
+/*
+ * Tells a streamed response that something changed: resumes its
+ * connection when parked, so that its reader runs again on a request
+ * thread. Coalesced: one pending wake at a time, further calls cost one
+ * atomic exchange. Any thread, from the time the stream is queued until
+ * its detach hook returns (the owner must keep the two apart).
+ */
+void http_stream_wake(struct request *req);
+
+/* Streamed responses open now. Any thread. */
+uint64_t http_streams(const struct http_server *srv);
+
 #endif

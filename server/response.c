@@ -30,7 +30,19 @@ void response_cleanup(struct response *r)
     free(r->body);
     if (r->fd >= 0)
         close(r->fd);
+    if (r->stream && r->stream->detach)
+        r->stream->detach(r->stream_arg);
     response_init(r);
+}
+
+void response_stream(struct response *r, int status, const char *content_type,
+                     const struct response_stream *stream, void *arg)
+{
+    response_cleanup(r);
+    r->status = status;
+    r->content_type = content_type;
+    r->stream = stream;
+    r->stream_arg = arg;
 }
 
 int response_json(struct response *r, int status, json_t *take_json)

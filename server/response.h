@@ -23,6 +23,29 @@ struct response_header {
     char value[RESPONSE_HEADER_VALUE_MAX];
 };
 
+/*
+ * A body produced while it is sent (a live run: handlers/live.c), in
+ * place of body or fd. The http module sends it chunked and calls, all
+ * on the connection's request thread unless said otherwise:
+ *   read    up to max bytes into buf; 0 when nothing is ready (the
+ *           connection then parks, holding no thread, until
+ *           http_stream_wake()); RESPONSE_STREAM_END after the last byte;
+ *           RESPONSE_STREAM_ABORT to cut the connection;
+ *   gone    the client left while the stream was parked (http_sweep(),
+ *           main thread, under the http module's lock: must not block);
+ *   detach  once, when the connection is done with the stream (ended,
+ *           client left, shutdown) or the response was never sent; no
+ *           http_stream_wake() on its request may start after it.
+ */
+#define RESPONSE_STREAM_END   (-1L)
+#define RESPONSE_STREAM_ABORT (-2L)
+
+struct response_stream {
+    long (*read)(void *arg, char *buf, size_t max);
+    void (*gone)(void *arg);
+    void (*detach)(void *arg);
+};
+
 struct response {
     int status;               /* 0 until a handler sets one */
     const char *content_type; /* a static string, or NULL */
@@ -30,6 +53,8 @@ struct response {
     size_t body_len;
     int fd; /* owned open file to send instead of body, or -1 */
     uint64_t fd_size;
+    const struct response_stream *stream; /* or NULL */
+    void *stream_arg;
     size_t n_headers;
     struct response_header headers[RESPONSE_HEADERS_MAX];
 };
@@ -37,7 +62,10 @@ struct response {
 /* Makes r an empty response (status 0, no body, no file). */
 void response_init(struct response *r);
 
-/* Frees the body and closes the file; r is empty again afterwards. */
+/*
+ * Frees the body, closes the file and detaches a stream that was not
+ * sent; r is empty again afterwards.
+ */
 void response_cleanup(struct response *r);
 
 /*
@@ -69,6 +97,13 @@ void response_error(struct response *r, int status, const char *fmt, ...)
  * RESPONSE_HEADERS_MAX are already set.
  */
 int response_header(struct response *r, const char *name, const char *value);
+
+/*
+ * Makes r a streamed answer (see struct response_stream) of content_type
+ * (a static string); r holds arg until it is sent or cleaned up.
+ */
+void response_stream(struct response *r, int status, const char *content_type,
+                     const struct response_stream *stream, void *arg);
 
 /* Moves src into dst (dst must be empty); src becomes empty. */
 void response_move(struct response *dst, struct response *src);

@@ -10,12 +10,19 @@
 // API it documents, and a POST with the same parameters as a JSON body when
 // the query would be long (POST_TARGET_MAX) and the document offers a POST. The last successful body is kept so the drawings can be
 // redone at a new width. A new request aborts the one in flight.
+//
+// Runs are read live (live.js): the request asks for an event stream, the
+// timelines grow while the run goes on (drawn at most once per animation
+// frame), and Stop closes the stream, which the service takes as the
+// client leaving and cancels the run. The finished drawing is made from
+// the final event, the very body the JSON request would have answered.
 
 import { renderTimeline, renderCompareChart, niceMax, runExtent, fmtMs } from './timeline.js';
 import { readDemos, buildDemoUi, syncForm, queryPairs, jsonBody } from './forms.js';
 import { initTable } from './table.js';
 import { renderStateView, addSweepButton, SYNCS, summarizeSweep } from './state.js';
 import { attachSweep } from './sweep.js';
+import { readEvents, LiveRun } from './live.js';
 
 const HEALTH_EVERY_MS = 1500;
 const JSON_SHOW_MAX = 200000;
@@ -36,7 +43,17 @@ const state = {
   inFlight: null,    // AbortController
   tick: null,
   width: 0,
+  live: null,        // LiveRun of the request in flight, if streamed
+  tickText: null,    // the status line of the request in flight
+  cores: 0,          // from /health, for the live comparison chart
 };
+
+// Live drawing: one frame at a time, and no more often than a few times
+// what a drawing costs (a 10,000-task canvas may take tens of ms).
+const LIVE_COST_FACTOR = 3;
+let liveFrame = 0;
+let liveLastDraw = 0;
+let liveDrawCost = 0;
 
 // ---- Building the request --------------------------------------------------
 
@@ -179,15 +196,19 @@ async function runRequest(req, action, label) {
   $('#cancel').hidden = false;
   document.body.classList.add('busy');
   const t0 = performance.now();
-  const tickText = () => `Running ${label}… ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  state.live = null;
+  const tickText = () => `Running ${label}… ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+    (state.live ? ` · ${state.live.progressText()}` : '');
+  state.tickText = tickText;
   setStatus(tickText());
   clearInterval(state.tick);
   state.tick = setInterval(() => { $('#status').textContent = tickText(); }, 250);
 
   let res;
   let text;
+  let status;
   try {
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: 'text/event-stream, application/json;q=0.9' };
     const init = { signal: ctl.signal, headers, cache: 'no-store' };
     if (req.body !== null) {
       init.method = 'POST';
@@ -195,11 +216,24 @@ async function runRequest(req, action, label) {
       init.body = req.body;
     }
     res = await fetch(req.path, init);
-    text = await res.text();
+    status = res.status;
+    if (res.ok && (res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
+      const live = new LiveRun(action, t0);
+      state.live = live;
+      await readEvents(res, (name, data) => {
+        live.onEvent(name, data);
+        if (state.inFlight === ctl && !liveFrame) liveFrame = requestAnimationFrame((ts) => drawLive(ts, ctl));
+      });
+      if (!live.final) throw new Error('the event stream ended before its final event');
+      text = JSON.stringify(live.final.body);
+      if (live.final.name === 'error') status = (live.final.body.error || {}).status || 500;
+    } else {
+      text = await res.text();
+    }
   } catch (e) {
     if (state.inFlight === ctl) {
       finishRequest();
-      if (e.name === 'AbortError') setStatus(`Cancelled ${label}.`);
+      if (e.name === 'AbortError') setStatus(`Stopped ${label}: the service cancels the run.`);
       else { setStatus(`${label}: no answer.`); showError(0, `could not reach the service: ${e.message}`); }
     }
     return;
@@ -211,10 +245,10 @@ async function runRequest(req, action, label) {
   try { body = JSON.parse(text); } catch { body = undefined; }
   showJson(body, text);
   const took = ((performance.now() - t0) / 1000).toFixed(2);
-  if (!res.ok || !body || body.error) {
-    const msg = body && body.error && body.error.message ? body.error.message : `HTTP ${res.status} ${res.statusText}`;
-    showError(res.status, msg);
-    setStatus(`${label} failed with status ${res.status}.`);
+  if (status !== 200 || !body || body.error) {
+    const msg = body && body.error && body.error.message ? body.error.message : `HTTP ${status} ${res.statusText}`;
+    showError(status, msg);
+    setStatus(`${label} failed with status ${status}.`);
     state.last = null;
     renderResults();
     $('#summary').textContent = 'No result: the last request failed (the error is above, its JSON below).';
@@ -298,9 +332,27 @@ const sweepHost = {
   },
   end(ctl) { if (state.inFlight === ctl) finishRequest(); },
 };
+// One live drawing (an animation frame); asks for the next while the run
+// goes on, since running bars grow with the clock.
+function drawLive(ts, ctl) {
+  liveFrame = 0;
+  const live = state.live;
+  if (!live || state.inFlight !== ctl || live.final) return;
+  if (ts - liveLastDraw >= LIVE_COST_FACTOR * liveDrawCost) {
+    const start = performance.now();
+    renderResults(live.snapshot(state.cores));
+    if (state.tickText) setStatus(state.tickText());
+    liveDrawCost = performance.now() - start;
+    liveLastDraw = ts;
+  }
+  liveFrame = requestAnimationFrame((next) => drawLive(next, ctl));
+}
 
 function finishRequest() {
   clearInterval(state.tick);
+  if (liveFrame) cancelAnimationFrame(liveFrame);
+  liveFrame = 0;
+  state.live = null;
   state.inFlight = null;
   $('#cancel').hidden = true;
   document.body.classList.remove('busy');
@@ -345,8 +397,9 @@ function resultText(demo, r, acrossModes) {
   }
 }
 
-function renderResults() {
-  const last = state.last;
+// Draws last ({ kind, body }: the finished answer, or a live snapshot with
+// body.live set) in place of what was drawn.
+function renderResults(last = state.last) {
   const tl = $('#timelines');
   const cmp = $('#compare');
   tl.textContent = '';
@@ -357,15 +410,21 @@ function renderResults() {
   state.width = width;
   const b = last.body;
   const summary = $('#summary');
+  if (!b) return;
+  if (b.live && state.live) {
+    summary.textContent = `Live: ${b.demo}, ${state.live.progressText()}.`;
+  }
   if (last.kind === 'syncs') {
     summary.textContent = `counter in ${b.length} syncs x every mode: ${summarizeSweep(b)}.`;
   } else if (last.kind === 'compare') {
     const runs = b.runs || [];
-    const xMax = niceMax(Math.max(...runs.map(runExtent), 0.001));
+    const xMax = niceMax(Math.max(...runs.map(runExtent), last.axisMs || 0, 0.001));
     const agree = b.results_agree === false
       ? ` Results differ in: ${(b.differing_modes || []).join(', ')}.` : ' Every mode gave the same result.';
-    summary.textContent = `${b.demo} in ${runs.length} modes, ${fmtMs(b.wall_ms)} ms in all on ` +
-      `${b.cores} core${b.cores === 1 ? '' : 's'}. ${runs.length ? sentence(resultText(b.demo, runs[0].result, true)) : ''}${agree}`;
+    if (!b.live) {
+      summary.textContent = `${b.demo} in ${runs.length} modes, ${fmtMs(b.wall_ms)} ms in all on ` +
+        `${b.cores} core${b.cores === 1 ? '' : 's'}. ${runs.length ? sentence(resultText(b.demo, runs[0].result, true)) : ''}${agree}`;
+    }
     renderCompareChart(cmp, b, { width });
     const note = document.createElement('p');
     note.className = 'small muted';
@@ -374,9 +433,11 @@ function renderResults() {
     cmp.querySelector('figure').appendChild(note);
     for (const run of runs) renderTimeline(tl, run, { width, xMax });
   } else {
-    summary.textContent = `${b.demo} in ${b.mode} mode: wall ${fmtMs(b.wall_ms)} ms, ` +
-      `${(b.tasks || []).length} tasks. ${sentence(resultText(b.demo, b.result))}`;
-    renderTimeline(tl, b, { width });
+    if (!b.live) {
+      summary.textContent = `${b.demo} in ${b.mode} mode: wall ${fmtMs(b.wall_ms)} ms, ` +
+        `${(b.tasks || []).length} tasks. ${sentence(resultText(b.demo, b.result))}`;
+    }
+    renderTimeline(tl, b, last.axisMs ? { width, xMax: niceMax(last.axisMs) } : { width });
   }
   renderStateView($('#state-view'), tl, last, width);
 }
@@ -442,6 +503,7 @@ function renderHealth(h) {
   put('version', h.version);
   put('uptime', h.uptime_s >= 120 ? `${(h.uptime_s / 60).toFixed(1)} min` : `${h.uptime_s.toFixed(1)} s`);
   put('cores', h.cores !== undefined ? String(h.cores) : '–');
+  if (h.cores !== undefined) state.cores = h.cores;
   $('#live-cores').hidden = h.cores === undefined;
   const p = h.pools || {};
   for (const [pool, fields] of Object.entries({

@@ -27,7 +27,10 @@
 //   x-conlab-max-by-mode (mode -> maximum), x-conlab-max-count-of (at most the
 //   number of items of another parameter), x-conlab-scales-time, and
 //   x-conlab-max-from (the maximum is the server's, e.g. its online CPUs:
-//   the field starts empty, the API default, and has no max of its own).
+//   the field starts empty, the API default, and has no max of its own); a
+//   parameter with x-conlab-not-in-form (the form of the answer: format,
+//   stream) gets no field (the page asks for its event stream by the Accept
+//   header).
 // The parameter named "mode" is the demo's list of modes (schema.enum) and its
 // default mode (schema.default).
 //
@@ -67,7 +70,7 @@ function queryParams(doc, pathItem, op) {
     const p = deref(doc, raw);
     if (p && p.name) byKey.set(`${p.in}:${p.name}`, p);
   }
-  return [...byKey.values()].filter((p) => p.in === 'query');
+  return [...byKey.values()].filter((p) => p.in === 'query' && p['x-conlab-not-in-form'] !== true);
 }
 
 function inputKind(schema, param) {

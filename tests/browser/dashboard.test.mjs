@@ -208,6 +208,27 @@ async function fillForm(page, demo, fields) {
   }
 }
 
+// The answer's JSON body: the response's, or, when the page read the run
+// as an event stream, its last event's (final or error), which is the
+// same body.
+async function answerOf(resp, page = null) {
+  let text;
+  try {
+    text = await resp.text();
+  } catch (e) {
+    // Chromium may keep no copy of a body the page read as a stream: the
+    // page shows the body it drew (whole below JSON_SHOW_MAX).
+    if (!page) throw e;
+    await page.waitForFunction(() => !document.body.classList.contains('busy'));
+    return JSON.parse(await page.textContent('#json'));
+  }
+  if (!(resp.headers()['content-type'] || '').startsWith('text/event-stream')) return JSON.parse(text);
+  const blocks = text.split('\n\n').filter((b) => b.trim());
+  const last = blocks[blocks.length - 1].split('\n');
+  assert.match(last[0], /^event: (final|error)$/, 'the stream ends with its final event');
+  return JSON.parse(last.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'));
+}
+
 // Clicks Run or Compare and returns the response the page got and its body,
 // once the page has finished drawing it.
 async function submit(page, demo, action = 'run') {
@@ -216,7 +237,7 @@ async function submit(page, demo, action = 'run') {
     page.waitForResponse((r) => r.url().startsWith(`${origin}${path}`)),
     page.click(`#form-${demo} button[value="${action}"]`),
   ]);
-  const body = await resp.json();
+  const body = await answerOf(resp, page);
   await page.waitForFunction(() => !document.body.classList.contains('busy'));
   return { resp, body };
 }
@@ -294,7 +315,8 @@ function demoSpecs(doc) {
   const names = doc.components.parameters['compare.demo'].schema.enum;
   return names.filter((d) => doc.paths[`/run/${d}`] && doc.paths[`/run/${d}`].get).map((d) => {
     const op = doc.paths[`/run/${d}`].get;
-    const params = op.parameters.map((p) => resolve$ref(doc, p)).filter((p) => p.in === 'query');
+    const params = op.parameters.map((p) => resolve$ref(doc, p))
+      .filter((p) => p.in === 'query' && p['x-conlab-not-in-form'] !== true);
     const mode = params.find((p) => p.name === 'mode');
     return { name: d, op, params, modes: mode ? mode.schema.enum : null, mode };
   });
@@ -531,6 +553,143 @@ test('sleep async, 10,000 tasks: drawn as one image, quickly', async () => {
   assertClean(log);
 });
 
+// ---- Live runs (web/live.js) ---------------------------------------------
+
+// Frame times of the page, measured with requestAnimationFrame deltas from
+// now until stopFrames() (max and 95th percentile, ms).
+async function startFrames(page) {
+  await page.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (ts) => {
+      window.__frames.push([ts - last, document.body.classList.contains('busy')]);
+      last = ts;
+      if (window.__framesOn) requestAnimationFrame(tick);
+    };
+    window.__framesOn = true;
+    requestAnimationFrame(tick);
+  });
+}
+
+// Frames while the request was in flight (the live drawing), and the
+// longest after it (the finished answer: its JSON shown and drawn once).
+async function stopFrames(page) {
+  const all = await page.evaluate(() => { window.__framesOn = false; return window.__frames; });
+  const f = all.filter(([, busy]) => busy).map(([d]) => d);
+  const after = all.filter(([, busy]) => !busy).map(([d]) => d);
+  const sorted = [...f].sort((a, b) => a - b);
+  return {
+    n: f.length, max: sorted[sorted.length - 1] || 0, p95: sorted[Math.floor(sorted.length * 0.95)] || 0,
+    finish: Math.max(0, ...after),
+  };
+}
+
+test('live: the timeline grows while a run goes (screenshots mid-run and at the end)', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'sleep');
+  await fillForm(page, 'sleep', { tasks: 6, ms: 700, mode: 'threads' });
+  const done = submit(page, 'sleep');
+  // Bars appear before the answer: the run is drawn while it goes.
+  await page.waitForSelector('figure.timeline[data-mode="threads"]', { timeout: 3000 });
+  const mid = await page.evaluate(() => ({
+    busy: document.body.classList.contains('busy'),
+    tasks: Number(document.querySelector('figure.timeline').dataset.tasks),
+    status: document.querySelector('#status').textContent,
+  }));
+  assert.ok(mid.busy, 'the first drawing comes while the request is in flight');
+  assert.ok(mid.tasks >= 1, `tasks drawn mid-run: ${mid.tasks}`);
+  assert.match(mid.status, /of 6 tasks done/);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, 'live-mid-run.png'), fullPage: false });
+  const widthMid = await page.evaluate(() => {
+    const bars = [...document.querySelectorAll('figure.timeline rect.bar, figure.timeline rect.task')];
+    return bars.length ? Math.max(...bars.map((b) => Number(b.getAttribute('width')) || 0)) : 0;
+  });
+  await page.waitForTimeout(300);
+  const widthLater = await page.evaluate(() => {
+    const bars = [...document.querySelectorAll('figure.timeline rect.bar, figure.timeline rect.task')];
+    return bars.length ? Math.max(...bars.map((b) => Number(b.getAttribute('width')) || 0)) : 0;
+  });
+  const { resp, body } = await done;
+  assert.equal(resp.status(), 200);
+  assert.ok(widthLater > widthMid, `running bars grow: ${widthMid} then ${widthLater} px`);
+  // The finished picture is the one the final body draws.
+  checkTimeline(await readTimeline(page, 'figure.timeline[data-mode="threads"]'), body);
+  await page.screenshot({ path: join(ARTIFACTS, 'live-end.png'), fullPage: false });
+  assertClean(log);
+  return `${mid.tasks} tasks drawn mid-run; bars ${widthMid} then ${widthLater} px`;
+});
+
+test('live: a comparison adds a timeline per mode as it goes', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'sleep');
+  await fillForm(page, 'sleep', { tasks: 3, ms: 300 });
+  // The answer is read from the page: Chromium's copy of a long streamed
+  // body read by the page is not reliable (playwright's resp.text() then
+  // shows the request as aborted).
+  await page.click('#form-sleep button[value="compare"]');
+  await page.waitForFunction(() => document.querySelectorAll('figure.timeline').length >= 2 &&
+    document.body.classList.contains('busy'), null, { timeout: 5000 });
+  const status = await page.textContent('#status');
+  assert.match(status, /mode \d of 5/);
+  await page.waitForFunction(() => !document.body.classList.contains('busy'), null, { timeout: 10000 });
+  const body = JSON.parse(await page.textContent('#json'));
+  assert.equal(body.runs.length, 5);
+  assert.equal(await page.locator('figure.timeline').count(), body.runs.length);
+  assertClean(log);
+  return status;
+});
+
+test('live: Stop cancels the run on the service (the pool is free again)', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'sleep');
+  await fillForm(page, 'sleep', { tasks: 4, ms: 8000, mode: 'threads' });
+  await page.click('#form-sleep button[value="run"]');
+  await page.waitForSelector('figure.timeline[data-mode="threads"]', { timeout: 3000 });
+  let h = await healthOf();
+  assert.ok(h.pools.threads.busy >= 4, `threads busy while running: ${h.pools.threads.busy}`);
+  const t0 = Date.now();
+  await page.click('#cancel');
+  let freed = false;
+  while (Date.now() - t0 < 3000) {
+    h = await healthOf();
+    if (h.pools.threads.busy === 0 && h.budgets.tasks.used === 0) { freed = true; break; }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(freed, `the pool is not free 3 s after Stop: ${JSON.stringify(h.pools.threads)}`);
+  assert.match(await page.textContent('#status'), /Stopped/);
+  // The aborted stream is the one failed request expected here.
+  log.failed = log.failed.filter((f) => !/\/run\/sleep.*ERR_ABORTED/.test(f));
+  assertClean(log);
+  return `pool free ${Date.now() - t0} ms after Stop`;
+});
+
+test('live: 10,000 async sleeps render live without freezing the page (frame times)', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'sleep');
+  await fillForm(page, 'sleep', { tasks: 10000, ms: 1500, mode: 'async' });
+  await startFrames(page);
+  const done = submit(page, 'sleep');
+  await page.waitForFunction(() => {
+    const f = document.querySelector('figure.timeline[data-mode="async"]');
+    return f && document.body.classList.contains('busy') && Number(f.dataset.tasks) > 0;
+  }, null, { timeout: 5000 });
+  const midTasks = await page.evaluate(() => Number(document.querySelector('figure.timeline').dataset.tasks));
+  const { resp, body } = await done;
+  await page.waitForTimeout(200); // a few frames after the answer
+  const frames = await stopFrames(page);
+  assert.equal(resp.status(), 200);
+  const dom = await readTimeline(page, 'figure.timeline[data-mode="async"]');
+  checkTimeline(dom, body);
+  assert.ok(frames.n > 10, `only ${frames.n} frames in the run`);
+  // Generous: a frozen page shows frames of seconds.
+  assert.ok(frames.max < 1000, `a frame took ${frames.max.toFixed(0)} ms`);
+  assert.ok(frames.p95 < 250, `95% of frames within ${frames.p95.toFixed(0)} ms`);
+  assertClean(log);
+  return `${midTasks} tasks drawn mid-run; ${frames.n} live frames, max ${frames.max.toFixed(0)} ms, ` +
+    `p95 ${frames.p95.toFixed(0)} ms; the finished answer's frame ${frames.finish.toFixed(0)} ms`;
+});
+
 test('fetch async, count 3 of 50 ms: 3 bars', async () => {
   const { page, log } = await openPage();
   const { body } = await runDemo(page, 'fetch', { count: 3, ms: 50, mode: 'async' });
@@ -719,7 +878,7 @@ async function submitPost(page, demo, path) {
     page.waitForResponse((r) => r.url() === `${origin}${path}`),
     page.click(`#form-${demo} button[value="run"]`),
   ]);
-  const body = await resp.json();
+  const body = await answerOf(resp, page);
   await page.waitForFunction(() => !document.body.classList.contains('busy'));
   return { req, resp, body };
 }
@@ -882,7 +1041,7 @@ test('keyboard: pick a demo with arrows, Tab to Run, Enter runs it', async () =>
   ]);
   assert.equal(resp.status(), 200);
   await page.waitForFunction(() => !document.body.classList.contains('busy'));
-  checkTimeline(await readTimeline(page, 'figure.timeline'), await resp.json());
+  checkTimeline(await readTimeline(page, 'figure.timeline'), await answerOf(resp));
   assert.match(await page.textContent('#status'), /^Done/);
   assertClean(log);
 });
@@ -1269,9 +1428,9 @@ async function main() {
       const t0 = Date.now();
       const contextsBefore = new Set(browser.contexts());
       try {
-        await withTimeout(c.fn(), CASE_TIMEOUT_MS, c.name);
+        const note = await withTimeout(c.fn(), CASE_TIMEOUT_MS, c.name);
         passed += 1;
-        console.log(`ok   ${i + 1} ${c.name} (${Date.now() - t0} ms)`);
+        console.log(`ok   ${i + 1} ${c.name} (${Date.now() - t0} ms)${typeof note === 'string' ? `: ${note}` : ''}`);
       } catch (e) {
         failed += 1;
         console.log(`FAIL ${i + 1} ${c.name} (${Date.now() - t0} ms)\n     ${String(e && e.stack || e).split('\n').slice(0, 8).join('\n     ')}`);

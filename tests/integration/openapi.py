@@ -151,9 +151,15 @@ class Op:
     def ext(self, name, default=None):
         return self.raw.get("x-conlab-" + name, default)
 
-    def media(self, status):
-        """(media type, schema) documented for status, or (None, None)."""
+    def media(self, status, ctype=None):
+        """(media type, schema) documented for status, or (None, None):
+        the one ctype (a Content-Type answered) matches if any, else the
+        first (a run path documents its JSON body, its event stream and
+        its text form)."""
         content = self.responses.get(str(status), {}).get("content") or {}
+        for media, body in content.items():
+            if ctype and media_matches(media, ctype):
+                return media, body.get("schema")
         for media, body in content.items():
             return media, body.get("schema")
         return None, None
@@ -461,8 +467,8 @@ class Tester:
             check(resp.body == b"", "%s: a body %r" % (
                 label, _short(resp.body, 60)))
             return None
-        media, schema = op.media(status)
         ctype = resp.header("Content-Type")
+        media, schema = op.media(status, ctype)
         if media is None:
             return None
         check(media_matches(media, ctype), "%s: content type %r, "

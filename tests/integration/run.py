@@ -17,11 +17,11 @@ and reaped in a finally block (see harness.py); the groups' own sockets
 and helper servers are closed by harness.cleanup_all(). Only the Python
 standard library is used. The groups of cpu.py (CPU demos), loop.py
 (event loop: /delay, /run/sleep, /run/fetch), compare.py (/run/compare),
+live.py (streamed runs: event streams and text lines as the run goes),
 state.py (shared state: /run/counter and /run/deadlock),
-openapi.py (the OpenAPI document against the service), overhead.py
-(/run/overhead and /run/table), nginx.py (two
 work.py (/run/work, mixed work, and compare's repeat, warm-up and notes),
-openapi.py (the OpenAPI document against the service), nginx.py (two
+spawn.py (spawn mode, cpu_ms and cores), openapi.py (the OpenAPI document
+against the service), overhead.py (/run/overhead and /run/table), nginx.py (two
 instances behind Debian's nginx), ops.py (/metrics checked by promtool,
 request ids, JSON logs), faults.py (kill -9 under wrk, slow clients,
 2,000 idle connections, oversized requests, SIGTERM mid-load), chaos.py
@@ -63,6 +63,7 @@ import cpu  # noqa: E402
 import faults  # noqa: E402
 import harness  # noqa: E402
 import limits  # noqa: E402
+import live  # noqa: E402
 import loop  # noqa: E402
 import nginx  # noqa: E402
 import ops  # noqa: E402
@@ -839,6 +840,7 @@ def server_groups(web_root, binary):
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +
+         live.server_groups(web_root) +
          shutdown.server_groups(web_root, binary) +
          spawn.server_groups(web_root))
 

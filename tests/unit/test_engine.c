@@ -134,6 +134,74 @@ static struct engine_run *new_run(struct engine *e, size_t n,
     return run;
 }
 
+/*
+ * The notify hook (what a live stream wakes on): once per start and once
+ * per end, each before the done callback, and engine_run_peek() shows
+ * what the hook was told about.
+ */
+struct notify_log {
+    struct engine_run *run;
+    struct done_log *done;
+    int calls;
+    int after_done;
+    size_t started, ended; /* as engine_run_peek() shows, at the last call */
+};
+
+static void on_notify(void *arg)
+{
+    struct notify_log *n = arg;
+    n->calls++;
+    if (n->done->calls)
+        n->after_done++;
+    n->started = n->ended = 0;
+    for (size_t i = 0; i < engine_run_n_tasks(n->run); i++) {
+        struct engine_task t;
+        engine_run_peek(n->run, i, &t);
+        n->started += t.start_ns != 0;
+        n->ended += t.end_ns != 0;
+        if (t.start_ns) {
+            assert_int_equal(t.lane, ENGINE_LANE_THREAD);
+            assert_true(t.worker == 0 || t.worker == 1);
+        }
+    }
+}
+
+static void notify_on_start_and_end(void **state)
+{
+    (void)state;
+    struct engine *e = new_engine(1000);
+    struct done_log log = {0};
+    struct notify_log n = {.done = &log};
+    struct engine_run_spec spec = {.mode = ENGINE_THREADS,
+                                   .n_tasks = 3,
+                                   .work = &work,
+                                   .done = on_done,
+                                   .done_arg = &log,
+                                   .notify = on_notify,
+                                   .notify_arg = &n};
+    struct engine_run *run = engine_run_new(e, &spec);
+    assert_non_null(run);
+    n.run = run;
+    engine_run_start(run);
+    assert_int_equal(n.calls, 2); /* two lanes: two starts */
+    assert_int_equal(n.started, 2);
+    fake_end(run, 0, 0, NULL); /* an end, then the third start */
+    assert_int_equal(n.calls, 4);
+    assert_int_equal(n.started, 3);
+    assert_int_equal(n.ended, 1);
+    fake_end(run, 1, 0, NULL);
+    fake_end(run, 0, -EPIPE, "worker died");
+    assert_int_equal(n.calls, 6);
+    assert_int_equal(n.ended, 3);
+    assert_int_equal(n.after_done, 0);
+    assert_int_equal(log.calls, 1);
+    struct engine_task t;
+    engine_run_peek(run, 2, &t);
+    assert_int_equal(t.status, -EPIPE);
+    engine_run_free(run);
+    engine_free(e);
+}
+
 static void all_tasks_ok(void **state)
 {
     (void)state;
@@ -665,6 +733,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(all_tasks_ok),
+        cmocka_unit_test(notify_on_start_and_end),
         cmocka_unit_test(worst_failure_decides),
         cmocka_unit_test(http_statuses),
         cmocka_unit_test(cancel_ends_queued_at_once),

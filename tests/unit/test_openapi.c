@@ -318,6 +318,8 @@ static void test_demo_paths(void **state)
         " {\"$ref\": \"#/components/parameters/alpha.tasks\"},"
         " {\"$ref\": \"#/components/parameters/alpha.list\"},"
         " {\"$ref\": \"#/components/parameters/alpha.mode\"},"
+        " {\"$ref\": \"#/components/parameters/live.format\"},"
+        " {\"$ref\": \"#/components/parameters/live.stream\"},"
         " {\"$ref\": \"#/components/parameters/X-Request-Id\"}]";
     expect_json("paths|/run/alpha|get|parameters", alpha_refs);
     expect_json("paths|/run/alpha|head|parameters", alpha_refs);
@@ -330,6 +332,15 @@ static void test_demo_paths(void **state)
                 "schema",
                 "{\"$ref\": \"#/components/schemas/AlphaRun\"}");
 
+    /* Every run path documents its streamed forms (handlers/live.h). */
+    json_t *content = at(doc, "paths|/run/beta|get|responses|200|content");
+    assert_non_null(json_object_get(content, "text/event-stream"));
+    assert_non_null(json_object_get(content, "text/plain"));
+    assert_non_null(at(doc, "paths|/run/alpha|get|responses|200|content|"
+                            "text/event-stream"));
+    json_object_del(content, "text/event-stream");
+    json_object_del(content, "text/plain");
+
     /* /run/beta is made from /run/alpha's item. */
     expect_json("paths|/run/beta",
                 "{\"get\": {\"operationId\": \"runBeta\", \"parameters\": ["
@@ -337,6 +348,8 @@ static void test_demo_paths(void **state)
                 "  {\"$ref\": \"#/components/parameters/beta.tasks\"},"
                 "  {\"$ref\": \"#/components/parameters/beta.n\"},"
                 "  {\"$ref\": \"#/components/parameters/beta.mode\"},"
+                "  {\"$ref\": \"#/components/parameters/live.format\"},"
+                "  {\"$ref\": \"#/components/parameters/live.stream\"},"
                 "  {\"$ref\": \"#/components/parameters/X-Request-Id\"}],"
                 "  \"responses\": {\"200\": {\"description\": \"Alpha run.\","
                 "   \"content\": {\"application/json\": {\"schema\": "
@@ -351,6 +364,8 @@ static void test_demo_paths(void **state)
                 "  {\"$ref\": \"#/components/parameters/beta.tasks\"},"
                 "  {\"$ref\": \"#/components/parameters/beta.n\"},"
                 "  {\"$ref\": \"#/components/parameters/beta.mode\"},"
+                "  {\"$ref\": \"#/components/parameters/live.format\"},"
+                "  {\"$ref\": \"#/components/parameters/live.stream\"},"
                 "  {\"$ref\": \"#/components/parameters/X-Request-Id\"}]}}");
 }
 
@@ -399,6 +414,8 @@ static void test_compare(void **state)
                        " {\"$ref\": \"#/components/parameters/compare.tasks\"},"
                        " {\"$ref\": \"#/components/parameters/compare.list\"},"
                        " {\"$ref\": \"#/components/parameters/compare.url\"},"
+                       " {\"$ref\": \"#/components/parameters/live.format\"},"
+                       " {\"$ref\": \"#/components/parameters/live.stream\"},"
                        " {\"$ref\": \"#/components/parameters/X-Request-Id\"}]";
     expect_json("paths|/run/compare|get|parameters", refs);
     expect_json("paths|/run/compare|head|parameters", refs);
@@ -423,8 +440,9 @@ static void test_stale_removed(void **state)
                 "[{\"$ref\": \"#/components/parameters/delay.ms\"},"
                 " {\"$ref\": \"#/components/parameters/X-Request-Id\"}]");
     size_t n_params = json_object_size(at(doc, "components|parameters"));
-    /* 3 + mode, 3 + mode, compare.demo + 4, delay.ms, X-Request-Id */
-    assert_int_equal(n_params, 15);
+    /* 3 + mode, 3 + mode, compare.demo + 4, delay.ms, X-Request-Id,
+     * live.format and live.stream */
+    assert_int_equal(n_params, 17);
 }
 
 /* ------------------------------------------------------------------ */
