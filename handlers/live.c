@@ -683,6 +683,7 @@ static void emit_task(struct live *lv, const struct ev *e)
         jsonw_ms(&w, ms_of(o, t.end_ns));
         jsonw_key(&w, "ok");
         jsonw_bool(&w, t.status == 0);
+        run_write_task_costs(&w, &t, o);
         /* A gil task's slices are closed before its end is published. */
         const struct engine_slices *sl = engine_run_slices(lv->run);
         if (sl && sl[e->task].n) {

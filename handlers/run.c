@@ -516,6 +516,28 @@ double run_wall_ms(const struct run_req *rr)
     return offset_ms(rr->origin_ns, engine_run_ended_ns(rr->run));
 }
 
+void run_write_task_costs(struct jsonw *w, const struct engine_task *t,
+                          uint64_t origin_ns)
+{
+    jsonw_key(w, "cpu_ms");
+    jsonw_ms(w, (double)t->cpu_us / 1000.0);
+    if (t->lane == ENGINE_LANE_SPAWN) {
+        /* Start-up, from the request to spawn to the greeting: null
+         * when the process never greeted. */
+        jsonw_key(w, "spawn_ms");
+        if (t->ready_us)
+            jsonw_ms(w, (double)t->ready_us / 1000.0);
+        else
+            jsonw_null(w);
+        jsonw_key(w, "ready_ms");
+        if (t->ready_us)
+            jsonw_ms(w, offset_ms(origin_ns,
+                                  t->start_ns + (uint64_t)t->ready_us * 1000u));
+        else
+            jsonw_null(w);
+    }
+}
+
 void run_write_body(struct run_req *rr, struct jsonw *w)
 {
     const struct engine_run *run = rr->run;
@@ -556,23 +578,7 @@ void run_write_body(struct run_req *rr, struct jsonw *w)
         jsonw_ms(w, offset_ms(o, t[i].start_ns));
         jsonw_key(w, "end_ms");
         jsonw_ms(w, offset_ms(o, t[i].end_ns));
-        jsonw_key(w, "cpu_ms");
-        jsonw_ms(w, (double)t[i].cpu_us / 1000.0);
-        if (t[i].lane == ENGINE_LANE_SPAWN) {
-            /* Start-up, from the request to spawn to the greeting: null
-             * when the process never greeted. */
-            jsonw_key(w, "spawn_ms");
-            if (t[i].ready_us)
-                jsonw_ms(w, (double)t[i].ready_us / 1000.0);
-            else
-                jsonw_null(w);
-            jsonw_key(w, "ready_ms");
-            if (t[i].ready_us)
-                jsonw_ms(w, offset_ms(o, t[i].start_ns +
-                                             (uint64_t)t[i].ready_us * 1000u));
-            else
-                jsonw_null(w);
-        }
+        run_write_task_costs(w, &t[i], o);
         if (sl && sl[i].n) {
             jsonw_key(w, "slices");
             jsonw_array(w);

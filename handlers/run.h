@@ -130,6 +130,14 @@ void run_req_use(struct run_req *rr, const struct demo *d);
  */
 void run_req_set_max_tasks(struct run_req *rr, size_t n);
 
+/*
+ * Writes a finished task's costs from its record: "cpu_ms", and for a
+ * spawned process "spawn_ms" and "ready_ms" (null when it never greeted),
+ * offsets from origin_ns. The body's tasks and live's task-end events.
+ */
+void run_write_task_costs(struct jsonw *w, const struct engine_task *t,
+                          uint64_t origin_ns);
+
 /* Accessors for compare.c. */
 struct demo_args *run_req_args(struct run_req *rr);
 struct engine_run *run_req_run(struct run_req *rr);

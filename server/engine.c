@@ -343,8 +343,13 @@ void engine_run_peek(const struct engine_run *run, size_t task,
         out->worker = t->worker;
         out->started = 1;
     }
-    if (out->end_ns)
+    if (out->end_ns) {
+        /* Written before the end was published (engine_task_add_cpu,
+         * engine_task_ready, then engine_task_end). */
         out->status = t->status;
+        out->cpu_us = t->cpu_us;
+        out->ready_us = t->ready_us;
+    }
 }
 
 const char *engine_run_error(const struct engine_run *run)

@@ -322,8 +322,8 @@ uint64_t engine_run_ended_ns(const struct engine_run *run);
  * A copy of task's record while the run may still be going (any thread,
  * between start and free): start_ns and end_ns are published by the
  * threads that write them (release), so a non-zero one comes with the
- * fields written before it (lane and worker with the start; status with
- * the end). Fields a copy does not name are zero.
+ * fields written before it (lane and worker with the start; status,
+ * cpu_us and ready_us with the end). Fields a copy does not name are zero.
  */
 void engine_run_peek(const struct engine_run *run, size_t task,
                      struct engine_task *out);

@@ -65,7 +65,7 @@ ERROR_CASES = [
      JSON_TYPE, 400, ("malformed JSON at byte 0", "JSON object")),
     ("square: unknown member", "/run/square", {"numbers": [1], "nums": 2},
      JSON_TYPE, 400, ("unknown parameter 'nums'",
-                      "mode, cores, numbers, tasks")),
+                      "mode, format, stream, cores, numbers, tasks")),
     ("square: numbers as a string", "/run/square", {"numbers": "1,2"},
      JSON_TYPE, 400, ("parameter 'numbers'", "an array of integers",
                       "string")),

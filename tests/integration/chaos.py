@@ -202,7 +202,8 @@ FETCH_MS = _bounds("fetch.ms")
 FETCH_URLS = (_param("fetch.url")["minItems"], _param("fetch.url")["maxItems"])
 DELAY_MS = _bounds("delay.ms")
 MODES = {d: _enum(d + ".mode") for d in ("prime", "square", "sleep",
-                                         "fetch", "work")}
+                                         "fetch", "work", "counter",
+                                         "deadlock")}
 COMPARE_DEMOS = _enum("compare.demo")
 COMPARE_TASKS = _bounds("compare.tasks")
 
@@ -784,6 +785,17 @@ class Gen:
                 rng.randint(1, 3), rng.randint(1, 30),
                 rng.choice(["0", "0.25", "0.5", "1"]),
                 rng.choice(["0", "0.5"]))
+        elif demo == "counter":
+            # lock and atomic: no mode loses an update, so every mode
+            # agrees (none may race: the bench counts that)
+            tasks, incs = rng.randint(1, 3), rng.randint(1, 5000)
+            query = "demo=counter&tasks=%d&increments=%d&sync=%s" % (
+                tasks, incs, rng.choice(["lock", "atomic"]))
+            verify_extra = {"result": {"final": tasks * incs, "lost": 0}}
+        elif demo == "deadlock":
+            # the same order never deadlocks, in any mode
+            query = "demo=deadlock&order=same&hold_ms=%d" % rng.randint(0, 20)
+            verify_extra = {"result": {"deadlocked": False}}
         else:
             if rng.random() < 0.6:
                 count, ms = rng.randint(1, 3), rng.randint(0, 30)

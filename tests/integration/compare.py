@@ -214,7 +214,7 @@ def case_deadline(srv, ctx):
     started = time.monotonic()
     resp, body = cpu.get_json(
         srv.port, "/run/compare?demo=prime&limit=%d&tasks=1"
-        % int(20000000 / harness.TIME_SCALE), timeout=cpu.scaled(10.0))
+        % int(15000000 / harness.TIME_SCALE), timeout=cpu.scaled(10.0))
     took = time.monotonic() - started
     check(resp.status == 504, "status %d: %s" % (resp.status, _short(body)))
     expect_error_shape(resp)

@@ -28,7 +28,7 @@ ATTEMPTS = 3
 ROUNDS = 4
 WORKERS = 4
 DEMO_THREADS = 8
-CONCURRENT = ["threads", "processes", "gil", "async"]
+CONCURRENT = ["threads", "processes", "gil", "async", "spawn"]
 MODES = ["sequential"] + CONCURRENT
 GIL_MAX = 1.15     # io_ratio=0: threads under the GIL gain nothing
 PROCESSES_MIN = 1.8  # io_ratio=0, 2 tasks on 2 cores
