@@ -631,10 +631,10 @@ test('live: a comparison adds a timeline per mode as it goes', async () => {
   await page.waitForFunction(() => document.querySelectorAll('figure.timeline').length >= 2 &&
     document.body.classList.contains('busy'), null, { timeout: 5000 });
   const status = await page.textContent('#status');
-  assert.match(status, /mode \d of 5/);
+  assert.match(status, /mode \d of 6/);
   await page.waitForFunction(() => !document.body.classList.contains('busy'), null, { timeout: 10000 });
   const body = JSON.parse(await page.textContent('#json'));
-  assert.equal(body.runs.length, 5);
+  assert.equal(body.runs.length, 6);
   assert.equal(await page.locator('figure.timeline').count(), body.runs.length);
   assertClean(log);
   return status;
