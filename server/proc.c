@@ -9,7 +9,10 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -78,4 +81,118 @@ int proc_spawn_worker(const char *exe, const char *what, pid_t *pid, int *sock)
     }
     *sock = sv[0];
     return 0;
+}
+
+void proc_child_init(struct proc_child *c)
+{
+    c->pid = 0;
+    c->sock = c->pidfd = -1;
+    c->out = false;
+    frame_reader_init(&c->rd);
+    frame_writer_init(&c->wr);
+}
+
+void proc_child_cleanup(struct proc_child *c)
+{
+    frame_reader_cleanup(&c->rd);
+    frame_writer_cleanup(&c->wr);
+}
+
+int proc_child_attach(struct proc_child *c, const char *what, int epfd,
+                      pid_t pid, int sock, uint64_t sock_data,
+                      uint64_t pidfd_data)
+{
+    struct epoll_event sev = {.events = EPOLLIN, .data.u64 = sock_data};
+    struct epoll_event pev = {.events = EPOLLIN, .data.u64 = pidfd_data};
+    int pidfd = pidfd_open(pid, 0);
+    if (pidfd < 0 || fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK) ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &sev) < 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, pidfd, &pev) < 0) {
+        int err = errno;
+        log_error("%s: cannot watch worker %d: %s", what, (int)pid,
+                  strerror(err));
+        epoll_ctl(epfd, EPOLL_CTL_DEL, sock, NULL);
+        proc_kill_reap(pid);
+        if (pidfd >= 0) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, pidfd, NULL);
+            close(pidfd);
+        }
+        close(sock);
+        c->pid = 0;
+        c->sock = c->pidfd = -1;
+        c->out = false;
+        return -err;
+    }
+    c->pid = pid;
+    c->sock = sock;
+    c->pidfd = pidfd;
+    c->out = false;
+    /* Left from the last process in this slot, if any. */
+    frame_reader_cleanup(&c->rd);
+    frame_writer_cleanup(&c->wr);
+    return 0;
+}
+
+int proc_child_flush(struct proc_child *c, int epfd, uint64_t sock_data)
+{
+    int rc = frame_writer_flush(&c->wr, c->sock);
+    bool out = rc == -EAGAIN;
+    if (rc < 0 && !out)
+        return rc;
+    if (out != c->out) {
+        struct epoll_event ev = {.events = out ? EPOLLIN | EPOLLOUT : EPOLLIN,
+                                 .data.u64 = sock_data};
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c->sock, &ev);
+        c->out = out;
+    }
+    return 0;
+}
+
+void proc_child_close_sock(struct proc_child *c, int epfd)
+{
+    if (c->sock >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c->sock, NULL);
+        close(c->sock);
+        c->sock = -1;
+    }
+    c->out = false;
+}
+
+void proc_child_kill(struct proc_child *c)
+{
+    if (c->pidfd >= 0)
+        pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0);
+}
+
+bool proc_child_reap(struct proc_child *c, int epfd, int *status)
+{
+    *status = 0;
+    if (waitpid(c->pid, status, WNOHANG) == 0)
+        return false;
+    proc_child_close_sock(c, epfd);
+    if (c->pidfd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    return true;
+}
+
+void proc_kill_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    /* Nothing survives SIGKILL: this wait is short. */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+void proc_describe_exit(int status, char *out, size_t out_len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, out_len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(out, out_len, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(out, out_len, "ended");
 }

@@ -17,19 +17,15 @@
 #include "spawner.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/pidfd.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -49,14 +45,10 @@ struct child {
     int slot;
     enum cstate state;
     struct spawn_task *task;
-    pid_t pid;
-    int sock;
-    int pidfd;
+    struct proc_child pc;
     bool decided; /* task->status is final */
     uint64_t deadline_ns;
     uint64_t job_id;
-    struct frame_reader rd;
-    struct frame_writer wr;
 };
 
 struct spawner {
@@ -90,14 +82,13 @@ static void take_next(struct spawner *s, struct child *c,
 static void decide(struct child *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void stop_child(struct spawner *s, struct child *c);
-static void close_sock(struct spawner *s, struct child *c);
 static void complete(struct spawner *s, struct spawn_task *task, bool reaped);
 static void arm_timer(struct spawner *s);
 static void shutdown_children(struct spawner *s);
 static void wake(struct spawner *s);
 static int watch(struct spawner *s, int fd, uint32_t events, enum src src,
                  int slot);
-static void describe_exit(int status, char *out, size_t out_len);
+static uint64_t sock_data(const struct child *c);
 
 struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
                               size_t err_len)
@@ -136,9 +127,7 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
     for (int i = 0; i < cfg->max_children; i++) {
         struct child *c = &s->children[i];
         c->slot = i;
-        c->sock = c->pidfd = -1;
-        frame_reader_init(&c->rd);
-        frame_writer_init(&c->wr);
+        proc_child_init(&c->pc);
     }
     int rc = pthread_create(&s->thread, NULL, spawner_main, s);
     if (rc != 0) {
@@ -232,10 +221,8 @@ void spawner_free(struct spawner *s)
     if (!s)
         return;
     spawner_stop(s);
-    for (int i = 0; i < s->cfg.max_children; i++) {
-        frame_reader_cleanup(&s->children[i].rd);
-        frame_writer_cleanup(&s->children[i].wr);
-    }
+    for (int i = 0; i < s->cfg.max_children; i++)
+        proc_child_cleanup(&s->children[i].pc);
     close(s->epfd);
     close(s->evfd);
     close(s->tfd);
@@ -264,9 +251,9 @@ static void *spawner_main(void *arg)
                     log_error("spawn: eventfd: %s", strerror(errno));
             } else if (src == SRC_TIMER) {
                 on_timer(s);
-            } else if (src == SRC_SOCK && c->sock >= 0) {
+            } else if (src == SRC_SOCK && c->pc.sock >= 0) {
                 on_sock(s, c, events[i].events);
-            } else if (src == SRC_PIDFD && c->pidfd >= 0) {
+            } else if (src == SRC_PIDFD && c->pc.pidfd >= 0) {
                 on_exit_event(s, c);
             }
         }
@@ -332,23 +319,12 @@ static void start_one(struct spawner *s, struct spawn_task *task)
         complete(s, task, false);
         return;
     }
-    int pidfd = pidfd_open(pid, 0);
-    if (pidfd < 0 || fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK) ||
-        watch(s, sock, EPOLLIN, SRC_SOCK, c->slot) < 0 ||
-        watch(s, pidfd, EPOLLIN, SRC_PIDFD, c->slot) < 0) {
-        int err = errno;
-        log_error("spawn: cannot watch worker %d: %s", (int)pid, strerror(err));
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, sock, NULL);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        if (pidfd >= 0) {
-            epoll_ctl(s->epfd, EPOLL_CTL_DEL, pidfd, NULL);
-            close(pidfd);
-        }
-        close(sock);
-        task->status = -err;
+    rc = proc_child_attach(&c->pc, "spawn", s->epfd, pid, sock, sock_data(c),
+                           (uint64_t)SRC_PIDFD << 32 | (unsigned)c->slot);
+    if (rc < 0) {
+        task->status = rc;
         snprintf(task->error, sizeof(task->error),
-                 "could not watch a worker process: %s", strerror(err));
+                 "could not watch a worker process: %s", strerror(-rc));
         complete(s, task, false);
         return;
     }
@@ -358,15 +334,10 @@ static void start_one(struct spawner *s, struct spawn_task *task)
         cores_pin_pid(pid, task->cores);
     c->state = C_STARTING;
     c->task = task;
-    c->pid = pid;
-    c->sock = sock;
-    c->pidfd = pidfd;
     c->decided = false;
     c->job_id = 0;
     c->deadline_ns =
         task->requested_ns + (uint64_t)s->cfg.job_timeout_ms * 1000000ull;
-    frame_reader_cleanup(&c->rd);
-    frame_writer_cleanup(&c->wr);
     task->pid = pid;
     pthread_mutex_lock(&s->lock);
     task->child = c->slot;
@@ -395,64 +366,58 @@ static void apply_cancels(struct spawner *s)
         if (!cancel)
             continue;
         decide(c, cancel, "the task was cancelled; worker %d was killed",
-               (int)c->pid);
+               (int)c->pc.pid);
         stop_child(s, c);
     }
 }
 
 static void on_sock(struct spawner *s, struct child *c, uint32_t events)
 {
-    if (events & EPOLLOUT) {
-        int rc = frame_writer_flush(&c->wr, c->sock);
-        if (rc == 0) {
-            struct epoll_event ev = {.events = EPOLLIN,
-                                     .data.u64 = (uint64_t)SRC_SOCK << 32 |
-                                                 (unsigned)c->slot};
-            epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sock, &ev);
-        } else if (rc != -EAGAIN) {
-            close_sock(s, c); /* gone: its pidfd tells how */
-            return;
-        }
+    if ((events & EPOLLOUT) &&
+        proc_child_flush(&c->pc, s->epfd, sock_data(c)) < 0) {
+        proc_child_close_sock(&c->pc, s->epfd); /* gone: its pidfd tells how */
+        return;
     }
-    while (c->sock >= 0 && (c->state == C_STARTING || c->state == C_BUSY)) {
-        int rc = frame_reader_read(&c->rd, c->sock);
+    while (c->pc.sock >= 0 && (c->state == C_STARTING || c->state == C_BUSY)) {
+        int rc = frame_reader_read(&c->pc.rd, c->pc.sock);
         if (rc == -EAGAIN)
             return;
         if (rc == -EPIPE || rc == -ECONNRESET) {
             /* Closed (a reset when it died with our job unread): its
              * pidfd tells how it went. */
-            close_sock(s, c);
+            proc_child_close_sock(&c->pc, s->epfd);
             return;
         }
         if (rc < 0) {
             decide(c, -EPROTO, "spawned worker %d sent garbage (%s)",
-                   (int)c->pid, strerror(-rc));
+                   (int)c->pc.pid, strerror(-rc));
             stop_child(s, c);
             return;
         }
-        if (c->rd.type == JOB_MSG_HELLO && c->state == C_STARTING) {
+        if (c->pc.rd.type == JOB_MSG_HELLO && c->state == C_STARTING) {
             c->task->ready_ns = clock_now_ns();
             take_next(s, c, NULL);
             continue;
         }
         struct job_reply reply;
-        if (c->rd.type != JOB_MSG_RESULT || c->state != C_BUSY ||
-            c->rd.len < sizeof(reply)) {
+        if (c->pc.rd.type != JOB_MSG_RESULT || c->state != C_BUSY ||
+            c->pc.rd.len < sizeof(reply)) {
             decide(c, -EPROTO, "spawned worker %d sent an unexpected message",
-                   (int)c->pid);
+                   (int)c->pc.pid);
             stop_child(s, c);
             return;
         }
-        memcpy(&reply, c->rd.payload, sizeof(reply));
-        if (reply.id != c->job_id || reply.len != c->rd.len - sizeof(reply)) {
+        memcpy(&reply, c->pc.rd.payload, sizeof(reply));
+        if (reply.id != c->job_id ||
+            reply.len != c->pc.rd.len - sizeof(reply)) {
             decide(c, -EPROTO,
                    "spawned worker %d: reply does not match its "
                    "job",
-                   (int)c->pid);
+                   (int)c->pc.pid);
             stop_child(s, c);
             return;
         }
-        struct spawn_reply r = {.result = c->rd.payload + sizeof(reply),
+        struct spawn_reply r = {.result = c->pc.rd.payload + sizeof(reply),
                                 .len = reply.len,
                                 .status = reply.status,
                                 .start_ns = reply.start_ns,
@@ -472,7 +437,8 @@ static void take_next(struct spawner *s, struct child *c,
     if (rc == 1) {
         decide(c, 0, "%s", "");
         c->state = C_CLOSING;
-        close_sock(s, c); /* the worker reads EOF and exits */
+        proc_child_close_sock(&c->pc,
+                              s->epfd); /* the worker reads EOF and exits */
         return;
     }
     if (rc == 0) {
@@ -487,56 +453,44 @@ static void take_next(struct spawner *s, struct child *c,
             if (task->params_len)
                 memcpy(s->scratch + sizeof(req), task->params,
                        task->params_len);
-            rc = frame_writer_put(&c->wr, JOB_MSG_JOB, s->scratch,
+            rc = frame_writer_put(&c->pc.wr, JOB_MSG_JOB, s->scratch,
                                   sizeof(req) + task->params_len);
         }
         if (rc == 0) {
             c->state = C_BUSY;
-            rc = frame_writer_flush(&c->wr, c->sock);
-            if (rc == -EAGAIN) {
-                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-                                         .data.u64 = (uint64_t)SRC_SOCK << 32 |
-                                                     (unsigned)c->slot};
-                epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sock, &ev);
-                return;
-            }
+            rc = proc_child_flush(&c->pc, s->epfd, sock_data(c));
             if (rc == 0)
                 return;
             /* The worker is gone: its exit says how. */
-            close_sock(s, c);
+            proc_child_close_sock(&c->pc, s->epfd);
             return;
         }
     }
     if (task->error[0])
         decide(c, rc, "%s", task->error);
     else
-        decide(c, rc, "spawned worker %d was stopped: %s", (int)c->pid,
+        decide(c, rc, "spawned worker %d was stopped: %s", (int)c->pc.pid,
                strerror(-rc));
     stop_child(s, c);
 }
 
 static void on_exit_event(struct spawner *s, struct child *c)
 {
-    int status = 0;
-    pid_t r = waitpid(c->pid, &status, WNOHANG);
-    if (r == 0)
-        return; /* not yet: the pidfd fires again */
+    int status;
+    if (!proc_child_reap(&c->pc, s->epfd, &status))
+        return;
     char how[64];
-    describe_exit(status, how, sizeof(how));
-    close_sock(s, c);
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
-    close(c->pidfd);
-    c->pidfd = -1;
+    proc_describe_exit(status, how, sizeof(how));
     if (!c->decided) {
-        log_warn("spawn: worker %d %s while running its task", (int)c->pid,
+        log_warn("spawn: worker %d %s while running its task", (int)c->pc.pid,
                  how);
         decide(c, -EPIPE, "spawned worker %d died (%s) while running the task",
-               (int)c->pid, how);
+               (int)c->pc.pid, how);
     }
     struct spawn_task *task = c->task;
     c->state = C_EMPTY;
     c->task = NULL;
-    c->pid = 0;
+    c->pc.pid = 0;
     complete(s, task, true);
 }
 
@@ -553,7 +507,7 @@ static void on_timer(struct spawner *s)
             decide(c, -ETIMEDOUT,
                    "task exceeded its %d ms deadline; spawned worker %d was "
                    "killed",
-                   s->cfg.job_timeout_ms, (int)c->pid);
+                   s->cfg.job_timeout_ms, (int)c->pc.pid);
             stop_child(s, c);
         }
     }
@@ -577,19 +531,9 @@ static void decide(struct child *c, int status, const char *fmt, ...)
 /* Kills the child; its reap (pidfd) completes the task. */
 static void stop_child(struct spawner *s, struct child *c)
 {
-    if (c->pidfd >= 0)
-        pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0);
-    close_sock(s, c);
+    proc_child_kill(&c->pc);
+    proc_child_close_sock(&c->pc, s->epfd);
     c->state = C_DYING;
-}
-
-static void close_sock(struct spawner *s, struct child *c)
-{
-    if (c->sock >= 0) {
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sock, NULL);
-        close(c->sock);
-        c->sock = -1;
-    }
 }
 
 /* The task is over (its process reaped, or it never had one): done(). */
@@ -659,18 +603,15 @@ static void shutdown_children(struct spawner *s)
         if (c->state == C_EMPTY)
             continue;
         decide(c, -ESHUTDOWN, "the service is shutting down");
-        stop_child(s, c);
-        /* SIGKILL was sent: nothing survives it, so this wait is short. */
-        int status;
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
-        close(c->pidfd);
-        c->pidfd = -1;
+        proc_child_close_sock(&c->pc, s->epfd);
+        proc_kill_reap(c->pc.pid);
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pc.pidfd, NULL);
+        close(c->pc.pidfd);
+        c->pc.pidfd = -1;
         struct spawn_task *task = c->task;
         c->state = C_EMPTY;
         c->task = NULL;
-        c->pid = 0;
+        c->pc.pid = 0;
         complete(s, task, true);
     }
 }
@@ -690,13 +631,8 @@ static int watch(struct spawner *s, int fd, uint32_t events, enum src src,
     return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static void describe_exit(int status, char *out, size_t out_len)
+/* The epoll data of c's channel. */
+static uint64_t sock_data(const struct child *c)
 {
-    if (WIFSIGNALED(status))
-        snprintf(out, out_len, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, out_len, "exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(out, out_len, "ended");
+    return (uint64_t)SRC_SOCK << 32 | (unsigned)c->slot;
 }
