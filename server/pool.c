@@ -4,7 +4,7 @@
  * Everything about the workers lives on the pool thread; request threads
  * only touch the job queue and the stats snapshot, both under pool->lock
  * (the only lock here; callbacks never run while it is held). epoll data
- * carries what a descriptor is (SRC_*) and the worker's slot.
+ * carries what a descriptor is (PROC_SRC_*) and the worker's slot.
  *
  * The queue is one doubly linked list in arrival order (its head is the
  * oldest job, which the deadline of queued jobs needs), so pool_cancel()
@@ -30,9 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,8 +45,6 @@
 #define BACKOFF_BASE_MS 50u
 #define BACKOFF_MAX_MS  5000u
 #define STOP_WAIT_MS    2000
-
-enum src { SRC_EVENT = 1, SRC_TIMER, SRC_SOCK, SRC_PIDFD };
 
 enum wstate { W_EMPTY, W_STARTING, W_IDLE, W_BUSY, W_DYING };
 
@@ -76,9 +72,7 @@ struct pool {
     struct pool_config cfg;
     char exe[PATH_MAX];
     pthread_t thread;
-    int epfd;
-    int evfd;
-    int tfd;
+    struct proc_loop loop;
     uint8_t *scratch; /* one job frame being built */
     uint64_t next_id;
     unsigned rng;
@@ -114,9 +108,6 @@ static void hold(struct pool *p, struct worker *w, uint64_t client);
 static void unhold(struct pool *p, struct worker *w);
 static void publish(struct pool *p);
 static void shutdown_workers(struct pool *p);
-static int watch(struct pool *p, int fd, uint32_t events, enum src src,
-                 int slot);
-static uint64_t sock_data(const struct worker *w);
 
 unsigned pool_backoff_ms(unsigned consecutive_crashes)
 {
@@ -142,7 +133,7 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
         return NULL;
     }
     p->cfg = *cfg;
-    p->evfd = p->tfd = p->epfd = -1;
+    p->loop.epfd = p->loop.evfd = p->loop.tfd = -1;
     p->rng = (unsigned)getpid() ^ (unsigned)clock_now_ns();
     pthread_mutex_init(&p->lock, NULL);
     p->stats.configured = cfg->workers;
@@ -157,13 +148,9 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
         snprintf(err, err_len, "out of memory");
         goto out_free;
     }
-    p->epfd = epoll_create1(EPOLL_CLOEXEC);
-    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (!p->scratch || p->epfd < 0 || p->evfd < 0 || p->tfd < 0 ||
-        watch(p, p->evfd, EPOLLIN, SRC_EVENT, 0) < 0 ||
-        watch(p, p->tfd, EPOLLIN, SRC_TIMER, 0) < 0) {
-        snprintf(err, err_len, "cannot set up the pool: %s", strerror(errno));
+    int rc = p->scratch ? proc_loop_init(&p->loop) : -ENOMEM;
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot set up the pool: %s", strerror(-rc));
         goto out_free;
     }
     for (int i = 0; i < cfg->workers; i++) {
@@ -172,7 +159,7 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
         w->state = W_EMPTY;
         proc_child_init(&w->pc);
     }
-    int rc = pthread_create(&p->thread, NULL, pool_main, p);
+    rc = pthread_create(&p->thread, NULL, pool_main, p);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the pool thread: %s",
                  strerror(rc));
@@ -181,12 +168,7 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
     return p;
 
 out_free:
-    if (p->epfd >= 0)
-        close(p->epfd);
-    if (p->evfd >= 0)
-        close(p->evfd);
-    if (p->tfd >= 0)
-        close(p->tfd);
+    proc_loop_cleanup(&p->loop);
     free(p->scratch);
     fair_cleanup(&p->fair);
     pthread_mutex_destroy(&p->lock);
@@ -233,9 +215,7 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     pool->stats.queued = pool->queued;
     pthread_mutex_unlock(&pool->lock);
 
-    uint64_t one = 1;
-    if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("pool: cannot wake the pool thread: %s", strerror(errno));
+    proc_loop_wake(&pool->loop, "pool");
     return 0;
 }
 
@@ -274,9 +254,7 @@ void pool_stop(struct pool *pool)
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
     pthread_mutex_unlock(&pool->lock);
-    uint64_t one = 1;
-    if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("pool: cannot wake the pool thread: %s", strerror(errno));
+    proc_loop_wake(&pool->loop, "pool");
     pthread_join(pool->thread, NULL);
 }
 
@@ -287,9 +265,7 @@ void pool_free(struct pool *pool)
     pool_stop(pool);
     for (int i = 0; i < pool->cfg.workers; i++)
         proc_child_cleanup(&pool->workers[i].pc);
-    close(pool->epfd);
-    close(pool->evfd);
-    close(pool->tfd);
+    proc_loop_cleanup(&pool->loop);
     free(pool->scratch);
     fair_cleanup(&pool->fair);
     pthread_mutex_destroy(&pool->lock);
@@ -306,23 +282,21 @@ static void *pool_main(void *arg)
     publish(p);
 
     for (;;) {
-        int n = epoll_wait(p->epfd, events, 64, -1);
+        int n = epoll_wait(p->loop.epfd, events, 64, -1);
         if (n < 0 && errno != EINTR) {
             log_error("pool: epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
-            enum src src = (enum src)(events[i].data.u64 >> 32);
-            struct worker *w = &p->workers[events[i].data.u64 & 0xffffffffu];
-            if (src == SRC_EVENT) {
-                uint64_t v;
-                if (read(p->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-                    log_error("pool: eventfd: %s", strerror(errno));
-            } else if (src == SRC_TIMER) {
+            enum proc_src src = proc_loop_src(events[i].data.u64);
+            struct worker *w = &p->workers[proc_loop_slot(events[i].data.u64)];
+            if (src == PROC_SRC_EVENT) {
+                proc_loop_ack(&p->loop, src, "pool");
+            } else if (src == PROC_SRC_TIMER) {
                 on_timer(p);
-            } else if (src == SRC_SOCK && w->pc.sock >= 0) {
+            } else if (src == PROC_SRC_SOCK && w->pc.sock >= 0) {
                 on_sock(p, w, events[i].events);
-            } else if (src == SRC_PIDFD && w->pc.pidfd >= 0) {
+            } else if (src == PROC_SRC_PIDFD && w->pc.pidfd >= 0) {
                 on_exit_event(p, w);
             }
         }
@@ -346,8 +320,7 @@ static void spawn(struct pool *p, struct worker *w)
     pid_t pid;
     int sock;
     if (proc_spawn_worker(p->exe, "pool", &pid, &sock) < 0 ||
-        proc_child_attach(&w->pc, "pool", p->epfd, pid, sock, sock_data(w),
-                          (uint64_t)SRC_PIDFD << 32 | (unsigned)w->slot) < 0)
+        proc_child_attach(&w->pc, "pool", p->loop.epfd, pid, sock, w->slot) < 0)
         goto out_retry;
     w->state = W_STARTING;
     w->end = END_NONE;
@@ -372,7 +345,7 @@ out_retry:
 static void on_sock(struct pool *p, struct worker *w, uint32_t events)
 {
     if ((events & EPOLLOUT) &&
-        proc_child_flush(&w->pc, p->epfd, sock_data(w)) < 0) {
+        proc_child_flush(&w->pc, p->loop.epfd, w->slot) < 0) {
         close_sock(p, w);
         return;
     }
@@ -439,7 +412,7 @@ static void on_sock(struct pool *p, struct worker *w, uint32_t events)
 static void on_exit_event(struct pool *p, struct worker *w)
 {
     int status;
-    if (!proc_child_reap(&w->pc, p->epfd, &status))
+    if (!proc_child_reap(&w->pc, p->loop.epfd, &status))
         return;
     char how[64];
     proc_describe_exit(status, how, sizeof(how));
@@ -479,9 +452,7 @@ static void on_exit_event(struct pool *p, struct worker *w)
 
 static void on_timer(struct pool *p)
 {
-    uint64_t expirations;
-    if (read(p->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-        log_error("pool: timerfd: %s", strerror(errno));
+    proc_loop_ack(&p->loop, PROC_SRC_TIMER, "pool");
 
     uint64_t now = clock_now_ns();
     for (int i = 0; i < p->cfg.workers; i++) {
@@ -642,7 +613,7 @@ static void assign(struct pool *p, struct worker *w, struct pool_job *job)
     int rc = frame_writer_put(&w->pc.wr, JOB_MSG_JOB, p->scratch,
                               sizeof(req) + job->params_len);
     if (rc == 0)
-        rc = proc_child_flush(&w->pc, p->epfd, sock_data(w));
+        rc = proc_child_flush(&w->pc, p->loop.epfd, w->slot);
     if (rc < 0) {
         /* The worker is going; its exit fails the job. */
         close_sock(p, w);
@@ -679,7 +650,7 @@ static void finish(struct pool *p, struct pool_job *job, int status,
 static void close_sock(struct pool *p, struct worker *w)
 {
     unhold(p, w); /* a worker going away holds nothing */
-    proc_child_close_sock(&w->pc, p->epfd);
+    proc_child_close_sock(&w->pc, p->loop.epfd);
     if (w->state != W_EMPTY)
         w->state = W_DYING;
 }
@@ -710,14 +681,7 @@ static void arm_timer(struct pool *p)
             next = t;
     }
     pthread_mutex_unlock(&p->lock);
-    struct itimerspec its = {0};
-    if (next) {
-        its.it_value.tv_sec = (time_t)(next / 1000000000u);
-        its.it_value.tv_nsec = (long)(next % 1000000000u);
-        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-            its.it_value.tv_nsec = 1;
-    }
-    timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    proc_loop_arm(&p->loop, next);
 }
 
 /* Copies the workers' state into the stats snapshot. */
@@ -787,18 +751,4 @@ static void shutdown_workers(struct pool *p)
         struct timespec pause = {0, 2 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-}
-
-static int watch(struct pool *p, int fd, uint32_t events, enum src src,
-                 int slot)
-{
-    struct epoll_event ev = {.events = events,
-                             .data.u64 = (uint64_t)src << 32 | (unsigned)slot};
-    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-/* The epoll data of w's channel. */
-static uint64_t sock_data(const struct worker *w)
-{
-    return (uint64_t)SRC_SOCK << 32 | (unsigned)w->slot;
 }

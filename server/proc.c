@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +85,68 @@ int proc_spawn_worker(const char *exe, const char *what, pid_t *pid, int *sock)
     return 0;
 }
 
+int proc_loop_init(struct proc_loop *l)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (l->epfd < 0 || l->evfd < 0 || l->tfd < 0)
+        goto out_close;
+    ev.data.u64 = proc_loop_data(PROC_SRC_EVENT, 0);
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) < 0)
+        goto out_close;
+    ev.data.u64 = proc_loop_data(PROC_SRC_TIMER, 0);
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->tfd, &ev) < 0)
+        goto out_close;
+    return 0;
+
+out_close:;
+    int err = errno;
+    proc_loop_cleanup(l);
+    return -err;
+}
+
+void proc_loop_cleanup(struct proc_loop *l)
+{
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->evfd >= 0)
+        close(l->evfd);
+    if (l->tfd >= 0)
+        close(l->tfd);
+    l->epfd = l->evfd = l->tfd = -1;
+}
+
+void proc_loop_wake(struct proc_loop *l, const char *what)
+{
+    uint64_t one = 1;
+    if (write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("%s: cannot wake its thread: %s", what, strerror(errno));
+}
+
+void proc_loop_ack(struct proc_loop *l, enum proc_src src, const char *what)
+{
+    bool timer = src == PROC_SRC_TIMER;
+    uint64_t count;
+    if (read(timer ? l->tfd : l->evfd, &count, sizeof(count)) < 0 &&
+        errno != EAGAIN)
+        log_error("%s: %s: %s", what, timer ? "timerfd" : "eventfd",
+                  strerror(errno));
+}
+
+void proc_loop_arm(struct proc_loop *l, uint64_t at_ns)
+{
+    struct itimerspec its = {0};
+    if (at_ns) {
+        its.it_value.tv_sec = (time_t)(at_ns / 1000000000u);
+        its.it_value.tv_nsec = (long)(at_ns % 1000000000u);
+        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+            its.it_value.tv_nsec = 1; /* zero would disarm it */
+    }
+    timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
 void proc_child_init(struct proc_child *c)
 {
     c->pid = 0;
@@ -99,11 +163,12 @@ void proc_child_cleanup(struct proc_child *c)
 }
 
 int proc_child_attach(struct proc_child *c, const char *what, int epfd,
-                      pid_t pid, int sock, uint64_t sock_data,
-                      uint64_t pidfd_data)
+                      pid_t pid, int sock, int slot)
 {
-    struct epoll_event sev = {.events = EPOLLIN, .data.u64 = sock_data};
-    struct epoll_event pev = {.events = EPOLLIN, .data.u64 = pidfd_data};
+    struct epoll_event sev = {.events = EPOLLIN,
+                              .data.u64 = proc_loop_data(PROC_SRC_SOCK, slot)};
+    struct epoll_event pev = {.events = EPOLLIN,
+                              .data.u64 = proc_loop_data(PROC_SRC_PIDFD, slot)};
     int pidfd = pidfd_open(pid, 0);
     if (pidfd < 0 || fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK) ||
         epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &sev) < 0 ||
@@ -133,7 +198,7 @@ int proc_child_attach(struct proc_child *c, const char *what, int epfd,
     return 0;
 }
 
-int proc_child_flush(struct proc_child *c, int epfd, uint64_t sock_data)
+int proc_child_flush(struct proc_child *c, int epfd, int slot)
 {
     int rc = frame_writer_flush(&c->wr, c->sock);
     bool out = rc == -EAGAIN;
@@ -141,7 +206,8 @@ int proc_child_flush(struct proc_child *c, int epfd, uint64_t sock_data)
         return rc;
     if (out != c->out) {
         struct epoll_event ev = {.events = out ? EPOLLIN | EPOLLOUT : EPOLLIN,
-                                 .data.u64 = sock_data};
+                                 .data.u64 =
+                                     proc_loop_data(PROC_SRC_SOCK, slot)};
         epoll_ctl(epfd, EPOLL_CTL_MOD, c->sock, &ev);
         c->out = out;
     }

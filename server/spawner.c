@@ -5,7 +5,7 @@
  * threads only touch the queue of tasks waiting for a process, the cancel
  * requests and the stats, under s->lock (the only lock here; callbacks
  * never run while it is held). epoll data carries what a descriptor is
- * (SRC_*) and the child's slot.
+ * (PROC_SRC_*) and the child's slot.
  *
  * A child's life: EMPTY -> spawn -> STARTING -> hello -> BUSY (a job
  * sent) <-> next() -> ... -> CLOSING (last reply: socket closed, the
@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -36,8 +34,6 @@
 #include "proc.h"
 
 #define SPAWNER_MAX 4096 /* max_children at most */
-
-enum src { SRC_EVENT = 1, SRC_TIMER, SRC_SOCK, SRC_PIDFD };
 
 enum cstate { C_EMPTY, C_STARTING, C_BUSY, C_CLOSING, C_DYING };
 
@@ -55,9 +51,7 @@ struct spawner {
     struct spawner_config cfg;
     char exe[PATH_MAX];
     pthread_t thread;
-    int epfd;
-    int evfd;
-    int tfd;
+    struct proc_loop loop;
     uint8_t *scratch; /* one job frame being built */
     bool stopped;     /* main thread: spawner_stop() has run */
 
@@ -86,9 +80,6 @@ static void complete(struct spawner *s, struct spawn_task *task, bool reaped);
 static void arm_timer(struct spawner *s);
 static void shutdown_children(struct spawner *s);
 static void wake(struct spawner *s);
-static int watch(struct spawner *s, int fd, uint32_t events, enum src src,
-                 int slot);
-static uint64_t sock_data(const struct child *c);
 
 struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
                               size_t err_len)
@@ -105,7 +96,7 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
         return NULL;
     }
     s->cfg = *cfg;
-    s->epfd = s->evfd = s->tfd = -1;
+    s->loop.epfd = s->loop.evfd = s->loop.tfd = -1;
     s->stats.limit = cfg->max_children;
     pthread_mutex_init(&s->lock, NULL);
     if (strlen(cfg->exe) >= sizeof(s->exe)) {
@@ -114,14 +105,9 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
     }
     strcpy(s->exe, cfg->exe);
     s->scratch = malloc(FRAME_PAYLOAD_MAX);
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (!s->scratch || s->epfd < 0 || s->evfd < 0 || s->tfd < 0 ||
-        watch(s, s->evfd, EPOLLIN, SRC_EVENT, 0) < 0 ||
-        watch(s, s->tfd, EPOLLIN, SRC_TIMER, 0) < 0) {
-        snprintf(err, err_len, "cannot set up the spawner: %s",
-                 strerror(errno));
+    int rc = s->scratch ? proc_loop_init(&s->loop) : -ENOMEM;
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot set up the spawner: %s", strerror(-rc));
         goto out_free;
     }
     for (int i = 0; i < cfg->max_children; i++) {
@@ -129,7 +115,7 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
         c->slot = i;
         proc_child_init(&c->pc);
     }
-    int rc = pthread_create(&s->thread, NULL, spawner_main, s);
+    rc = pthread_create(&s->thread, NULL, spawner_main, s);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the spawner thread: %s",
                  strerror(rc));
@@ -138,12 +124,7 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
     return s;
 
 out_free:
-    if (s->epfd >= 0)
-        close(s->epfd);
-    if (s->evfd >= 0)
-        close(s->evfd);
-    if (s->tfd >= 0)
-        close(s->tfd);
+    proc_loop_cleanup(&s->loop);
     free(s->scratch);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -223,9 +204,7 @@ void spawner_free(struct spawner *s)
     spawner_stop(s);
     for (int i = 0; i < s->cfg.max_children; i++)
         proc_child_cleanup(&s->children[i].pc);
-    close(s->epfd);
-    close(s->evfd);
-    close(s->tfd);
+    proc_loop_cleanup(&s->loop);
     free(s->scratch);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -237,23 +216,21 @@ static void *spawner_main(void *arg)
     struct epoll_event events[64];
 
     for (;;) {
-        int n = epoll_wait(s->epfd, events, 64, -1);
+        int n = epoll_wait(s->loop.epfd, events, 64, -1);
         if (n < 0 && errno != EINTR) {
             log_error("spawn: epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
-            enum src src = (enum src)(events[i].data.u64 >> 32);
-            struct child *c = &s->children[events[i].data.u64 & 0xffffffffu];
-            if (src == SRC_EVENT) {
-                uint64_t v;
-                if (read(s->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-                    log_error("spawn: eventfd: %s", strerror(errno));
-            } else if (src == SRC_TIMER) {
+            enum proc_src src = proc_loop_src(events[i].data.u64);
+            struct child *c = &s->children[proc_loop_slot(events[i].data.u64)];
+            if (src == PROC_SRC_EVENT) {
+                proc_loop_ack(&s->loop, src, "spawn");
+            } else if (src == PROC_SRC_TIMER) {
                 on_timer(s);
-            } else if (src == SRC_SOCK && c->pc.sock >= 0) {
+            } else if (src == PROC_SRC_SOCK && c->pc.sock >= 0) {
                 on_sock(s, c, events[i].events);
-            } else if (src == SRC_PIDFD && c->pc.pidfd >= 0) {
+            } else if (src == PROC_SRC_PIDFD && c->pc.pidfd >= 0) {
                 on_exit_event(s, c);
             }
         }
@@ -319,8 +296,7 @@ static void start_one(struct spawner *s, struct spawn_task *task)
         complete(s, task, false);
         return;
     }
-    rc = proc_child_attach(&c->pc, "spawn", s->epfd, pid, sock, sock_data(c),
-                           (uint64_t)SRC_PIDFD << 32 | (unsigned)c->slot);
+    rc = proc_child_attach(&c->pc, "spawn", s->loop.epfd, pid, sock, c->slot);
     if (rc < 0) {
         task->status = rc;
         snprintf(task->error, sizeof(task->error),
@@ -374,8 +350,9 @@ static void apply_cancels(struct spawner *s)
 static void on_sock(struct spawner *s, struct child *c, uint32_t events)
 {
     if ((events & EPOLLOUT) &&
-        proc_child_flush(&c->pc, s->epfd, sock_data(c)) < 0) {
-        proc_child_close_sock(&c->pc, s->epfd); /* gone: its pidfd tells how */
+        proc_child_flush(&c->pc, s->loop.epfd, c->slot) < 0) {
+        /* Gone: its pidfd tells how. */
+        proc_child_close_sock(&c->pc, s->loop.epfd);
         return;
     }
     while (c->pc.sock >= 0 && (c->state == C_STARTING || c->state == C_BUSY)) {
@@ -385,7 +362,7 @@ static void on_sock(struct spawner *s, struct child *c, uint32_t events)
         if (rc == -EPIPE || rc == -ECONNRESET) {
             /* Closed (a reset when it died with our job unread): its
              * pidfd tells how it went. */
-            proc_child_close_sock(&c->pc, s->epfd);
+            proc_child_close_sock(&c->pc, s->loop.epfd);
             return;
         }
         if (rc < 0) {
@@ -437,8 +414,8 @@ static void take_next(struct spawner *s, struct child *c,
     if (rc == 1) {
         decide(c, 0, "%s", "");
         c->state = C_CLOSING;
-        proc_child_close_sock(&c->pc,
-                              s->epfd); /* the worker reads EOF and exits */
+        /* The worker reads EOF and exits. */
+        proc_child_close_sock(&c->pc, s->loop.epfd);
         return;
     }
     if (rc == 0) {
@@ -458,11 +435,11 @@ static void take_next(struct spawner *s, struct child *c,
         }
         if (rc == 0) {
             c->state = C_BUSY;
-            rc = proc_child_flush(&c->pc, s->epfd, sock_data(c));
+            rc = proc_child_flush(&c->pc, s->loop.epfd, c->slot);
             if (rc == 0)
                 return;
             /* The worker is gone: its exit says how. */
-            proc_child_close_sock(&c->pc, s->epfd);
+            proc_child_close_sock(&c->pc, s->loop.epfd);
             return;
         }
     }
@@ -477,7 +454,7 @@ static void take_next(struct spawner *s, struct child *c,
 static void on_exit_event(struct spawner *s, struct child *c)
 {
     int status;
-    if (!proc_child_reap(&c->pc, s->epfd, &status))
+    if (!proc_child_reap(&c->pc, s->loop.epfd, &status))
         return;
     char how[64];
     proc_describe_exit(status, how, sizeof(how));
@@ -496,9 +473,7 @@ static void on_exit_event(struct spawner *s, struct child *c)
 
 static void on_timer(struct spawner *s)
 {
-    uint64_t expirations;
-    if (read(s->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-        log_error("spawn: timerfd: %s", strerror(errno));
+    proc_loop_ack(&s->loop, PROC_SRC_TIMER, "spawn");
     uint64_t now = clock_now_ns();
     for (int i = 0; i < s->cfg.max_children; i++) {
         struct child *c = &s->children[i];
@@ -532,7 +507,7 @@ static void decide(struct child *c, int status, const char *fmt, ...)
 static void stop_child(struct spawner *s, struct child *c)
 {
     proc_child_kill(&c->pc);
-    proc_child_close_sock(&c->pc, s->epfd);
+    proc_child_close_sock(&c->pc, s->loop.epfd);
     c->state = C_DYING;
 }
 
@@ -569,14 +544,7 @@ static void arm_timer(struct spawner *s)
             (!next || c->deadline_ns < next))
             next = c->deadline_ns;
     }
-    struct itimerspec its = {0};
-    if (next) {
-        its.it_value.tv_sec = (time_t)(next / 1000000000u);
-        its.it_value.tv_nsec = (long)(next % 1000000000u);
-        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-            its.it_value.tv_nsec = 1;
-    }
-    timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    proc_loop_arm(&s->loop, next);
 }
 
 /* On the spawner thread, once stopping: end every task, reap every child. */
@@ -603,9 +571,9 @@ static void shutdown_children(struct spawner *s)
         if (c->state == C_EMPTY)
             continue;
         decide(c, -ESHUTDOWN, "the service is shutting down");
-        proc_child_close_sock(&c->pc, s->epfd);
+        proc_child_close_sock(&c->pc, s->loop.epfd);
         proc_kill_reap(c->pc.pid);
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pc.pidfd, NULL);
+        epoll_ctl(s->loop.epfd, EPOLL_CTL_DEL, c->pc.pidfd, NULL);
         close(c->pc.pidfd);
         c->pc.pidfd = -1;
         struct spawn_task *task = c->task;
@@ -618,21 +586,5 @@ static void shutdown_children(struct spawner *s)
 
 static void wake(struct spawner *s)
 {
-    uint64_t one = 1;
-    if (write(s->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("spawn: cannot wake the spawner thread: %s", strerror(errno));
-}
-
-static int watch(struct spawner *s, int fd, uint32_t events, enum src src,
-                 int slot)
-{
-    struct epoll_event ev = {.events = events,
-                             .data.u64 = (uint64_t)src << 32 | (unsigned)slot};
-    return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-/* The epoll data of c's channel. */
-static uint64_t sock_data(const struct child *c)
-{
-    return (uint64_t)SRC_SOCK << 32 | (unsigned)c->slot;
+    proc_loop_wake(&s->loop, "spawn");
 }
