@@ -66,6 +66,7 @@ struct spawner {
 
 static void *spawner_main(void *arg);
 static void start_queued(struct spawner *s);
+static struct spawn_task *take_queued(struct spawner *s, int *cancel);
 static void start_one(struct spawner *s, struct spawn_task *task);
 static void apply_cancels(struct spawner *s);
 static void on_sock(struct spawner *s, struct child *c, uint32_t events);
@@ -252,16 +253,8 @@ static void *spawner_main(void *arg)
 static void start_queued(struct spawner *s)
 {
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        struct spawn_task *task = s->head;
-        if (task) {
-            s->head = task->queue_next;
-            if (!s->head)
-                s->tail = NULL;
-            task->queue_next = NULL;
-        }
-        int cancel = task ? task->cancel : 0;
-        pthread_mutex_unlock(&s->lock);
+        int cancel;
+        struct spawn_task *task = take_queued(s, &cancel);
         if (!task)
             return;
         if (cancel) {
@@ -271,6 +264,23 @@ static void start_queued(struct spawner *s)
         }
         start_one(s, task);
     }
+}
+
+/* The oldest task waiting for a process, taken off the queue (NULL when
+ * none), and its cancel request as it stood then (0: none). */
+static struct spawn_task *take_queued(struct spawner *s, int *cancel)
+{
+    pthread_mutex_lock(&s->lock);
+    struct spawn_task *task = s->head;
+    if (task) {
+        s->head = task->queue_next;
+        if (!s->head)
+            s->tail = NULL;
+        task->queue_next = NULL;
+    }
+    *cancel = task ? task->cancel : 0;
+    pthread_mutex_unlock(&s->lock);
+    return task;
 }
 
 static void start_one(struct spawner *s, struct spawn_task *task)
@@ -551,14 +561,8 @@ static void arm_timer(struct spawner *s)
 static void shutdown_children(struct spawner *s)
 {
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        struct spawn_task *task = s->head;
-        if (task) {
-            s->head = task->queue_next;
-            if (!s->head)
-                s->tail = NULL;
-        }
-        pthread_mutex_unlock(&s->lock);
+        int cancel;
+        struct spawn_task *task = take_queued(s, &cancel);
         if (!task)
             break;
         task->status = -ESHUTDOWN;
