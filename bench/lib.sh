@@ -43,6 +43,44 @@ stop_server() {
     wait "$pid" || stopped_rc=$?
 }
 
+# start_conlab BIN LOG ARG...: starts conlab (BIN) on a free port with ARG...
+# and $BENCH_CONLAB_ARGS, its output in LOG; sets conlab_pid, then port
+# once it answers GET /health (a conlab that does not stops the script,
+# through set -e, after wait_listening has said why).
+start_conlab() {
+    local bin=$1 log=$2
+    shift 2
+    # shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
+    "$bin" --port 0 "$@" $BENCH_CONLAB_ARGS >"$log" 2>&1 &
+    conlab_pid=$!
+    port=$(wait_listening "$conlab_pid" "$log" conlab)
+}
+
+# stop_conlab LOG: stops $conlab_pid (stop_server) and clears it.
+# Returns 1, saying so with the end of its LOG, unless conlab exited 0 on
+# SIGTERM.
+stop_conlab() {
+    stop_server "$conlab_pid" conlab
+    conlab_pid=""
+    if [ "$stopped_rc" -ne 0 ]; then
+        echo "bench: conlab exited $stopped_rc after SIGTERM (expected 0)" >&2
+        tail -n 5 "$1" | sed 's/^/    /' >&2
+        return 1
+    fi
+}
+
+# stop_helper_and_conlab NAME: the cleanup of a script that runs one
+# helper ($helper_pid, NAME in messages) against one conlab ($conlab_pid):
+# stops whichever of them still runs (an empty pid is none).
+stop_helper_and_conlab() {
+    if [ -n "$helper_pid" ]; then
+        stop_server "$helper_pid" "$1"
+    fi
+    if [ -n "$conlab_pid" ]; then
+        stop_server "$conlab_pid" conlab
+    fi
+}
+
 # listen_port PID: the port of PID's listening socket on 127.0.0.1, from
 # /proc (for a conlab whose --log-level hides the "listening on" line).
 listen_port() {

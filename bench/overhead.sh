@@ -54,22 +54,13 @@ helper_pid=""
 # shellcheck disable=SC2317 # invoked by the traps
 cleanup() {
     trap - EXIT INT TERM
-    if [ -n "$helper_pid" ]; then
-        stop_server "$helper_pid" "bench/overhead.py"
-    fi
-    if [ -n "$conlab_pid" ]; then
-        stop_server "$conlab_pid" conlab
-    fi
+    stop_helper_and_conlab "bench/overhead.py"
 }
 trap_cleanup
 
 machine_facts
 echo "bench: $cores cores ($model), load $load_before"
-# shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
-"$conlab_bin" --port 0 --threads 2 --workers 2 $BENCH_CONLAB_ARGS \
-    >"$raw/conlab.log" 2>&1 &
-conlab_pid=$!
-port=$(wait_listening "$conlab_pid" "$raw/conlab.log" conlab)
+start_conlab "$conlab_bin" "$raw/conlab.log" --threads 2 --workers 2
 echo "bench: conlab on 127.0.0.1:$port (pid $conlab_pid), $ROUNDS rounds"
 
 status=0
@@ -79,12 +70,6 @@ helper_pid=$!
 wait "$helper_pid" || status=1
 helper_pid=""
 
-stop_server "$conlab_pid" conlab
-conlab_pid=""
-if [ "$stopped_rc" -ne 0 ]; then
-    echo "bench: conlab exited $stopped_rc after SIGTERM (expected 0)" >&2
-    tail -n 5 "$raw/conlab.log" | sed 's/^/    /' >&2
-    status=1
-fi
+stop_conlab "$raw/conlab.log" || status=1
 echo "bench: written $out/overhead.md"
 exit "$status"

@@ -61,22 +61,13 @@ helper_pid=""
 # shellcheck disable=SC2317 # invoked by the traps
 cleanup() {
     trap - EXIT INT TERM
-    if [ -n "$helper_pid" ]; then
-        stop_server "$helper_pid" "bench/state.py"
-    fi
-    if [ -n "$conlab_pid" ]; then
-        stop_server "$conlab_pid" conlab
-    fi
+    stop_helper_and_conlab "bench/state.py"
 }
 trap_cleanup
 
 machine_facts
 echo "bench: $cores cores ($model), load $load_before"
-# shellcheck disable=SC2086 # BENCH_CONLAB_ARGS is a list of options
-"$conlab_bin" --port 0 --threads 2 --workers 2 $BENCH_CONLAB_ARGS \
-    >"$raw/conlab.log" 2>&1 &
-conlab_pid=$!
-port=$(wait_listening "$conlab_pid" "$raw/conlab.log" conlab)
+start_conlab "$conlab_bin" "$raw/conlab.log" --threads 2 --workers 2
 echo "bench: conlab on 127.0.0.1:$port (pid $conlab_pid)"
 
 status=0
@@ -92,12 +83,7 @@ wait "$helper_pid" || rc=$?
 helper_pid=""
 [ "$rc" -eq 0 ] || status=1
 
-stop_server "$conlab_pid" conlab
-conlab_pid=""
-if [ "$stopped_rc" -ne 0 ]; then
-    echo "bench: conlab exited $stopped_rc after SIGTERM (expected 0)" >&2
-    status=1
-fi
+stop_conlab "$raw/conlab.log" || status=1
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ -f "$out/state.md.tmp" ]; then
     sed "s|, ? after\. One conlab|, $load_after after. One conlab|" \

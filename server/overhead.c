@@ -16,10 +16,8 @@
 #include "overhead.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -824,9 +822,7 @@ static void reap(pid_t pid)
     }
     log_warn("overhead: worker %d did not exit when released: killed",
              (int)pid);
-    kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    proc_kill_reap(pid);
 }
 
 /* ---- async: tasks on the event loop ---- */

@@ -4,7 +4,7 @@
  * Everything about the workers lives on the pool thread; request threads
  * only touch the job queue and the stats snapshot, both under pool->lock
  * (the only lock here; callbacks never run while it is held). epoll data
- * carries what a descriptor is (SRC_*) and the worker's slot.
+ * carries what a descriptor is (PROC_SRC_*) and the worker's slot.
  *
  * The queue is one doubly linked list in arrival order (its head is the
  * oldest job, which the deadline of queued jobs needs), so pool_cancel()
@@ -22,20 +22,15 @@
 #include "pool.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/pidfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,8 +46,6 @@
 #define BACKOFF_MAX_MS  5000u
 #define STOP_WAIT_MS    2000
 
-enum src { SRC_EVENT = 1, SRC_TIMER, SRC_SOCK, SRC_PIDFD };
-
 enum wstate { W_EMPTY, W_STARTING, W_IDLE, W_BUSY, W_DYING };
 
 enum wend { END_NONE, END_TIMEOUT, END_RECYCLE, END_STOP };
@@ -61,11 +54,7 @@ struct worker {
     int slot;
     enum wstate state;
     enum wend end;
-    pid_t pid;
-    int sock;
-    int pidfd;
-    struct frame_reader rd;
-    struct frame_writer wr;
+    struct proc_child pc;
     struct pool_job *job;
     /* the client this worker counts for: from assign() until its next
      * job is chosen, or it goes */
@@ -83,9 +72,7 @@ struct pool {
     struct pool_config cfg;
     char exe[PATH_MAX];
     pthread_t thread;
-    int epfd;
-    int evfd;
-    int tfd;
+    struct proc_loop loop;
     uint8_t *scratch; /* one job frame being built */
     uint64_t next_id;
     unsigned rng;
@@ -121,9 +108,6 @@ static void hold(struct pool *p, struct worker *w, uint64_t client);
 static void unhold(struct pool *p, struct worker *w);
 static void publish(struct pool *p);
 static void shutdown_workers(struct pool *p);
-static int watch(struct pool *p, int fd, uint32_t events, enum src src,
-                 int slot);
-static void describe_exit(int status, char *out, size_t out_len);
 
 unsigned pool_backoff_ms(unsigned consecutive_crashes)
 {
@@ -149,7 +133,7 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
         return NULL;
     }
     p->cfg = *cfg;
-    p->evfd = p->tfd = p->epfd = -1;
+    p->loop.epfd = p->loop.evfd = p->loop.tfd = -1;
     p->rng = (unsigned)getpid() ^ (unsigned)clock_now_ns();
     pthread_mutex_init(&p->lock, NULL);
     p->stats.configured = cfg->workers;
@@ -164,24 +148,18 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
         snprintf(err, err_len, "out of memory");
         goto out_free;
     }
-    p->epfd = epoll_create1(EPOLL_CLOEXEC);
-    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (!p->scratch || p->epfd < 0 || p->evfd < 0 || p->tfd < 0 ||
-        watch(p, p->evfd, EPOLLIN, SRC_EVENT, 0) < 0 ||
-        watch(p, p->tfd, EPOLLIN, SRC_TIMER, 0) < 0) {
-        snprintf(err, err_len, "cannot set up the pool: %s", strerror(errno));
+    int rc = p->scratch ? proc_loop_init(&p->loop) : -ENOMEM;
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot set up the pool: %s", strerror(-rc));
         goto out_free;
     }
     for (int i = 0; i < cfg->workers; i++) {
         struct worker *w = &p->workers[i];
         w->slot = i;
-        w->sock = w->pidfd = -1;
         w->state = W_EMPTY;
-        frame_reader_init(&w->rd);
-        frame_writer_init(&w->wr);
+        proc_child_init(&w->pc);
     }
-    int rc = pthread_create(&p->thread, NULL, pool_main, p);
+    rc = pthread_create(&p->thread, NULL, pool_main, p);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the pool thread: %s",
                  strerror(rc));
@@ -190,12 +168,7 @@ struct pool *pool_start(const struct pool_config *cfg, char *err,
     return p;
 
 out_free:
-    if (p->epfd >= 0)
-        close(p->epfd);
-    if (p->evfd >= 0)
-        close(p->evfd);
-    if (p->tfd >= 0)
-        close(p->tfd);
+    proc_loop_cleanup(&p->loop);
     free(p->scratch);
     fair_cleanup(&p->fair);
     pthread_mutex_destroy(&p->lock);
@@ -242,9 +215,7 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     pool->stats.queued = pool->queued;
     pthread_mutex_unlock(&pool->lock);
 
-    uint64_t one = 1;
-    if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("pool: cannot wake the pool thread: %s", strerror(errno));
+    proc_loop_wake(&pool->loop, "pool");
     return 0;
 }
 
@@ -283,9 +254,7 @@ void pool_stop(struct pool *pool)
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
     pthread_mutex_unlock(&pool->lock);
-    uint64_t one = 1;
-    if (write(pool->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("pool: cannot wake the pool thread: %s", strerror(errno));
+    proc_loop_wake(&pool->loop, "pool");
     pthread_join(pool->thread, NULL);
 }
 
@@ -294,13 +263,9 @@ void pool_free(struct pool *pool)
     if (!pool)
         return;
     pool_stop(pool);
-    for (int i = 0; i < pool->cfg.workers; i++) {
-        frame_reader_cleanup(&pool->workers[i].rd);
-        frame_writer_cleanup(&pool->workers[i].wr);
-    }
-    close(pool->epfd);
-    close(pool->evfd);
-    close(pool->tfd);
+    for (int i = 0; i < pool->cfg.workers; i++)
+        proc_child_cleanup(&pool->workers[i].pc);
+    proc_loop_cleanup(&pool->loop);
     free(pool->scratch);
     fair_cleanup(&pool->fair);
     pthread_mutex_destroy(&pool->lock);
@@ -317,23 +282,21 @@ static void *pool_main(void *arg)
     publish(p);
 
     for (;;) {
-        int n = epoll_wait(p->epfd, events, 64, -1);
+        int n = epoll_wait(p->loop.epfd, events, 64, -1);
         if (n < 0 && errno != EINTR) {
             log_error("pool: epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
-            enum src src = (enum src)(events[i].data.u64 >> 32);
-            struct worker *w = &p->workers[events[i].data.u64 & 0xffffffffu];
-            if (src == SRC_EVENT) {
-                uint64_t v;
-                if (read(p->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-                    log_error("pool: eventfd: %s", strerror(errno));
-            } else if (src == SRC_TIMER) {
+            enum proc_src src = proc_loop_src(events[i].data.u64);
+            struct worker *w = &p->workers[proc_loop_slot(events[i].data.u64)];
+            if (src == PROC_SRC_EVENT) {
+                proc_loop_ack(&p->loop, src, "pool");
+            } else if (src == PROC_SRC_TIMER) {
                 on_timer(p);
-            } else if (src == SRC_SOCK && w->sock >= 0) {
+            } else if (src == PROC_SRC_SOCK && w->pc.sock >= 0) {
                 on_sock(p, w, events[i].events);
-            } else if (src == SRC_PIDFD && w->pidfd >= 0) {
+            } else if (src == PROC_SRC_PIDFD && w->pc.pidfd >= 0) {
                 on_exit_event(p, w);
             }
         }
@@ -356,25 +319,9 @@ static void spawn(struct pool *p, struct worker *w)
     w->respawn_at_ns = 0;
     pid_t pid;
     int sock;
-    if (proc_spawn_worker(p->exe, "pool", &pid, &sock) < 0)
+    if (proc_spawn_worker(p->exe, "pool", &pid, &sock) < 0 ||
+        proc_child_attach(&w->pc, "pool", p->loop.epfd, pid, sock, w->slot) < 0)
         goto out_retry;
-
-    w->pid = pid;
-    w->pidfd = pidfd_open(pid, 0);
-    w->sock = sock;
-    fcntl(w->sock, F_SETFL, fcntl(w->sock, F_GETFL) | O_NONBLOCK);
-    if (w->pidfd < 0 || watch(p, w->sock, EPOLLIN, SRC_SOCK, w->slot) < 0 ||
-        watch(p, w->pidfd, EPOLLIN, SRC_PIDFD, w->slot) < 0) {
-        log_error("pool: cannot watch worker %d: %s", (int)pid,
-                  strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        if (w->pidfd >= 0)
-            close(w->pidfd);
-        close(w->sock);
-        w->sock = w->pidfd = -1;
-        goto out_retry;
-    }
     w->state = W_STARTING;
     w->end = END_NONE;
     w->job = NULL;
@@ -385,8 +332,6 @@ static void spawn(struct pool *p, struct worker *w)
         w->max_jobs = (unsigned)p->cfg.max_jobs + rand_r(&p->rng) % jitter;
     }
     w->started_ns = clock_now_ns();
-    frame_reader_cleanup(&w->rd);
-    frame_writer_cleanup(&w->wr);
     log_debug("pool: worker %d started in slot %d", (int)pid, w->slot);
     return;
 
@@ -399,49 +344,42 @@ out_retry:
 
 static void on_sock(struct pool *p, struct worker *w, uint32_t events)
 {
-    if (events & EPOLLOUT) {
-        int rc = frame_writer_flush(&w->wr, w->sock);
-        if (rc == 0) {
-            struct epoll_event ev = {.events = EPOLLIN,
-                                     .data.u64 = (uint64_t)SRC_SOCK << 32 |
-                                                 (unsigned)w->slot};
-            epoll_ctl(p->epfd, EPOLL_CTL_MOD, w->sock, &ev);
-        } else if (rc != -EAGAIN) {
-            close_sock(p, w);
-            return;
-        }
+    if ((events & EPOLLOUT) &&
+        proc_child_flush(&w->pc, p->loop.epfd, w->slot) < 0) {
+        close_sock(p, w);
+        return;
     }
     for (;;) {
-        int rc = frame_reader_read(&w->rd, w->sock);
+        int rc = frame_reader_read(&w->pc.rd, w->pc.sock);
         if (rc == -EAGAIN)
             return;
         if (rc < 0) {
             /* Closed or garbled: the process goes too; its pidfd tells. */
             if (rc != -EPIPE)
-                log_error("pool: worker %d: bad message (%s)", (int)w->pid,
+                log_error("pool: worker %d: bad message (%s)", (int)w->pc.pid,
                           strerror(-rc));
             close_sock(p, w);
             kill_worker(w);
             return;
         }
-        if (w->rd.type == JOB_MSG_HELLO && w->state == W_STARTING) {
+        if (w->pc.rd.type == JOB_MSG_HELLO && w->state == W_STARTING) {
             w->state = W_IDLE;
             continue;
         }
         struct job_reply reply;
-        if (w->rd.type != JOB_MSG_RESULT || w->state != W_BUSY ||
-            w->rd.len < sizeof(reply)) {
-            log_error("pool: worker %d: unexpected message %u", (int)w->pid,
-                      w->rd.type);
+        if (w->pc.rd.type != JOB_MSG_RESULT || w->state != W_BUSY ||
+            w->pc.rd.len < sizeof(reply)) {
+            log_error("pool: worker %d: unexpected message %u", (int)w->pc.pid,
+                      w->pc.rd.type);
             close_sock(p, w);
             kill_worker(w);
             return;
         }
-        memcpy(&reply, w->rd.payload, sizeof(reply));
+        memcpy(&reply, w->pc.rd.payload, sizeof(reply));
         struct pool_job *job = w->job;
-        if (reply.id != job->id || reply.len != w->rd.len - sizeof(reply)) {
+        if (reply.id != job->id || reply.len != w->pc.rd.len - sizeof(reply)) {
             log_error("pool: worker %d: reply does not match its job",
-                      (int)w->pid);
+                      (int)w->pc.pid);
             close_sock(p, w);
             kill_worker(w);
             return;
@@ -453,13 +391,13 @@ static void on_sock(struct pool *p, struct worker *w, uint32_t events)
         job->start_ns = reply.start_ns;
         job->end_ns = reply.end_ns;
         job->cpu_ns = reply.cpu_ns;
-        job->result = w->rd.payload + sizeof(reply);
+        job->result = w->pc.rd.payload + sizeof(reply);
         job->result_len = reply.len;
         if (reply.status == 0)
             finish(p, job, 0, "%s", "");
         else
             finish(p, job, reply.status, "worker %d rejected the job: %s",
-                   (int)w->pid, strerror(-reply.status));
+                   (int)w->pc.pid, strerror(-reply.status));
         if (w->max_jobs && w->jobs_done >= w->max_jobs) {
             w->end = END_RECYCLE;
             pthread_mutex_lock(&p->lock);
@@ -473,21 +411,16 @@ static void on_sock(struct pool *p, struct worker *w, uint32_t events)
 
 static void on_exit_event(struct pool *p, struct worker *w)
 {
-    int status = 0;
-    pid_t r = waitpid(w->pid, &status, WNOHANG);
-    if (r == 0)
-        return; /* not yet: the pidfd fires again */
+    int status;
+    if (!proc_child_reap(&w->pc, p->loop.epfd, &status))
+        return;
     char how[64];
-    describe_exit(status, how, sizeof(how));
-
-    close_sock(p, w);
-    epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
-    close(w->pidfd);
-    w->pidfd = -1;
+    proc_describe_exit(status, how, sizeof(how));
+    close_sock(p, w); /* channel already closed: drops the hold */
 
     uint64_t now = clock_now_ns();
     bool early = now - w->started_ns < EARLY_DEATH_NS;
-    pid_t pid = w->pid;
+    pid_t pid = w->pc.pid;
     struct pool_job *job = w->job;
     w->job = NULL;
     if (w->end == END_NONE) {
@@ -504,7 +437,7 @@ static void on_exit_event(struct pool *p, struct worker *w)
         w->early_deaths = 0;
     }
     w->state = W_EMPTY;
-    w->pid = 0;
+    w->pc.pid = 0;
     /* The snapshot shows the death before anyone hears of it. */
     publish(p);
     if (job) {
@@ -519,9 +452,7 @@ static void on_exit_event(struct pool *p, struct worker *w)
 
 static void on_timer(struct pool *p)
 {
-    uint64_t expirations;
-    if (read(p->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-        log_error("pool: timerfd: %s", strerror(errno));
+    proc_loop_ack(&p->loop, PROC_SRC_TIMER, "pool");
 
     uint64_t now = clock_now_ns();
     for (int i = 0; i < p->cfg.workers; i++) {
@@ -540,7 +471,7 @@ static void on_timer(struct pool *p)
             finish(p, job, -ETIMEDOUT,
                    "job exceeded its %d ms deadline; worker %d was killed "
                    "and is being replaced",
-                   p->cfg.job_timeout_ms, (int)w->pid);
+                   p->cfg.job_timeout_ms, (int)w->pc.pid);
         } else if (w->state == W_EMPTY && w->respawn_at_ns <= now) {
             spawn(p, w);
         }
@@ -676,19 +607,14 @@ static void assign(struct pool *p, struct worker *w, struct pool_job *job)
 
     w->job = job;
     w->state = W_BUSY;
-    job->worker_pid = w->pid;
+    job->worker_pid = w->pc.pid;
     w->deadline_ns =
         clock_now_ns() + (uint64_t)p->cfg.job_timeout_ms * 1000000ull;
-    int rc = frame_writer_put(&w->wr, JOB_MSG_JOB, p->scratch,
+    int rc = frame_writer_put(&w->pc.wr, JOB_MSG_JOB, p->scratch,
                               sizeof(req) + job->params_len);
     if (rc == 0)
-        rc = frame_writer_flush(&w->wr, w->sock);
-    if (rc == -EAGAIN) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-                                 .data.u64 = (uint64_t)SRC_SOCK << 32 |
-                                             (unsigned)w->slot};
-        epoll_ctl(p->epfd, EPOLL_CTL_MOD, w->sock, &ev);
-    } else if (rc < 0) {
+        rc = proc_child_flush(&w->pc, p->loop.epfd, w->slot);
+    if (rc < 0) {
         /* The worker is going; its exit fails the job. */
         close_sock(p, w);
         kill_worker(w);
@@ -724,19 +650,14 @@ static void finish(struct pool *p, struct pool_job *job, int status,
 static void close_sock(struct pool *p, struct worker *w)
 {
     unhold(p, w); /* a worker going away holds nothing */
-    if (w->sock >= 0) {
-        epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->sock, NULL);
-        close(w->sock);
-        w->sock = -1;
-    }
+    proc_child_close_sock(&w->pc, p->loop.epfd);
     if (w->state != W_EMPTY)
         w->state = W_DYING;
 }
 
 static void kill_worker(struct worker *w)
 {
-    if (w->pidfd >= 0)
-        pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+    proc_child_kill(&w->pc);
 }
 
 static void arm_timer(struct pool *p)
@@ -760,14 +681,7 @@ static void arm_timer(struct pool *p)
             next = t;
     }
     pthread_mutex_unlock(&p->lock);
-    struct itimerspec its = {0};
-    if (next) {
-        its.it_value.tv_sec = (time_t)(next / 1000000000u);
-        its.it_value.tv_nsec = (long)(next % 1000000000u);
-        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-            its.it_value.tv_nsec = 1;
-    }
-    timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    proc_loop_arm(&p->loop, next);
 }
 
 /* Copies the workers' state into the stats snapshot. */
@@ -780,7 +694,7 @@ static void publish(struct pool *p)
         alive += w->state == W_IDLE || w->state == W_BUSY;
         busy += w->state == W_BUSY;
         p->stats.pids[i] =
-            w->state == W_IDLE || w->state == W_BUSY ? w->pid : 0;
+            w->state == W_IDLE || w->state == W_BUSY ? w->pc.pid : 0;
     }
     p->stats.alive = alive;
     p->stats.busy = busy;
@@ -818,12 +732,12 @@ static void shutdown_workers(struct pool *p)
         int left = 0;
         for (int i = 0; i < p->cfg.workers; i++) {
             struct worker *w = &p->workers[i];
-            if (w->pidfd < 0)
+            if (w->pc.pidfd < 0)
                 continue;
-            pid_t r = waitpid(w->pid, NULL, WNOHANG);
-            if (r == w->pid || (r < 0 && errno == ECHILD)) {
-                close(w->pidfd);
-                w->pidfd = -1;
+            pid_t r = waitpid(w->pc.pid, NULL, WNOHANG);
+            if (r == w->pc.pid || (r < 0 && errno == ECHILD)) {
+                close(w->pc.pidfd);
+                w->pc.pidfd = -1;
                 w->state = W_EMPTY;
                 continue;
             }
@@ -837,23 +751,4 @@ static void shutdown_workers(struct pool *p)
         struct timespec pause = {0, 2 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-}
-
-static int watch(struct pool *p, int fd, uint32_t events, enum src src,
-                 int slot)
-{
-    struct epoll_event ev = {.events = events,
-                             .data.u64 = (uint64_t)src << 32 | (unsigned)slot};
-    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-static void describe_exit(int status, char *out, size_t out_len)
-{
-    if (WIFSIGNALED(status))
-        snprintf(out, out_len, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, out_len, "exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(out, out_len, "ended");
 }

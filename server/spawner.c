@@ -5,7 +5,7 @@
  * threads only touch the queue of tasks waiting for a process, the cancel
  * requests and the stats, under s->lock (the only lock here; callbacks
  * never run while it is held). epoll data carries what a descriptor is
- * (SRC_*) and the child's slot.
+ * (PROC_SRC_*) and the child's slot.
  *
  * A child's life: EMPTY -> spawn -> STARTING -> hello -> BUSY (a job
  * sent) <-> next() -> ... -> CLOSING (last reply: socket closed, the
@@ -17,19 +17,13 @@
 #include "spawner.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/pidfd.h>
-#include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -41,31 +35,23 @@
 
 #define SPAWNER_MAX 4096 /* max_children at most */
 
-enum src { SRC_EVENT = 1, SRC_TIMER, SRC_SOCK, SRC_PIDFD };
-
 enum cstate { C_EMPTY, C_STARTING, C_BUSY, C_CLOSING, C_DYING };
 
 struct child {
     int slot;
     enum cstate state;
     struct spawn_task *task;
-    pid_t pid;
-    int sock;
-    int pidfd;
+    struct proc_child pc;
     bool decided; /* task->status is final */
     uint64_t deadline_ns;
     uint64_t job_id;
-    struct frame_reader rd;
-    struct frame_writer wr;
 };
 
 struct spawner {
     struct spawner_config cfg;
     char exe[PATH_MAX];
     pthread_t thread;
-    int epfd;
-    int evfd;
-    int tfd;
+    struct proc_loop loop;
     uint8_t *scratch; /* one job frame being built */
     bool stopped;     /* main thread: spawner_stop() has run */
 
@@ -80,6 +66,7 @@ struct spawner {
 
 static void *spawner_main(void *arg);
 static void start_queued(struct spawner *s);
+static struct spawn_task *take_queued(struct spawner *s, int *cancel);
 static void start_one(struct spawner *s, struct spawn_task *task);
 static void apply_cancels(struct spawner *s);
 static void on_sock(struct spawner *s, struct child *c, uint32_t events);
@@ -90,14 +77,10 @@ static void take_next(struct spawner *s, struct child *c,
 static void decide(struct child *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void stop_child(struct spawner *s, struct child *c);
-static void close_sock(struct spawner *s, struct child *c);
 static void complete(struct spawner *s, struct spawn_task *task, bool reaped);
 static void arm_timer(struct spawner *s);
 static void shutdown_children(struct spawner *s);
 static void wake(struct spawner *s);
-static int watch(struct spawner *s, int fd, uint32_t events, enum src src,
-                 int slot);
-static void describe_exit(int status, char *out, size_t out_len);
 
 struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
                               size_t err_len)
@@ -114,7 +97,7 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
         return NULL;
     }
     s->cfg = *cfg;
-    s->epfd = s->evfd = s->tfd = -1;
+    s->loop.epfd = s->loop.evfd = s->loop.tfd = -1;
     s->stats.limit = cfg->max_children;
     pthread_mutex_init(&s->lock, NULL);
     if (strlen(cfg->exe) >= sizeof(s->exe)) {
@@ -123,24 +106,17 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
     }
     strcpy(s->exe, cfg->exe);
     s->scratch = malloc(FRAME_PAYLOAD_MAX);
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (!s->scratch || s->epfd < 0 || s->evfd < 0 || s->tfd < 0 ||
-        watch(s, s->evfd, EPOLLIN, SRC_EVENT, 0) < 0 ||
-        watch(s, s->tfd, EPOLLIN, SRC_TIMER, 0) < 0) {
-        snprintf(err, err_len, "cannot set up the spawner: %s",
-                 strerror(errno));
+    int rc = s->scratch ? proc_loop_init(&s->loop) : -ENOMEM;
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot set up the spawner: %s", strerror(-rc));
         goto out_free;
     }
     for (int i = 0; i < cfg->max_children; i++) {
         struct child *c = &s->children[i];
         c->slot = i;
-        c->sock = c->pidfd = -1;
-        frame_reader_init(&c->rd);
-        frame_writer_init(&c->wr);
+        proc_child_init(&c->pc);
     }
-    int rc = pthread_create(&s->thread, NULL, spawner_main, s);
+    rc = pthread_create(&s->thread, NULL, spawner_main, s);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the spawner thread: %s",
                  strerror(rc));
@@ -149,12 +125,7 @@ struct spawner *spawner_start(const struct spawner_config *cfg, char *err,
     return s;
 
 out_free:
-    if (s->epfd >= 0)
-        close(s->epfd);
-    if (s->evfd >= 0)
-        close(s->evfd);
-    if (s->tfd >= 0)
-        close(s->tfd);
+    proc_loop_cleanup(&s->loop);
     free(s->scratch);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -232,13 +203,9 @@ void spawner_free(struct spawner *s)
     if (!s)
         return;
     spawner_stop(s);
-    for (int i = 0; i < s->cfg.max_children; i++) {
-        frame_reader_cleanup(&s->children[i].rd);
-        frame_writer_cleanup(&s->children[i].wr);
-    }
-    close(s->epfd);
-    close(s->evfd);
-    close(s->tfd);
+    for (int i = 0; i < s->cfg.max_children; i++)
+        proc_child_cleanup(&s->children[i].pc);
+    proc_loop_cleanup(&s->loop);
     free(s->scratch);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -250,23 +217,21 @@ static void *spawner_main(void *arg)
     struct epoll_event events[64];
 
     for (;;) {
-        int n = epoll_wait(s->epfd, events, 64, -1);
+        int n = epoll_wait(s->loop.epfd, events, 64, -1);
         if (n < 0 && errno != EINTR) {
             log_error("spawn: epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
-            enum src src = (enum src)(events[i].data.u64 >> 32);
-            struct child *c = &s->children[events[i].data.u64 & 0xffffffffu];
-            if (src == SRC_EVENT) {
-                uint64_t v;
-                if (read(s->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-                    log_error("spawn: eventfd: %s", strerror(errno));
-            } else if (src == SRC_TIMER) {
+            enum proc_src src = proc_loop_src(events[i].data.u64);
+            struct child *c = &s->children[proc_loop_slot(events[i].data.u64)];
+            if (src == PROC_SRC_EVENT) {
+                proc_loop_ack(&s->loop, src, "spawn");
+            } else if (src == PROC_SRC_TIMER) {
                 on_timer(s);
-            } else if (src == SRC_SOCK && c->sock >= 0) {
+            } else if (src == PROC_SRC_SOCK && c->pc.sock >= 0) {
                 on_sock(s, c, events[i].events);
-            } else if (src == SRC_PIDFD && c->pidfd >= 0) {
+            } else if (src == PROC_SRC_PIDFD && c->pc.pidfd >= 0) {
                 on_exit_event(s, c);
             }
         }
@@ -288,16 +253,8 @@ static void *spawner_main(void *arg)
 static void start_queued(struct spawner *s)
 {
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        struct spawn_task *task = s->head;
-        if (task) {
-            s->head = task->queue_next;
-            if (!s->head)
-                s->tail = NULL;
-            task->queue_next = NULL;
-        }
-        int cancel = task ? task->cancel : 0;
-        pthread_mutex_unlock(&s->lock);
+        int cancel;
+        struct spawn_task *task = take_queued(s, &cancel);
         if (!task)
             return;
         if (cancel) {
@@ -307,6 +264,23 @@ static void start_queued(struct spawner *s)
         }
         start_one(s, task);
     }
+}
+
+/* The oldest task waiting for a process, taken off the queue (NULL when
+ * none), and its cancel request as it stood then (0: none). */
+static struct spawn_task *take_queued(struct spawner *s, int *cancel)
+{
+    pthread_mutex_lock(&s->lock);
+    struct spawn_task *task = s->head;
+    if (task) {
+        s->head = task->queue_next;
+        if (!s->head)
+            s->tail = NULL;
+        task->queue_next = NULL;
+    }
+    *cancel = task ? task->cancel : 0;
+    pthread_mutex_unlock(&s->lock);
+    return task;
 }
 
 static void start_one(struct spawner *s, struct spawn_task *task)
@@ -332,23 +306,11 @@ static void start_one(struct spawner *s, struct spawn_task *task)
         complete(s, task, false);
         return;
     }
-    int pidfd = pidfd_open(pid, 0);
-    if (pidfd < 0 || fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK) ||
-        watch(s, sock, EPOLLIN, SRC_SOCK, c->slot) < 0 ||
-        watch(s, pidfd, EPOLLIN, SRC_PIDFD, c->slot) < 0) {
-        int err = errno;
-        log_error("spawn: cannot watch worker %d: %s", (int)pid, strerror(err));
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, sock, NULL);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        if (pidfd >= 0) {
-            epoll_ctl(s->epfd, EPOLL_CTL_DEL, pidfd, NULL);
-            close(pidfd);
-        }
-        close(sock);
-        task->status = -err;
+    rc = proc_child_attach(&c->pc, "spawn", s->loop.epfd, pid, sock, c->slot);
+    if (rc < 0) {
+        task->status = rc;
         snprintf(task->error, sizeof(task->error),
-                 "could not watch a worker process: %s", strerror(err));
+                 "could not watch a worker process: %s", strerror(-rc));
         complete(s, task, false);
         return;
     }
@@ -358,15 +320,10 @@ static void start_one(struct spawner *s, struct spawn_task *task)
         cores_pin_pid(pid, task->cores);
     c->state = C_STARTING;
     c->task = task;
-    c->pid = pid;
-    c->sock = sock;
-    c->pidfd = pidfd;
     c->decided = false;
     c->job_id = 0;
     c->deadline_ns =
         task->requested_ns + (uint64_t)s->cfg.job_timeout_ms * 1000000ull;
-    frame_reader_cleanup(&c->rd);
-    frame_writer_cleanup(&c->wr);
     task->pid = pid;
     pthread_mutex_lock(&s->lock);
     task->child = c->slot;
@@ -395,64 +352,59 @@ static void apply_cancels(struct spawner *s)
         if (!cancel)
             continue;
         decide(c, cancel, "the task was cancelled; worker %d was killed",
-               (int)c->pid);
+               (int)c->pc.pid);
         stop_child(s, c);
     }
 }
 
 static void on_sock(struct spawner *s, struct child *c, uint32_t events)
 {
-    if (events & EPOLLOUT) {
-        int rc = frame_writer_flush(&c->wr, c->sock);
-        if (rc == 0) {
-            struct epoll_event ev = {.events = EPOLLIN,
-                                     .data.u64 = (uint64_t)SRC_SOCK << 32 |
-                                                 (unsigned)c->slot};
-            epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sock, &ev);
-        } else if (rc != -EAGAIN) {
-            close_sock(s, c); /* gone: its pidfd tells how */
-            return;
-        }
+    if ((events & EPOLLOUT) &&
+        proc_child_flush(&c->pc, s->loop.epfd, c->slot) < 0) {
+        /* Gone: its pidfd tells how. */
+        proc_child_close_sock(&c->pc, s->loop.epfd);
+        return;
     }
-    while (c->sock >= 0 && (c->state == C_STARTING || c->state == C_BUSY)) {
-        int rc = frame_reader_read(&c->rd, c->sock);
+    while (c->pc.sock >= 0 && (c->state == C_STARTING || c->state == C_BUSY)) {
+        int rc = frame_reader_read(&c->pc.rd, c->pc.sock);
         if (rc == -EAGAIN)
             return;
         if (rc == -EPIPE || rc == -ECONNRESET) {
             /* Closed (a reset when it died with our job unread): its
              * pidfd tells how it went. */
-            close_sock(s, c);
+            proc_child_close_sock(&c->pc, s->loop.epfd);
             return;
         }
         if (rc < 0) {
             decide(c, -EPROTO, "spawned worker %d sent garbage (%s)",
-                   (int)c->pid, strerror(-rc));
+                   (int)c->pc.pid, strerror(-rc));
             stop_child(s, c);
             return;
         }
-        if (c->rd.type == JOB_MSG_HELLO && c->state == C_STARTING) {
+        if (c->pc.rd.type == JOB_MSG_HELLO && c->state == C_STARTING) {
             c->task->ready_ns = clock_now_ns();
             take_next(s, c, NULL);
             continue;
         }
         struct job_reply reply;
-        if (c->rd.type != JOB_MSG_RESULT || c->state != C_BUSY ||
-            c->rd.len < sizeof(reply)) {
+        if (c->pc.rd.type != JOB_MSG_RESULT || c->state != C_BUSY ||
+            c->pc.rd.len < sizeof(reply)) {
             decide(c, -EPROTO, "spawned worker %d sent an unexpected message",
-                   (int)c->pid);
+                   (int)c->pc.pid);
             stop_child(s, c);
             return;
         }
-        memcpy(&reply, c->rd.payload, sizeof(reply));
-        if (reply.id != c->job_id || reply.len != c->rd.len - sizeof(reply)) {
+        memcpy(&reply, c->pc.rd.payload, sizeof(reply));
+        if (reply.id != c->job_id ||
+            reply.len != c->pc.rd.len - sizeof(reply)) {
             decide(c, -EPROTO,
                    "spawned worker %d: reply does not match its "
                    "job",
-                   (int)c->pid);
+                   (int)c->pc.pid);
             stop_child(s, c);
             return;
         }
-        struct spawn_reply r = {.result = c->rd.payload + sizeof(reply),
+        struct spawn_reply r = {.result = c->pc.rd.payload + sizeof(reply),
                                 .len = reply.len,
                                 .status = reply.status,
                                 .start_ns = reply.start_ns,
@@ -472,7 +424,8 @@ static void take_next(struct spawner *s, struct child *c,
     if (rc == 1) {
         decide(c, 0, "%s", "");
         c->state = C_CLOSING;
-        close_sock(s, c); /* the worker reads EOF and exits */
+        /* The worker reads EOF and exits. */
+        proc_child_close_sock(&c->pc, s->loop.epfd);
         return;
     }
     if (rc == 0) {
@@ -487,64 +440,50 @@ static void take_next(struct spawner *s, struct child *c,
             if (task->params_len)
                 memcpy(s->scratch + sizeof(req), task->params,
                        task->params_len);
-            rc = frame_writer_put(&c->wr, JOB_MSG_JOB, s->scratch,
+            rc = frame_writer_put(&c->pc.wr, JOB_MSG_JOB, s->scratch,
                                   sizeof(req) + task->params_len);
         }
         if (rc == 0) {
             c->state = C_BUSY;
-            rc = frame_writer_flush(&c->wr, c->sock);
-            if (rc == -EAGAIN) {
-                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-                                         .data.u64 = (uint64_t)SRC_SOCK << 32 |
-                                                     (unsigned)c->slot};
-                epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sock, &ev);
-                return;
-            }
+            rc = proc_child_flush(&c->pc, s->loop.epfd, c->slot);
             if (rc == 0)
                 return;
             /* The worker is gone: its exit says how. */
-            close_sock(s, c);
+            proc_child_close_sock(&c->pc, s->loop.epfd);
             return;
         }
     }
     if (task->error[0])
         decide(c, rc, "%s", task->error);
     else
-        decide(c, rc, "spawned worker %d was stopped: %s", (int)c->pid,
+        decide(c, rc, "spawned worker %d was stopped: %s", (int)c->pc.pid,
                strerror(-rc));
     stop_child(s, c);
 }
 
 static void on_exit_event(struct spawner *s, struct child *c)
 {
-    int status = 0;
-    pid_t r = waitpid(c->pid, &status, WNOHANG);
-    if (r == 0)
-        return; /* not yet: the pidfd fires again */
+    int status;
+    if (!proc_child_reap(&c->pc, s->loop.epfd, &status))
+        return;
     char how[64];
-    describe_exit(status, how, sizeof(how));
-    close_sock(s, c);
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
-    close(c->pidfd);
-    c->pidfd = -1;
+    proc_describe_exit(status, how, sizeof(how));
     if (!c->decided) {
-        log_warn("spawn: worker %d %s while running its task", (int)c->pid,
+        log_warn("spawn: worker %d %s while running its task", (int)c->pc.pid,
                  how);
         decide(c, -EPIPE, "spawned worker %d died (%s) while running the task",
-               (int)c->pid, how);
+               (int)c->pc.pid, how);
     }
     struct spawn_task *task = c->task;
     c->state = C_EMPTY;
     c->task = NULL;
-    c->pid = 0;
+    c->pc.pid = 0;
     complete(s, task, true);
 }
 
 static void on_timer(struct spawner *s)
 {
-    uint64_t expirations;
-    if (read(s->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-        log_error("spawn: timerfd: %s", strerror(errno));
+    proc_loop_ack(&s->loop, PROC_SRC_TIMER, "spawn");
     uint64_t now = clock_now_ns();
     for (int i = 0; i < s->cfg.max_children; i++) {
         struct child *c = &s->children[i];
@@ -553,7 +492,7 @@ static void on_timer(struct spawner *s)
             decide(c, -ETIMEDOUT,
                    "task exceeded its %d ms deadline; spawned worker %d was "
                    "killed",
-                   s->cfg.job_timeout_ms, (int)c->pid);
+                   s->cfg.job_timeout_ms, (int)c->pc.pid);
             stop_child(s, c);
         }
     }
@@ -577,19 +516,9 @@ static void decide(struct child *c, int status, const char *fmt, ...)
 /* Kills the child; its reap (pidfd) completes the task. */
 static void stop_child(struct spawner *s, struct child *c)
 {
-    if (c->pidfd >= 0)
-        pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0);
-    close_sock(s, c);
+    proc_child_kill(&c->pc);
+    proc_child_close_sock(&c->pc, s->loop.epfd);
     c->state = C_DYING;
-}
-
-static void close_sock(struct spawner *s, struct child *c)
-{
-    if (c->sock >= 0) {
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sock, NULL);
-        close(c->sock);
-        c->sock = -1;
-    }
 }
 
 /* The task is over (its process reaped, or it never had one): done(). */
@@ -625,28 +554,15 @@ static void arm_timer(struct spawner *s)
             (!next || c->deadline_ns < next))
             next = c->deadline_ns;
     }
-    struct itimerspec its = {0};
-    if (next) {
-        its.it_value.tv_sec = (time_t)(next / 1000000000u);
-        its.it_value.tv_nsec = (long)(next % 1000000000u);
-        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-            its.it_value.tv_nsec = 1;
-    }
-    timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    proc_loop_arm(&s->loop, next);
 }
 
 /* On the spawner thread, once stopping: end every task, reap every child. */
 static void shutdown_children(struct spawner *s)
 {
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        struct spawn_task *task = s->head;
-        if (task) {
-            s->head = task->queue_next;
-            if (!s->head)
-                s->tail = NULL;
-        }
-        pthread_mutex_unlock(&s->lock);
+        int cancel;
+        struct spawn_task *task = take_queued(s, &cancel);
         if (!task)
             break;
         task->status = -ESHUTDOWN;
@@ -659,44 +575,20 @@ static void shutdown_children(struct spawner *s)
         if (c->state == C_EMPTY)
             continue;
         decide(c, -ESHUTDOWN, "the service is shutting down");
-        stop_child(s, c);
-        /* SIGKILL was sent: nothing survives it, so this wait is short. */
-        int status;
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
-        close(c->pidfd);
-        c->pidfd = -1;
+        proc_child_close_sock(&c->pc, s->loop.epfd);
+        proc_kill_reap(c->pc.pid);
+        epoll_ctl(s->loop.epfd, EPOLL_CTL_DEL, c->pc.pidfd, NULL);
+        close(c->pc.pidfd);
+        c->pc.pidfd = -1;
         struct spawn_task *task = c->task;
         c->state = C_EMPTY;
         c->task = NULL;
-        c->pid = 0;
+        c->pc.pid = 0;
         complete(s, task, true);
     }
 }
 
 static void wake(struct spawner *s)
 {
-    uint64_t one = 1;
-    if (write(s->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_error("spawn: cannot wake the spawner thread: %s", strerror(errno));
-}
-
-static int watch(struct spawner *s, int fd, uint32_t events, enum src src,
-                 int slot)
-{
-    struct epoll_event ev = {.events = events,
-                             .data.u64 = (uint64_t)src << 32 | (unsigned)slot};
-    return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-static void describe_exit(int status, char *out, size_t out_len)
-{
-    if (WIFSIGNALED(status))
-        snprintf(out, out_len, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, out_len, "exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(out, out_len, "ended");
+    proc_loop_wake(&s->loop, "spawn");
 }
