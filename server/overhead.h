@@ -140,8 +140,9 @@ void overhead_free(struct overhead *o);
 void overhead_stop_all(void);
 
 /*
- * Waits until every measurement has reported and its thread is gone, at
- * most timeout_ms. True when none is left. Main thread.
+ * Waits until every measurement has reported and its thread has returned
+ * (detached: the kernel removes it a moment later), at most timeout_ms.
+ * True when none is left. Main thread.
  */
 bool overhead_wait_idle(int timeout_ms);
 
