@@ -190,6 +190,7 @@ LIMIT = _bounds("prime.limit")
 PRIME_TASKS = _bounds("prime.tasks")
 SQ_ITEM = _bounds("square.numbers")
 GET_ITEMS_MAX = 1900  # one-digit items under the 4 KiB target cap
+TARGET_MAX = 4096     # http.h HTTP_URI_MAX: a longer target is 414
 SQ_ITEMS = (_param("square.numbers")["minItems"],
             _param("square.numbers")["maxItems"])
 SQ_TASKS = _bounds("square.tasks")
@@ -501,6 +502,11 @@ class Gen:
         if probe:
             pairs = pairs + [(PROBE, "1")]
         target = route + ("?" + _q(pairs) if pairs else "")
+        if len(target) > TARGET_MAX:
+            # The most URLs a fetch takes do not always fit a GET's target
+            # (a POST body carries them): refused for its length first.
+            return Ask(what + " (target over the cap)", self.get_or_head(),
+                       target, None, {414})
         if bad or probe:
             return Ask(what + (" (bad)" if bad else " (max + probe)"),
                        self.get_or_head(), target, route, {400},
@@ -732,8 +738,12 @@ class Gen:
             # target's, is not specified: both are fair then.
             expect = {refused} if all(s == "ok" for s in states) else \
                 {400, 403}
-            return Ask("fetch (refused url)", self.get_or_head(),
-                       "/run/fetch?" + _q(pairs), "/run/fetch", expect)
+            target = "/run/fetch?" + _q(pairs)
+            if len(target) > TARGET_MAX:  # refused before routing
+                return Ask("fetch (refused url, target over the cap)",
+                           self.get_or_head(), target, None, {414})
+            return Ask("fetch (refused url)", self.get_or_head(), target,
+                       "/run/fetch", expect)
         n_targets = len(targets) if targets else None
 
         def verify(resp):
