@@ -62,7 +62,7 @@ DISTURBED = 0.05  # others' share of the machine that marks a run disturbed
 def get(port, path, timeout):
     """GET on a fresh connection: (status, body, client ms). path may be
     (path, object): then a POST of the object as a JSON body (long lists
-    do not fit the 8 KiB request target)."""
+    do not fit the 4 KiB request target)."""
     t0 = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:

@@ -17,7 +17,7 @@
 extern const struct demo demo_square;
 
 #define NUMBER_MAX       3037000499LL /* its square still fits in int64 */
-#define NUMBERS_MAX      10000        /* in a query (a 32 KiB request target) */
+#define NUMBERS_MAX      10000        /* in a query (HTTP_URI_MAX bounds it) */
 #define NUMBERS_MAX_BODY 1000000      /* in a JSON body (--body-max) */
 #define TASKS_MAX        256
 #define YIELD_EVERY      1024
@@ -45,8 +45,8 @@ static const struct demo_param params[] = {
                    .max_items_body = NUMBERS_MAX_BODY,
                    .doc = "Comma list of 1 to 10,000 integers within "
                           "+-3,037,000,499 (the square fits in 64 bits); "
-                          "the whole request target is at most 8 KiB (about "
-                          "2,500 short numbers). In a POST body: a JSON "
+                          "the whole request target is at most 4 KiB (about "
+                          "1,200 short numbers). In a POST body: a JSON "
                           "array of 1 to 1,000,000 integers."},
     [P_TASKS] = {.name = "tasks",
                  .type = DEMO_INT,

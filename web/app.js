@@ -29,8 +29,9 @@ const JSON_SHOW_MAX = 200000;
 const CELLS_MAX = 64;
 // A request target longer than this goes as a POST with a JSON body, where
 // the endpoint takes one: long targets cost the server's connection memory
-// and are cut by proxies, and a body takes far longer lists (square's
-// numbers: 1,000,000 in a body, 10,000 in a query).
+// and are cut by proxies (the service's cap is 4 KiB, http.h HTTP_URI_MAX),
+// and a body takes far longer lists (square's numbers: 1,000,000 in a
+// body, about 1,200 in a query).
 const POST_TARGET_MAX = 2048;
 
 const $ = (sel, root = document) => root.querySelector(sel);

@@ -90,26 +90,26 @@ def mib(kib):
 
 # --------------------------------------------------------------------------
 # The largest accepted requests, read from api/openapi.json's bounds:
-# prime limit 50,000,000 tasks 256; square 2,400 numbers tasks 256 (what
-# fits the 8 KiB request target; 10,000 take a request body); sleep
+# prime limit 50,000,000 tasks 256; square 1,300 numbers tasks 256 (what
+# fits the 4 KiB request target; 10,000 take a request body); sleep
 # tasks 10,000 (async) or 1,000 and ms 10,000; fetch count 1,000 ms 10,000
-# or 85 self URLs (what an 8 KiB target holds). /run/compare refuses an
+# or 42 self URLs (what a 4 KiB target holds). /run/compare refuses an
 # estimate over its budget: its largest accepted parameters are found by
 # asking (calibrate_compare).
 
-NUMBERS = ",".join(str(10 + i % 90) for i in range(2400))  # ~7 KB
+NUMBERS = ",".join(str(10 + i % 90) for i in range(1300))  # ~3.9 KB
 PRIME_MAX = "limit=50000000&tasks=256"
 SLEEP_MS = 10000
 
 
 def self_sleep_urls(port):
-    """fetch's url parameters: 85 self URLs of the largest async sleep
-    (work this service does for the client who asked): what fits the 8 KiB
+    """fetch's url parameters: 42 self URLs of the largest async sleep
+    (work this service does for the client who asked): what fits the 4 KiB
     request target (100, the cap, take a request body)."""
     inner = "http://127.0.0.1:%d/run/sleep?tasks=10000&ms=10000&mode=async" \
         % port
     quoted = urllib.parse.quote(inner, safe="")
-    return "&".join("url=" + quoted for _ in range(85))
+    return "&".join("url=" + quoted for _ in range(42))
 
 
 def largest_targets(port, compares):
@@ -149,7 +149,7 @@ def ladder(top, bottom, factor=0.8):
 COMPARE_LADDERS = {
     "prime": ["limit=%d&tasks=256" % n for n in ladder(50000000, 100000)],
     "square": ["numbers=%s&tasks=256" % ",".join(NUMBERS.split(",")[:n])
-               for n in (2400, 2000, 1000, 256)],
+               for n in (1300, 1000, 500, 256)],
     "sleep": ["tasks=1000&ms=%d" % ms for ms in ladder(10000, 1)]
     + ["tasks=%d&ms=1" % n for n in ladder(1000, 1)],
     "fetch": ["count=1000&ms=%d" % ms for ms in ladder(10000, 0)],

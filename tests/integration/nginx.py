@@ -542,12 +542,12 @@ def case_request_id(srv, ctx):
 # JSON error shape with the status on the HTTP line. (name, method, target,
 # headers, body, status)
 OVERSIZED = [
-    ("a 16 KB target (the service's 414)", "GET", "/health?" + "a" * 16000,
+    ("a 6 KB target (the service's 414)", "GET", "/health?" + "a" * 6000,
      (), b"", 414),
     ("a 40 KB target (nginx's 414)", "GET", "/health?" + "a" * 40000,
      (), b"", 414),
-    ("a 20 KB header (the service's 431)", "GET", "/health",
-     (("X-Big", "b" * 20000),), b"", 431),
+    ("a 9 KB header (the service's 431)", "GET", "/health",
+     (("X-Big", "b" * 9000),), b"", 431),
     ("a 70 KB header (nginx's 431)", "GET", "/health",
      (("X-Big", "b" * 70000),), b"", 431),
     ("a 100 KB body (nginx's 413)", "POST", "/health", (), b"c" * 100000,

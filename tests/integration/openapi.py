@@ -74,15 +74,15 @@ UNKNOWN = "zz_unknown"
 BOGUS = "zz-bogus"        # a value no enumeration has
 METHODS = ("get", "head", "post", "put", "delete", "patch", "options",
            "trace")
-# Sizes past the service's request limits (README: 64 KiB body, 8 KiB
-# target, 16 KiB of header fields).
+# Sizes past the service's request limits (README: 64 KiB body, 4 KiB
+# target, 8 KiB of header fields).
 BODY_OVER = 64 * 1024 + 1
-TARGET_OVER = 8 * 1024 + 1
+TARGET_OVER = 4 * 1024 + 1
 BODY_MAX = 16 * 1024 * 1024  # --body-max's default (README)
-# Bytes of list a GET may carry here: the rest of the 8 KiB target is for
+# Bytes of list a GET may carry here: the rest of the 4 KiB target is for
 # the path and the other parameters. Longer lists take a request body.
-GET_LIST_MAX = 6000
-HEADER_OVER = 16 * 1024 + 1
+GET_LIST_MAX = 3000
+HEADER_OVER = 8 * 1024 + 1
 REQUEST_TIMEOUT_S = 10.0
 BUDGET_TIMEOUT_S = 5.0
 # Where a x-conlab-default-from option (or x-conlab-max-from) shows in

@@ -408,9 +408,9 @@ MIX = [
     Mix("GET", "/%zz", 1, "none", 400),
     Mix("POST", "/health", 1, "none", 413,
         headers=[("Content-Length", "100000")]),
-    Mix("GET", "/" + "a" * (9 * 1024), 1, "none", 414),
+    Mix("GET", "/" + "a" * (5 * 1024), 1, "none", 414),
     Mix("GET", "/health", 1, "none", 431,
-        headers=[("X-Big", "b" * (17 * 1024))]),
+        headers=[("X-Big", "b" * (9 * 1024))]),
 ]
 # The fetches of the mix are this server's own /delay, counted as well.
 MIX_SELF_DELAYS = 3 + 1
@@ -701,9 +701,9 @@ ID_ANSWERS = [
     ("400 traversal", "GET", "/%2e%2e/etc/passwd", [], 400),
     ("413 body too large", "POST", "/health",
      [("Content-Length", "100000")], 413),
-    ("414 target too long", "GET", "/" + "a" * (9 * 1024), [], 414),
+    ("414 target too long", "GET", "/" + "a" * (5 * 1024), [], 414),
     ("431 headers too large", "GET", "/health",
-     [("X-Big", "b" * (17 * 1024))], 431),
+     [("X-Big", "b" * (9 * 1024))], 431),
     ("200 static file", "GET", "/index.html", [], 200),
     ("200 HEAD of a static file", "HEAD", "/app.js", [], 200),
     ("200 /metrics", "GET", "/metrics", [], 200),

@@ -48,10 +48,10 @@ GONE_WAIT_S = 2.0         # x TIME_SCALE, for the workers to be gone
 PER_TRY = 3               # requests sent in each try
 GROUPS = ["shutdown"]
 
-# The largest list an 8 KiB request target holds here (10,000 numbers take
+# The largest list a 4 KiB request target holds here (10,000 numbers take
 # a request body).
-NUMBERS_GET = ",".join(str(i % 19 - 9) for i in range(2500))  # ~6 KB
-NUMBERS_2K = ",".join(str(i % 100) for i in range(2000))
+NUMBERS_GET = ",".join(str(i % 19 - 9) for i in range(1600))  # ~4 KB
+NUMBERS_1300 = ",".join(str(i % 100) for i in range(1300))  # ~3.8 KB
 
 
 def scaled(seconds):
@@ -101,7 +101,7 @@ KINDS = (
     + [Kind("compare prime", "/run/compare?demo=prime&limit=1000000&tasks=4",
             "runs"),
        Kind("compare square", "/run/compare?demo=square&numbers=%s&tasks=16"
-            % NUMBERS_2K, "runs", window=SQUARE_WINDOW_S),
+            % NUMBERS_1300, "runs", window=SQUARE_WINDOW_S),
        Kind("compare sleep", "/run/compare?demo=sleep&tasks=4&ms=15",
             "runs"),
        Kind("compare fetch", "/run/compare?demo=fetch&count=8&ms=15",
@@ -110,7 +110,7 @@ KINDS = (
 
 # SIGSEGV in about 6 of 30 tries before issue 11 (main.c freed the pool
 # while a comparison's threads mode could still submit to it).
-CRASH_CASE = Kind("compare square, 2,500 numbers, tasks=256, 0-6 ms, "
+CRASH_CASE = Kind("compare square, 1,600 numbers, tasks=256, 0-6 ms, "
                   "--grace-ms 0",
                   "/run/compare?demo=square&numbers=%s&tasks=256"
                   % NUMBERS_GET, "runs", per_try=2, window=(0.0, 0.006),
