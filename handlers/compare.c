@@ -498,29 +498,6 @@ static enum handler_result on_mode_done(struct run_req *rr, int status,
     return launch_next(rr, c, resp);
 }
 
-/* "repeat" of a JSON body: an integer in [1, REPEAT_MAX], 1 when absent. */
-static int json_repeat(struct jsonr_doc *doc, struct params *p, int64_t *out)
-{
-    params_expect(p, "repeat");
-    *out = 1;
-    for (size_t k = 0; k < doc->n; k++) {
-        struct jsonr_member *m = &doc->members[k];
-        if (strcmp(m->key, "repeat") != 0 || m->taken)
-            continue;
-        m->taken = true;
-        if (m->type != JSONR_INTEGER)
-            return params_fail(
-                p,
-                "parameter 'repeat': expected an integer, "
-                "got %s %s",
-                m->type == JSONR_ARRAY || m->type == JSONR_OBJECT ? "an" : "a",
-                jsonr_type_names[m->type]);
-        return params_check_int(p, "repeat", doc->text + m->at, m->end - m->at,
-                                1, REPEAT_MAX, out);
-    }
-    return 0;
-}
-
 enum handler_result compare_handle(struct request *req, struct response *resp,
                                    void *ctx)
 {
@@ -546,7 +523,8 @@ enum handler_result compare_handle(struct request *req, struct response *resp,
         }
         if (handlers_json_enum(&doc, &p, "demo", names, demo_count, -1,
                                &which) < 0 ||
-            json_repeat(&doc, &p, &repeat) < 0 ||
+            handlers_json_int(&doc, &p, "repeat", 1, REPEAT_MAX, 1, &repeat) <
+                0 ||
             live_parse(req, &p, &doc, &live) < 0)
             return handlers_reject_params(&p, resp);
     } else if (params_parse(&p, req->query) < 0 ||
