@@ -300,11 +300,6 @@ static int compute(struct engine_ctx *ctx, void *arg, size_t task)
     return rc;
 }
 
-static double offset_ms(uint64_t origin, uint64_t ns)
-{
-    return ns > origin ? clock_ms_between(origin, ns) : 0.0;
-}
-
 static void write_result(struct jsonw *w, void *arg,
                          const struct engine_run *run)
 {
@@ -335,7 +330,7 @@ static void write_result(struct jsonw *w, void *arg,
         jsonw_int(w, st->detected_by);
         /* From the detecting task's start_ms, like its segments. */
         jsonw_key(w, "detected_ms");
-        jsonw_ms(w, offset_ms(t->start_ns, st->detected_ns));
+        jsonw_ms(w, clock_offset_ms(t->start_ns, st->detected_ns));
     }
     size_t finished = 0;
     for (int i = 0; i < TASKS; i++)
@@ -387,9 +382,10 @@ static void write_task(struct jsonw *w, void *arg, size_t task)
         jsonw_key(w, "state");
         jsonw_str(w, seg_names[s->what]);
         jsonw_key(w, "from_ms");
-        jsonw_ms(w, offset_ms(t->start_ns, s->from_ns));
+        jsonw_ms(w, clock_offset_ms(t->start_ns, s->from_ns));
         jsonw_key(w, "to_ms");
-        jsonw_ms(w, offset_ms(t->start_ns, s->to_ns ? s->to_ns : s->from_ns));
+        jsonw_ms(
+            w, clock_offset_ms(t->start_ns, s->to_ns ? s->to_ns : s->from_ns));
         jsonw_end(w);
     }
     jsonw_end(w);

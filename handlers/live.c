@@ -126,7 +126,6 @@ static void text_worker(struct tb *b, const char *kind, json_int_t id);
 static void text_replay(struct tb *b, json_t *run);
 static void text_summary(struct tb *b, json_t *body);
 static void text_timeline(struct tb *b, json_t *run);
-static double ms_of(uint64_t origin, uint64_t ns);
 
 static const struct response_stream live_stream = {
     .read = live_read, .gone = live_gone, .detach = live_detach};
@@ -654,13 +653,13 @@ static void emit_task(struct live *lv, const struct ev *e)
             struct tb *b = &lv->out;
             tb_printf(b, "task %u started on ", e->task);
             text_worker(b, engine_lane_names[t.lane], t.worker);
-            tb_printf(b, " at %.1f ms\n", ms_of(o, t.start_ns));
+            tb_printf(b, " at %.1f ms\n", clock_offset_ms(o, t.start_ns));
         } else if (t.status == 0) {
             tb_printf(&lv->out, "task %u finished at %.1f ms\n", e->task,
-                      ms_of(o, t.end_ns));
+                      clock_offset_ms(o, t.end_ns));
         } else {
             tb_printf(&lv->out, "task %u failed at %.1f ms (%s)\n", e->task,
-                      ms_of(o, t.end_ns), strerror(-t.status));
+                      clock_offset_ms(o, t.end_ns), strerror(-t.status));
         }
         atomic_fetch_add_explicit(
             &events_total[e->end ? EV_TASK_END : EV_TASK_START], 1,
@@ -677,10 +676,10 @@ static void emit_task(struct live *lv, const struct ev *e)
     if (t.start_ns)
         write_worker(&w, &t);
     jsonw_key(&w, "start_ms");
-    jsonw_ms(&w, ms_of(o, t.start_ns));
+    jsonw_ms(&w, clock_offset_ms(o, t.start_ns));
     if (e->end) {
         jsonw_key(&w, "end_ms");
-        jsonw_ms(&w, ms_of(o, t.end_ns));
+        jsonw_ms(&w, clock_offset_ms(o, t.end_ns));
         jsonw_key(&w, "ok");
         jsonw_bool(&w, t.status == 0);
         run_write_task_costs(&w, &t, o);
@@ -691,8 +690,8 @@ static void emit_task(struct live *lv, const struct ev *e)
             jsonw_array(&w);
             for (size_t k = 0; k < sl[e->task].n; k++) {
                 jsonw_array(&w);
-                jsonw_ms(&w, ms_of(o, sl[e->task].at[k][0]));
-                jsonw_ms(&w, ms_of(o, sl[e->task].at[k][1]));
+                jsonw_ms(&w, clock_offset_ms(o, sl[e->task].at[k][0]));
+                jsonw_ms(&w, clock_offset_ms(o, sl[e->task].at[k][1]));
                 jsonw_end(&w);
             }
             jsonw_end(&w);
@@ -708,7 +707,7 @@ static void emit_task(struct live *lv, const struct ev *e)
 static void emit_progress(struct live *lv)
 {
     size_t n = engine_run_n_tasks(lv->run);
-    double elapsed = ms_of(run_req_origin_ns(lv->rr), clock_now_ns());
+    double elapsed = clock_offset_ms(run_req_origin_ns(lv->rr), clock_now_ns());
     const struct demo *d = run_req_demo(lv->rr);
     lv->prog_started = lv->started;
     lv->prog_ended = lv->ended;
@@ -1085,13 +1084,6 @@ static void tb_printf(struct tb *b, const char *fmt, ...)
     if (n < 0)
         return;
     tb_add(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
-static double ms_of(uint64_t origin, uint64_t ns)
-{
-    if (ns == 0 || ns < origin)
-        return 0.0;
-    return clock_ms_between(origin, ns);
 }
 
 void live_write_metrics(FILE *out)

@@ -61,7 +61,6 @@ static enum handler_result answer_run(struct run_req *rr, int status,
 static enum handler_result launch_one(struct run_req *rr,
                                       struct response *resp);
 static uint64_t client_key(const struct budget_client *c);
-static double offset_ms(uint64_t origin, uint64_t ns);
 
 struct run_req *run_req_new(struct app *app, struct request *req,
                             const struct demo *d)
@@ -513,7 +512,7 @@ static enum handler_result answer_run(struct run_req *rr, int status,
 
 double run_wall_ms(const struct run_req *rr)
 {
-    return offset_ms(rr->origin_ns, engine_run_ended_ns(rr->run));
+    return clock_offset_ms(rr->origin_ns, engine_run_ended_ns(rr->run));
 }
 
 void run_write_task_costs(struct jsonw *w, const struct engine_task *t,
@@ -531,8 +530,9 @@ void run_write_task_costs(struct jsonw *w, const struct engine_task *t,
             jsonw_null(w);
         jsonw_key(w, "ready_ms");
         if (t->ready_us)
-            jsonw_ms(w, offset_ms(origin_ns,
-                                  t->start_ns + (uint64_t)t->ready_us * 1000u));
+            jsonw_ms(w, clock_offset_ms(origin_ns,
+                                        t->start_ns +
+                                            (uint64_t)t->ready_us * 1000u));
         else
             jsonw_null(w);
     }
@@ -575,17 +575,17 @@ void run_write_body(struct run_req *rr, struct jsonw *w)
         jsonw_int(w, t[i].worker);
         jsonw_end(w);
         jsonw_key(w, "start_ms");
-        jsonw_ms(w, offset_ms(o, t[i].start_ns));
+        jsonw_ms(w, clock_offset_ms(o, t[i].start_ns));
         jsonw_key(w, "end_ms");
-        jsonw_ms(w, offset_ms(o, t[i].end_ns));
+        jsonw_ms(w, clock_offset_ms(o, t[i].end_ns));
         run_write_task_costs(w, &t[i], o);
         if (sl && sl[i].n) {
             jsonw_key(w, "slices");
             jsonw_array(w);
             for (size_t s = 0; s < sl[i].n; s++) {
                 jsonw_array(w);
-                jsonw_ms(w, offset_ms(o, sl[i].at[s][0]));
-                jsonw_ms(w, offset_ms(o, sl[i].at[s][1]));
+                jsonw_ms(w, clock_offset_ms(o, sl[i].at[s][0]));
+                jsonw_ms(w, clock_offset_ms(o, sl[i].at[s][1]));
                 jsonw_end(w);
             }
             jsonw_end(w);
@@ -629,11 +629,4 @@ static uint64_t client_key(const struct budget_client *c)
         h *= 1099511628211ull;
     }
     return h ? h : 1;
-}
-
-static double offset_ms(uint64_t origin, uint64_t ns)
-{
-    if (ns == 0 || ns < origin)
-        return 0.0;
-    return clock_ms_between(origin, ns);
 }

@@ -35,4 +35,15 @@ static inline double clock_ms_between(uint64_t since_ns, uint64_t now_ns)
     return (double)((now_ns - since_ns + 500u) / 1000u) / 1e3;
 }
 
+/*
+ * Milliseconds from origin_ns to a recorded moment ns, as the answers
+ * state task times: 0 for a moment never recorded (0) or before origin.
+ */
+static inline double clock_offset_ms(uint64_t origin_ns, uint64_t ns)
+{
+    if (ns == 0 || ns < origin_ns)
+        return 0.0;
+    return clock_ms_between(origin_ns, ns);
+}
+
 #endif
