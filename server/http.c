@@ -181,7 +181,6 @@ struct exchange {
     _Atomic bool stream_kick;    /* something changed since the last read */
     _Atomic bool stream_abort;   /* shutdown: cut it at the next read */
     struct request req;
-    struct response resp;
     char id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, "" until known */
     int status;                       /* queued status, for the access log */
     uint64_t bytes; /* queued body bytes, for the access log */
@@ -189,6 +188,9 @@ struct exchange {
     size_t uri_room; /* bytes of storage for each of uri and path */
     char *uri;       /* raw request target, as received */
     char *path;      /* decoded path (the request view points here) */
+    /* Last but storage: on_uri() zeroes what comes before it, and
+     * response_init() leaves its header array as it is. */
+    struct response resp;
     char storage[];
 };
 
@@ -774,7 +776,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
             return NULL;
     }
 
-    memset(ex, 0, sizeof(*ex));
+    memset(ex, 0, offsetof(struct exchange, resp));
     ex->uri_room = room;
     ex->srv = srv;
     ex->conn = conn;
