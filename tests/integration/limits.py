@@ -23,7 +23,10 @@ web root), its own unless it says otherwise:
                    50 ms;
   limits-per-task  20 concurrent /run/sleep?tasks=10000&ms=1000: the RSS
                    grows by at most 30 MiB, and the timers fire on time
-                   (p99 of end_ms - start_ms - 1000 under 5 ms).
+                   (p99 of end_ms - start_ms - 1000 under 5 ms);
+  limits-burst     1,000 concurrent /delay?ms=100 (connections, no run):
+                   every answer 200, the RSS back within 25% of idle
+                   within 5 s.
 
 The contract these check (issue 11): /health has "budgets" (tasks, timers,
 transfers, queue, bytes: {"used", "limit"}) and "clients"; over a budget
@@ -239,7 +242,8 @@ def mix_spec(name, targets, seed):
 
 
 MIXES = ["every-kind", "fetch", "compare", "sleep", "cpu", "random"]
-GROUPS = ["limits-ceiling", "limits-fairness", "limits-per-task"]
+GROUPS = ["limits-ceiling", "limits-fairness", "limits-per-task",
+          "limits-burst"]
 MIXES_TO_RUN = SHORT_MIXES  # run.py --mixes: a count, or len(MIXES)
 
 
@@ -823,6 +827,43 @@ def case_per_task(srv, ctx):
     return note
 
 
+BURST_CONNECTIONS = 1000
+BURST_TARGET = "/delay?ms=100"
+BURST_BACK_S = 5.0
+
+
+def case_connection_burst(srv, ctx):
+    """1,000 concurrent /delay requests, no run: their connections' pools
+    and exchanges are freed when they close, and the memory goes back to
+    the system soon after (it was held until the next run, 15 MiB)."""
+    no_sanitizer()
+    soft = raise_nofile(BURST_CONNECTIONS + 256)
+    try:
+        idle = idle_rss(srv)
+        sampler = Sampler(srv)
+        herd = Herd(srv.port)
+        try:
+            for _ in range(BURST_CONNECTIONS):
+                herd.add(BURST_TARGET)
+            herd.pump(time.monotonic() + scaled(30.0), SAMPLE_S, sampler)
+            sampler()
+            bad = [ex.response().status for ex in herd.all
+                   if not ex.complete or ex.response().status != 200]
+        finally:
+            herd.close()
+    finally:
+        restore_nofile(soft)
+    check(not bad, "%d of %d answers were not 200: %s" % (
+        len(bad), BURST_CONNECTIONS, sorted(set(bad))[:5]))
+    back_s, last = wait_rss_back(srv, idle, scaled(BURST_BACK_S))
+    note = "idle %.1f MiB, peak %.1f MiB, %.1f MiB %.1f s after" % (
+        mib(idle), mib(sampler.peak), mib(last),
+        back_s if back_s is not None else scaled(BURST_BACK_S))
+    check(back_s is not None, "RSS not back within %d%% of idle: %s" % (
+        RETURN_SHARE * 100, note))
+    return note
+
+
 # --------------------------------------------------------------------------
 # Groups
 
@@ -853,6 +894,11 @@ def server_groups(web_root, binary):
            "most, the loop never stalls (its %.0f ms lateness target "
            "judged by the bench)" % (PER_TASK_MAX_MIB, LATENESS_P99_MS),
            case_per_task)]),
+        ("limits-burst", args, None,
+         [("limits: 1,000 concurrent %s (no run): RSS back within %d%% "
+           "of idle within %.0f s" % (BURST_TARGET, RETURN_SHARE * 100,
+                                     BURST_BACK_S),
+           case_connection_burst)]),
     ]
 
 
