@@ -834,9 +834,7 @@ def server_groups(web_root, binary):
          loop.server_groups(web_root) +
          compare.server_groups(web_root) + openapi.server_groups(web_root) +
          overhead.server_groups(web_root) +
-         state.server_groups(web_root) +
-         compare.server_groups(web_root) + work.server_groups(web_root) +
-         openapi.server_groups(web_root) +
+         state.server_groups(web_root) + work.server_groups(web_root) +
          nginx.server_groups(web_root) + ops.server_groups(web_root) +
          faults.server_groups(web_root) + chaos.server_groups(web_root) +
          limits.server_groups(web_root, binary) +
