@@ -721,9 +721,12 @@ static void settle(struct engine_run *run)
     /* Counted until the callback has returned, so that
      * engine_wait_idle() means no thread is still inside one. */
     pthread_mutex_lock(&e->lock);
-    if (--e->n_live == 0)
+    bool idle = --e->n_live == 0;
+    if (idle)
         pthread_cond_broadcast(&e->idle);
     pthread_mutex_unlock(&e->lock);
+    if (idle && e->cfg.idle)
+        e->cfg.idle(e->cfg.idle_arg);
 }
 
 /*

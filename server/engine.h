@@ -214,6 +214,10 @@ struct engine_config {
     int workers;             /* lanes of processes, and of spawn per run */
     int demo_threads;        /* lanes of threads and gil */
     int job_timeout_ms;      /* a job's and a sequential run's deadline */
+    /* Told when the last live run has ended, on the thread that ended it,
+     * after its done callback; must not block. May be NULL. */
+    void (*idle)(void *arg);
+    void *idle_arg;
 };
 
 typedef void engine_done_fn(struct engine_run *run, int status, void *arg);
