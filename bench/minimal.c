@@ -39,7 +39,7 @@
 #define MAX_CONNECTIONS 10000
 #define MAX_PER_IP      4096
 #define CONN_TIMEOUT_S  15
-#define CONN_MEMORY     (32 * 1024)
+#define CONN_MEMORY     (16 * 1024)
 #define LISTEN_BACKLOG  4096
 #define FD_RESERVE      256
 #define MAX_THREADS     256
