@@ -74,6 +74,18 @@ int uri_encode_path(char *out, size_t out_len, const char *path)
 
 char *uri_quote(char *out, size_t out_len, const char *text)
 {
+    /* Most text (every access line's target) needs no quoting and fits:
+     * one pass that copies, and the general case only when it does not. */
+    size_t i = 0;
+    for (;
+         text[i] && i < out_len - 1 && quoted_len((unsigned char)text[i]) == 1;
+         i++)
+        out[i] = text[i];
+    if (!text[i]) {
+        out[i] = '\0';
+        return out;
+    }
+
     size_t total = 0;
     for (const char *c = text; *c; c++)
         total += quoted_len((unsigned char)*c);
