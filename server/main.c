@@ -225,13 +225,26 @@ int main(int argc, char **argv)
     log_info("listening on http://%s:%d", host, http_port(app.http));
 
     /* Wait for a stop signal, writing out access lines meanwhile. */
+    /* The tick's work (the head-deadline sweep reads every waiting
+     * connection's TCP_INFO) stays every 100 ms however often the engine
+     * wakes this thread: a SIGUSR1 only trims. */
     int sig;
-    const struct timespec tick = {0, LOG_FLUSH_MS * 1000000L};
+    const uint64_t tick_ns = LOG_FLUSH_MS * 1000000ull;
+    uint64_t next_tick = clock_now_ns() + tick_ns;
     do {
-        sig = sigtimedwait(&main_signals, NULL, &tick);
+        uint64_t now = clock_now_ns();
+        uint64_t left = next_tick > now ? next_tick - now : 0;
+        const struct timespec wait = {(time_t)(left / 1000000000u),
+                                      (long)(left % 1000000000u)};
+        sig = sigtimedwait(&main_signals, NULL, &wait);
+        if (sig == SIGUSR1)
+            trim_when_idle(app.engine, app.http, true);
+        if (sig == SIGUSR1 && clock_now_ns() < next_tick)
+            continue;
         log_flush();
         http_sweep(app.http); /* runs of clients that left are cancelled */
-        trim_when_idle(app.engine, app.http, sig == SIGUSR1);
+        trim_when_idle(app.engine, app.http, false);
+        next_tick = clock_now_ns() + tick_ns;
     } while (sig != SIGINT && sig != SIGTERM);
     log_info("received %s: stopping (grace period %d ms)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace_ms);
