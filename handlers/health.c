@@ -50,9 +50,15 @@ struct tail_figures {
 #define TAIL_LOOP  4u
 #define TAIL_SPAWN 8u
 
+/* The change counts of the figures' owners (0 for one that is absent). */
+struct tail_changes {
+    uint64_t pool, tpool, loop, spawner, budget;
+};
+
 /* One request thread's last tail and what it was printed from. */
 struct tail_cache {
     bool valid;
+    struct tail_changes changes; /* read before its figures */
     struct tail_figures figures;
     size_t len;
     char text[HEALTH_TAIL_MAX];
@@ -239,6 +245,20 @@ static const struct tail_cache *tail(const struct app *app)
 {
     struct tail_cache *c = &my_tail;
     struct tail_figures now;
+
+    /* Nothing released a lock the figures are kept under since they were
+     * read: they are the same, and so is the text (no lock taken, and
+     * none of the figures copied; the owners count before they release). */
+    struct tail_changes changes = {
+        .pool = app->pool ? pool_changes(app->pool) : 0,
+        .tpool = app->tpool ? tpool_changes(app->tpool) : 0,
+        .loop = app->loop ? loop_changes(app->loop) : 0,
+        .spawner = app->spawner ? spawner_changes(app->spawner) : 0,
+        .budget = budget_changes(app->budget),
+    };
+    if (c->valid && memcmp(&c->changes, &changes, sizeof(changes)) == 0)
+        return c;
+    c->changes = changes;
 
     memset(&now, 0, sizeof(now));
     now.app = app;

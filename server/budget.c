@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -48,6 +49,10 @@ struct budget {
     uint64_t hash_key[2]; /* SipHash key of the client table */
 
     pthread_mutex_t lock; /* guards everything below */
+
+    /* Bumped before every release of lock (see budget_changes()). */
+
+    _Atomic uint64_t changes;
     uint64_t used[BUDGET_KINDS];
     uint64_t rejected[BUDGET_REJECTS];
     size_t n_clients;
@@ -56,6 +61,12 @@ struct budget {
     size_t n_tokens;
     struct token_entry tokens[2 * BUDGET_TOKENS_MAX];
 };
+/* Releases the lock after counting a possible change of the figures. */
+static inline void unlock_changed(struct budget *x)
+{
+    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&x->lock);
+}
 
 #define TOKEN_MASK (2 * BUDGET_TOKENS_MAX - 1)
 
@@ -229,7 +240,7 @@ int budget_acquire(struct budget *b, const struct budget_client *client,
         b->used[k] += cost->amount[k];
         b->clients[slot].used[k] += cost->amount[k];
     }
-    pthread_mutex_unlock(&b->lock);
+    unlock_changed(b);
 
     claim->budget = b;
     claim->client = *client;
@@ -241,7 +252,7 @@ out_reject_unlocked:
     pthread_mutex_lock(&b->lock);
 out_reject:
     b->rejected[reason]++;
-    pthread_mutex_unlock(&b->lock);
+    unlock_changed(b);
     if (which)
         *which = refused;
     return rc;
@@ -269,7 +280,7 @@ void budget_release(struct budget_claim *claim)
     }
     if (e->live && empty)
         client_remove(b, slot);
-    pthread_mutex_unlock(&b->lock);
+    unlock_changed(b);
     memset(claim, 0, sizeof(*claim));
 }
 
@@ -283,6 +294,11 @@ void budget_stats(struct budget *b, struct budget_usage *out)
     pthread_mutex_unlock(&b->lock);
     memcpy(out->limit, b->limits.limit, sizeof(out->limit));
     memcpy(out->client_limit, b->client_limit, sizeof(out->client_limit));
+}
+
+uint64_t budget_changes(struct budget *x)
+{
+    return atomic_load_explicit(&x->changes, memory_order_acquire);
 }
 
 void budget_write_metrics(struct budget *b, FILE *out)
@@ -331,7 +347,7 @@ int budget_token_issue(struct budget *b, const struct budget_client *client,
             return rc;
         pthread_mutex_lock(&b->lock);
         if (b->n_tokens >= BUDGET_TOKENS_MAX) {
-            pthread_mutex_unlock(&b->lock);
+            unlock_changed(b);
             return -EAGAIN;
         }
         size_t slot = token_find(b, token);
@@ -341,10 +357,10 @@ int budget_token_issue(struct budget *b, const struct budget_client *client,
             b->tokens[slot].client = *client;
             b->tokens[slot].live = true;
             b->n_tokens++;
-            pthread_mutex_unlock(&b->lock);
+            unlock_changed(b);
             break;
         }
-        pthread_mutex_unlock(&b->lock);
+        unlock_changed(b);
     }
     for (size_t i = 0; i < TOKEN_BYTES; i++) {
         out[2 * i] = hex[token[i] >> 4];
@@ -364,7 +380,7 @@ void budget_token_revoke(struct budget *b, const char *token)
     size_t slot = token_find(b, key);
     if (b->tokens[slot].live)
         token_remove(b, slot);
-    pthread_mutex_unlock(&b->lock);
+    unlock_changed(b);
 }
 
 bool budget_token_client(struct budget *b, const char *token,
@@ -380,7 +396,7 @@ bool budget_token_client(struct budget *b, const char *token,
     found = b->tokens[slot].live;
     if (found)
         *out = b->tokens[slot].client;
-    pthread_mutex_unlock(&b->lock);
+    unlock_changed(b);
     return found;
 }
 

@@ -162,6 +162,14 @@ void budget_release(struct budget_claim *claim);
 void budget_stats(struct budget *b, struct budget_usage *out);
 
 /*
+ * A count that grows whenever the figures of budget_stats() may have
+ * changed (at every release of the lock they are kept under, before it):
+ * equal counts read before two calls mean equal figures. Any thread; no
+ * lock.
+ */
+uint64_t budget_changes(struct budget *b);
+
+/*
  * Writes conlab_budget_used{budget=...}, conlab_budget_limit{budget=...},
  * conlab_budget_clients and conlab_admission_rejected_total{reason=...}
  * (Prometheus text, with HELP and TYPE lines), from one snapshot.

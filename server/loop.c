@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ struct loop {
     CURLM *multi;
 
     pthread_mutex_t pending_lock; /* guards the fields up to stats */
+
+    /* Bumped before every release of pending_lock (see loop_changes()). */
+
+    _Atomic uint64_t changes;
     bool stopping;
     struct loop_timer *new_timers, *new_timers_last; /* in order */
     struct loop_fetch *new_fetches;
@@ -62,6 +67,12 @@ struct loop {
 
     bool stopped; /* main thread: loop_stop() has run */
 };
+/* Releases the lock after counting a possible change of the figures. */
+static inline void unlock_changed(struct loop *x)
+{
+    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&x->pending_lock);
+}
 
 static void *loop_main(void *arg);
 static void take_pending(struct loop *l);
@@ -122,11 +133,11 @@ int loop_add_timers(struct loop *loop, struct loop_timer *const timers[],
 {
     pthread_mutex_lock(&loop->pending_lock);
     if (loop->stopping) {
-        pthread_mutex_unlock(&loop->pending_lock);
+        unlock_changed(loop);
         return -ESHUTDOWN;
     }
     if (loop->stats.timers + n > LOOP_TIMERS_MAX) {
-        pthread_mutex_unlock(&loop->pending_lock);
+        unlock_changed(loop);
         return -EAGAIN;
     }
     /* Kept in order: timers of one due time fire in the order given. */
@@ -139,7 +150,7 @@ int loop_add_timers(struct loop *loop, struct loop_timer *const timers[],
         loop->new_timers_last = timers[i];
     }
     loop->stats.timers += n;
-    pthread_mutex_unlock(&loop->pending_lock);
+    unlock_changed(loop);
     curl_multi_wakeup(loop->multi);
     return 0;
 }
@@ -149,11 +160,11 @@ int loop_add_fetches(struct loop *loop, struct loop_fetch *const fetches[],
 {
     pthread_mutex_lock(&loop->pending_lock);
     if (loop->stopping) {
-        pthread_mutex_unlock(&loop->pending_lock);
+        unlock_changed(loop);
         return -ESHUTDOWN;
     }
     if (loop->stats.transfers + n > LOOP_FETCHES_MAX) {
-        pthread_mutex_unlock(&loop->pending_lock);
+        unlock_changed(loop);
         return -EAGAIN;
     }
     /* Kept in order: the first URL asked for is the first started. */
@@ -163,7 +174,7 @@ int loop_add_fetches(struct loop *loop, struct loop_fetch *const fetches[],
         loop->new_fetches = fetches[i];
     }
     loop->stats.transfers += n;
-    pthread_mutex_unlock(&loop->pending_lock);
+    unlock_changed(loop);
     curl_multi_wakeup(loop->multi);
     return 0;
 }
@@ -172,7 +183,7 @@ int loop_call(struct loop *loop, struct loop_call *call)
 {
     pthread_mutex_lock(&loop->pending_lock);
     if (loop->stopping) {
-        pthread_mutex_unlock(&loop->pending_lock);
+        unlock_changed(loop);
         return -ESHUTDOWN;
     }
     call->next = NULL;
@@ -181,7 +192,7 @@ int loop_call(struct loop *loop, struct loop_call *call)
     else
         loop->calls = call;
     loop->calls_tail = call;
-    pthread_mutex_unlock(&loop->pending_lock);
+    unlock_changed(loop);
     curl_multi_wakeup(loop->multi);
     return 0;
 }
@@ -234,11 +245,16 @@ void loop_stats(struct loop *loop, struct loop_stats *out)
     pthread_mutex_unlock(&loop->pending_lock);
 }
 
+uint64_t loop_changes(struct loop *x)
+{
+    return atomic_load_explicit(&x->changes, memory_order_acquire);
+}
+
 bool loop_stopping(struct loop *loop)
 {
     pthread_mutex_lock(&loop->pending_lock);
     bool stopping = loop->stopping;
-    pthread_mutex_unlock(&loop->pending_lock);
+    unlock_changed(loop);
     return stopping;
 }
 
@@ -249,7 +265,7 @@ void loop_stop(struct loop *loop)
     loop->stopped = true;
     pthread_mutex_lock(&loop->pending_lock);
     loop->stopping = true;
-    pthread_mutex_unlock(&loop->pending_lock);
+    unlock_changed(loop);
     curl_multi_wakeup(loop->multi);
     pthread_join(loop->thread, NULL);
 }
@@ -292,7 +308,7 @@ static void *loop_main(void *arg)
 
         pthread_mutex_lock(&l->pending_lock);
         bool stopping = l->stopping;
-        pthread_mutex_unlock(&l->pending_lock);
+        unlock_changed(l);
         if (stopping)
             break;
     }
@@ -313,7 +329,7 @@ static void take_pending(struct loop *l)
     pthread_mutex_lock(&l->pending_lock);
     struct loop_call *calls = l->calls;
     l->calls = l->calls_tail = NULL;
-    pthread_mutex_unlock(&l->pending_lock);
+    unlock_changed(l);
 
     take_work(l);
     while (calls) {
@@ -331,7 +347,7 @@ static void take_work(struct loop *l)
     struct loop_fetch *fetches = l->new_fetches;
     l->new_timers = l->new_timers_last = NULL;
     l->new_fetches = NULL;
-    pthread_mutex_unlock(&l->pending_lock);
+    unlock_changed(l);
 
     /* Behind what a caller up the stack is still taking in (rarely any). */
     struct loop_timer **tt = &l->in_timers;
@@ -460,7 +476,7 @@ static void count_done(struct loop *l, bool timer, size_t n)
         l->stats.transfers -= n;
         l->stats.transfers_done += n;
     }
-    pthread_mutex_unlock(&l->pending_lock);
+    unlock_changed(l);
 }
 
 static int heap_push(struct loop *l, struct loop_timer *t)

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -80,6 +81,10 @@ struct pool {
     bool stopped;     /* main thread: pool_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
+
+    /* Bumped before every release of lock (see pool_changes()). */
+
+    _Atomic uint64_t changes;
     bool stopping;
     struct pool_job *head, *tail;
     int queued;
@@ -87,6 +92,12 @@ struct pool {
 
     struct worker workers[];
 };
+/* Releases the lock after counting a possible change of the figures. */
+static inline void unlock_changed(struct pool *x)
+{
+    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&x->lock);
+}
 
 static void *pool_main(void *arg);
 static void spawn(struct pool *p, struct worker *w);
@@ -184,12 +195,12 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     }
     pthread_mutex_lock(&pool->lock);
     if (pool->stopping) {
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
         return -ESHUTDOWN;
     }
     if ((size_t)pool->queued + n > (size_t)pool->cfg.queue) {
         pool->stats.jobs.rejected += n;
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
         return n > (size_t)pool->cfg.queue ? -E2BIG : -EAGAIN;
     }
     uint64_t now = clock_now_ns();
@@ -213,7 +224,7 @@ int pool_submit(struct pool *pool, struct pool_job *const jobs[], size_t n)
     }
     pool->queued += (int)n;
     pool->stats.queued = pool->queued;
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
 
     proc_loop_wake(&pool->loop, "pool");
     return 0;
@@ -227,7 +238,7 @@ bool pool_cancel(struct pool *pool, struct pool_job *job)
         unlink_job(pool, job);
         pool->stats.jobs.cancelled++;
     }
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
     return queued;
 }
 
@@ -238,11 +249,16 @@ void pool_stats(struct pool *pool, struct pool_stats *out)
     pthread_mutex_unlock(&pool->lock);
 }
 
+uint64_t pool_changes(struct pool *x)
+{
+    return atomic_load_explicit(&x->changes, memory_order_acquire);
+}
+
 bool pool_stopping(struct pool *pool)
 {
     pthread_mutex_lock(&pool->lock);
     bool stopping = pool->stopping;
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
     return stopping;
 }
 
@@ -253,7 +269,7 @@ void pool_stop(struct pool *pool)
     pool->stopped = true;
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
     proc_loop_wake(&pool->loop, "pool");
     pthread_join(pool->thread, NULL);
 }
@@ -302,7 +318,7 @@ static void *pool_main(void *arg)
         }
         pthread_mutex_lock(&p->lock);
         bool stopping = p->stopping;
-        pthread_mutex_unlock(&p->lock);
+        unlock_changed(p);
         if (stopping)
             break;
         dispatch(p);
@@ -402,7 +418,7 @@ static void on_sock(struct pool *p, struct worker *w, uint32_t events)
             w->end = END_RECYCLE;
             pthread_mutex_lock(&p->lock);
             p->stats.restarts.recycle++;
-            pthread_mutex_unlock(&p->lock);
+            unlock_changed(p);
             close_sock(p, w); /* the worker reads EOF and exits */
             return;
         }
@@ -427,7 +443,7 @@ static void on_exit_event(struct pool *p, struct worker *w)
         log_warn("pool: worker %d %s; replacing it", (int)pid, how);
         pthread_mutex_lock(&p->lock);
         p->stats.restarts.crash++;
-        pthread_mutex_unlock(&p->lock);
+        unlock_changed(p);
         w->early_deaths = early ? w->early_deaths + 1 : 0;
     } else {
         log_debug("pool: worker %d %s (%s)", (int)pid, how,
@@ -463,7 +479,7 @@ static void on_timer(struct pool *p)
             w->end = END_TIMEOUT;
             pthread_mutex_lock(&p->lock);
             p->stats.restarts.timeout++;
-            pthread_mutex_unlock(&p->lock);
+            unlock_changed(p);
             kill_worker(w);
             close_sock(p, w);
             publish(p);
@@ -508,7 +524,7 @@ static struct pool_job *take_head(struct pool *p, uint64_t before)
         unlink_job(p, job);
     else
         job = NULL;
-    pthread_mutex_unlock(&p->lock);
+    unlock_changed(p);
     return job;
 }
 
@@ -532,7 +548,7 @@ static struct pool_job *take_fair(struct pool *p)
     }
     if (best)
         unlink_job(p, best);
-    pthread_mutex_unlock(&p->lock);
+    unlock_changed(p);
     return best;
 }
 
@@ -643,7 +659,7 @@ static void finish(struct pool *p, struct pool_job *job, int status,
         p->stats.jobs.cancelled++;
     else
         p->stats.jobs.failed++;
-    pthread_mutex_unlock(&p->lock);
+    unlock_changed(p);
     job->done(job);
 }
 
@@ -680,7 +696,7 @@ static void arm_timer(struct pool *p)
         if (!next || t < next)
             next = t;
     }
-    pthread_mutex_unlock(&p->lock);
+    unlock_changed(p);
     proc_loop_arm(&p->loop, next);
 }
 
@@ -698,7 +714,7 @@ static void publish(struct pool *p)
     }
     p->stats.alive = alive;
     p->stats.busy = busy;
-    pthread_mutex_unlock(&p->lock);
+    unlock_changed(p);
 }
 
 /* On the pool thread, once stopping: end every job, reap every worker. */

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,10 @@ struct spawner {
     bool stopped;     /* main thread: spawner_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
+
+    /* Bumped before every release of lock (see spawner_changes()). */
+
+    _Atomic uint64_t changes;
     bool stopping;
     bool cancels; /* some held task has a cancel asked for */
     struct spawn_task *head, *tail;
@@ -63,6 +68,12 @@ struct spawner {
 
     struct child children[];
 };
+/* Releases the lock after counting a possible change of the figures. */
+static inline void unlock_changed(struct spawner *x)
+{
+    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&x->lock);
+}
 
 static void *spawner_main(void *arg);
 static void start_queued(struct spawner *s);
@@ -144,12 +155,12 @@ int spawner_submit(struct spawner *s, struct spawn_task *task)
     task->cancel = 0;
     task->child = -1;
     if (s->stopping) {
-        pthread_mutex_unlock(&s->lock);
+        unlock_changed(s);
         return -ESHUTDOWN;
     }
     if (s->stats.held >= s->cfg.max_children) {
         s->stats.failed++;
-        pthread_mutex_unlock(&s->lock);
+        unlock_changed(s);
         return -EAGAIN;
     }
     task->requested_ns = clock_now_ns();
@@ -160,7 +171,7 @@ int spawner_submit(struct spawner *s, struct spawn_task *task)
     else
         s->head = task;
     s->tail = task;
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     wake(s);
     return 0;
 }
@@ -174,7 +185,7 @@ void spawner_cancel(struct spawner *s, struct spawn_task *task, int status)
         s->cancels = true;
         asked = true;
     }
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     if (asked)
         wake(s);
 }
@@ -186,6 +197,11 @@ void spawner_stats(struct spawner *s, struct spawner_stats *out)
     pthread_mutex_unlock(&s->lock);
 }
 
+uint64_t spawner_changes(struct spawner *x)
+{
+    return atomic_load_explicit(&x->changes, memory_order_acquire);
+}
+
 void spawner_stop(struct spawner *s)
 {
     if (!s || s->stopped)
@@ -193,7 +209,7 @@ void spawner_stop(struct spawner *s)
     s->stopped = true;
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     wake(s);
     pthread_join(s->thread, NULL);
 }
@@ -237,7 +253,7 @@ static void *spawner_main(void *arg)
         }
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping;
-        pthread_mutex_unlock(&s->lock);
+        unlock_changed(s);
         if (stopping)
             break;
         apply_cancels(s);
@@ -279,7 +295,7 @@ static struct spawn_task *take_queued(struct spawner *s, int *cancel)
         task->queue_next = NULL;
     }
     *cancel = task ? task->cancel : 0;
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     return task;
 }
 
@@ -329,7 +345,7 @@ static void start_one(struct spawner *s, struct spawn_task *task)
     task->child = c->slot;
     s->stats.spawned++;
     s->stats.live++;
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     log_debug("spawn: worker %d started in slot %d", (int)pid, c->slot);
 }
 
@@ -339,7 +355,7 @@ static void apply_cancels(struct spawner *s)
     pthread_mutex_lock(&s->lock);
     bool any = s->cancels;
     s->cancels = false;
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     if (!any)
         return;
     for (int i = 0; i < s->cfg.max_children; i++) {
@@ -348,7 +364,7 @@ static void apply_cancels(struct spawner *s)
             continue;
         pthread_mutex_lock(&s->lock);
         int cancel = c->task->cancel;
-        pthread_mutex_unlock(&s->lock);
+        unlock_changed(s);
         if (!cancel)
             continue;
         decide(c, cancel, "the task was cancelled; worker %d was killed",
@@ -541,7 +557,7 @@ static void complete(struct spawner *s, struct spawn_task *task, bool reaped)
         s->stats.cancelled++;
     else
         s->stats.failed++;
-    pthread_mutex_unlock(&s->lock);
+    unlock_changed(s);
     task->done(task);
 }
 

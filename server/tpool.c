@@ -36,6 +36,8 @@ struct tpool {
     int cap;
     _Atomic bool stopping;
     pthread_mutex_t lock; /* guards the fields below */
+    /* Bumped before every release of lock (see tpool_changes()). */
+    _Atomic uint64_t changes;
     pthread_cond_t wake;
     struct tpool_task *head, *tail;
     struct fair fair;
@@ -47,6 +49,12 @@ struct tpool {
     bool joined;
     struct tpool_thread threads[];
 };
+/* Releases the lock after counting a possible change of the figures. */
+static inline void unlock_changed(struct tpool *x)
+{
+    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&x->lock);
+}
 
 static void *thread_main(void *arg);
 static struct tpool_task *take_fair(struct tpool *pool);
@@ -84,11 +92,11 @@ int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[], size_t n)
 {
     pthread_mutex_lock(&pool->lock);
     if (pool->stop) {
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
         return -ESHUTDOWN;
     }
     if ((size_t)pool->queued + n > (size_t)pool->cap) {
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
         return n > (size_t)pool->cap ? -E2BIG : -EAGAIN;
     }
     for (size_t i = 0; i < n; i++) {
@@ -107,7 +115,7 @@ int tpool_submit(struct tpool *pool, struct tpool_task *const tasks[], size_t n)
         pthread_cond_signal(&pool->wake);
     else
         pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
     return 0;
 }
 
@@ -119,7 +127,7 @@ bool tpool_cancel(struct tpool *pool, struct tpool_task *task)
         unlink_task(pool, task);
         pool->cancelled++;
     }
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
     return queued;
 }
 
@@ -134,6 +142,11 @@ void tpool_stats(struct tpool *pool, struct tpool_stats *out)
     pthread_mutex_unlock(&pool->lock);
 }
 
+uint64_t tpool_changes(struct tpool *x)
+{
+    return atomic_load_explicit(&x->changes, memory_order_acquire);
+}
+
 bool tpool_stopping(struct tpool *pool)
 {
     return atomic_load_explicit(&pool->stopping, memory_order_relaxed);
@@ -146,7 +159,7 @@ void tpool_stop(struct tpool *pool)
     atomic_store(&pool->stopping, true);
     pthread_mutex_lock(&pool->lock);
     if (pool->joined) {
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
         return;
     }
     pool->stop = true;
@@ -159,12 +172,12 @@ void tpool_stop(struct tpool *pool)
             break;
         unlink_task(pool, task);
         pool->completed++;
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
         task->run(task, -ESHUTDOWN);
         pthread_mutex_lock(&pool->lock);
     }
     pool->joined = true;
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
 
     for (int i = 0; i < pool->n_threads; i++)
         pthread_join(pool->threads[i].thread, NULL);
@@ -197,6 +210,8 @@ static void *thread_main(void *arg)
         if (!task) {
             if (pool->stop)
                 break; /* tpool_stop() ends what is still queued */
+            /* Releases the lock too: count what this thread changed. */
+            atomic_fetch_add_explicit(&pool->changes, 1, memory_order_release);
             pthread_cond_wait(&pool->wake, &pool->lock);
             continue;
         }
@@ -206,7 +221,7 @@ static void *thread_main(void *arg)
         self->client = task->client;
         pool->busy++;
         task->thread_id = self->id;
-        pthread_mutex_unlock(&pool->lock);
+        unlock_changed(pool);
 
         task->run(task, 0);
 
@@ -214,7 +229,7 @@ static void *thread_main(void *arg)
         pool->busy--;
         pool->completed++;
     }
-    pthread_mutex_unlock(&pool->lock);
+    unlock_changed(pool);
     return NULL;
 }
 

@@ -436,6 +436,28 @@ static void release_restores_exact_counts(void **state)
     assert_int_equal(clients_of(b), 0);
 }
 
+/* budget_changes() counts every release of the lock but the stats
+ * reader's: an acquire and a release each move it, a read does not. */
+static void changes_count_what_may_change(void **state)
+{
+    struct budget *b = *state;
+    struct budget_client a = v4("10.0.0.1");
+    struct budget_claim c1;
+    struct budget_usage u;
+    struct budget_cost cost = {{1, 1, 1, 1, 1}};
+
+    uint64_t before = budget_changes(b);
+    budget_stats(b, &u);
+    assert_int_equal(budget_changes(b), before);
+    assert_int_equal(budget_acquire(b, &a, &cost, &c1, NULL), 0);
+    uint64_t acquired = budget_changes(b);
+    assert_true(acquired > before);
+    budget_stats(b, &u);
+    assert_int_equal(budget_changes(b), acquired);
+    budget_release(&c1);
+    assert_true(budget_changes(b) > acquired);
+}
+
 static void zero_cost_always_admitted(void **state)
 {
     struct budget *b = *state;
@@ -963,6 +985,7 @@ int main(void)
         T(which_names_the_first_refusal),
         cmocka_unit_test(two_clients_within_the_global_limit),
         T(release_restores_exact_counts),
+        T(changes_count_what_may_change),
         T(zero_cost_always_admitted),
         cmocka_unit_test(clients_max_bounds_the_table),
         cmocka_unit_test(many_clients_found_after_removals),
