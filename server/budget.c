@@ -49,9 +49,7 @@ struct budget {
     uint64_t hash_key[2]; /* SipHash key of the client table */
 
     pthread_mutex_t lock; /* guards everything below */
-
     /* Bumped before every release of lock (see budget_changes()). */
-
     _Atomic uint64_t changes;
     uint64_t used[BUDGET_KINDS];
     uint64_t rejected[BUDGET_REJECTS];
@@ -61,11 +59,12 @@ struct budget {
     size_t n_tokens;
     struct token_entry tokens[2 * BUDGET_TOKENS_MAX];
 };
+
 /* Releases the lock after counting a possible change of the figures. */
-static inline void unlock_changed(struct budget *x)
+static inline void unlock_changed(struct budget *b)
 {
-    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&x->lock);
+    atomic_fetch_add_explicit(&b->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&b->lock);
 }
 
 #define TOKEN_MASK (2 * BUDGET_TOKENS_MAX - 1)
@@ -296,9 +295,9 @@ void budget_stats(struct budget *b, struct budget_usage *out)
     memcpy(out->client_limit, b->client_limit, sizeof(out->client_limit));
 }
 
-uint64_t budget_changes(struct budget *x)
+uint64_t budget_changes(struct budget *b)
 {
-    return atomic_load_explicit(&x->changes, memory_order_acquire);
+    return atomic_load_explicit(&b->changes, memory_order_acquire);
 }
 
 void budget_write_metrics(struct budget *b, FILE *out)

@@ -45,9 +45,7 @@ struct loop {
     CURLM *multi;
 
     pthread_mutex_t pending_lock; /* guards the fields up to stats */
-
     /* Bumped before every release of pending_lock (see loop_changes()). */
-
     _Atomic uint64_t changes;
     bool stopping;
     struct loop_timer *new_timers, *new_timers_last; /* in order */
@@ -67,11 +65,12 @@ struct loop {
 
     bool stopped; /* main thread: loop_stop() has run */
 };
+
 /* Releases the lock after counting a possible change of the figures. */
-static inline void unlock_changed(struct loop *x)
+static inline void unlock_changed(struct loop *loop)
 {
-    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&x->pending_lock);
+    atomic_fetch_add_explicit(&loop->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&loop->pending_lock);
 }
 
 static void *loop_main(void *arg);
@@ -245,9 +244,9 @@ void loop_stats(struct loop *loop, struct loop_stats *out)
     pthread_mutex_unlock(&loop->pending_lock);
 }
 
-uint64_t loop_changes(struct loop *x)
+uint64_t loop_changes(struct loop *loop)
 {
-    return atomic_load_explicit(&x->changes, memory_order_acquire);
+    return atomic_load_explicit(&loop->changes, memory_order_acquire);
 }
 
 bool loop_stopping(struct loop *loop)

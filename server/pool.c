@@ -81,9 +81,7 @@ struct pool {
     bool stopped;     /* main thread: pool_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
-
     /* Bumped before every release of lock (see pool_changes()). */
-
     _Atomic uint64_t changes;
     bool stopping;
     struct pool_job *head, *tail;
@@ -92,11 +90,12 @@ struct pool {
 
     struct worker workers[];
 };
+
 /* Releases the lock after counting a possible change of the figures. */
-static inline void unlock_changed(struct pool *x)
+static inline void unlock_changed(struct pool *pool)
 {
-    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&x->lock);
+    atomic_fetch_add_explicit(&pool->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&pool->lock);
 }
 
 static void *pool_main(void *arg);
@@ -249,9 +248,9 @@ void pool_stats(struct pool *pool, struct pool_stats *out)
     pthread_mutex_unlock(&pool->lock);
 }
 
-uint64_t pool_changes(struct pool *x)
+uint64_t pool_changes(struct pool *pool)
 {
-    return atomic_load_explicit(&x->changes, memory_order_acquire);
+    return atomic_load_explicit(&pool->changes, memory_order_acquire);
 }
 
 bool pool_stopping(struct pool *pool)

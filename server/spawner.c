@@ -57,9 +57,7 @@ struct spawner {
     bool stopped;     /* main thread: spawner_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
-
     /* Bumped before every release of lock (see spawner_changes()). */
-
     _Atomic uint64_t changes;
     bool stopping;
     bool cancels; /* some held task has a cancel asked for */
@@ -68,11 +66,12 @@ struct spawner {
 
     struct child children[];
 };
+
 /* Releases the lock after counting a possible change of the figures. */
-static inline void unlock_changed(struct spawner *x)
+static inline void unlock_changed(struct spawner *s)
 {
-    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&x->lock);
+    atomic_fetch_add_explicit(&s->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void *spawner_main(void *arg);
@@ -197,9 +196,9 @@ void spawner_stats(struct spawner *s, struct spawner_stats *out)
     pthread_mutex_unlock(&s->lock);
 }
 
-uint64_t spawner_changes(struct spawner *x)
+uint64_t spawner_changes(struct spawner *s)
 {
-    return atomic_load_explicit(&x->changes, memory_order_acquire);
+    return atomic_load_explicit(&s->changes, memory_order_acquire);
 }
 
 void spawner_stop(struct spawner *s)

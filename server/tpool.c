@@ -49,11 +49,12 @@ struct tpool {
     bool joined;
     struct tpool_thread threads[];
 };
+
 /* Releases the lock after counting a possible change of the figures. */
-static inline void unlock_changed(struct tpool *x)
+static inline void unlock_changed(struct tpool *pool)
 {
-    atomic_fetch_add_explicit(&x->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&x->lock);
+    atomic_fetch_add_explicit(&pool->changes, 1, memory_order_release);
+    pthread_mutex_unlock(&pool->lock);
 }
 
 static void *thread_main(void *arg);
@@ -142,9 +143,9 @@ void tpool_stats(struct tpool *pool, struct tpool_stats *out)
     pthread_mutex_unlock(&pool->lock);
 }
 
-uint64_t tpool_changes(struct tpool *x)
+uint64_t tpool_changes(struct tpool *pool)
 {
-    return atomic_load_explicit(&x->changes, memory_order_acquire);
+    return atomic_load_explicit(&pool->changes, memory_order_acquire);
 }
 
 bool tpool_stopping(struct tpool *pool)

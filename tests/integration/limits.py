@@ -359,6 +359,24 @@ def idle_rss(srv, settle_s=1.0):
     return max(harness.tree_rss_kib(srv.pid) for _ in range(3))
 
 
+def sampled_herd(srv, target, count, tick):
+    """The idle RSS, then count concurrent GETs of target, pumped until
+    all have ended (30 s at most) with the RSS sampled every tick:
+    (idle KiB, the Sampler, the Herd, which the caller closes)."""
+    idle = idle_rss(srv)
+    sampler = Sampler(srv)
+    herd = Herd(srv.port)
+    try:
+        for _ in range(count):
+            herd.add(target)
+        herd.pump(time.monotonic() + scaled(30.0), tick, sampler)
+        sampler()
+    except BaseException:
+        herd.close()
+        raise
+    return idle, sampler, herd
+
+
 def wait_budgets_zero(srv, timeout):
     """Polls /health until every budget's used is 0 and no client holds
     any; returns the seconds it took. Raises naming the last values."""
@@ -775,15 +793,9 @@ PER_TASK_SAMPLE_S = 0.02
 
 def case_per_task(srv, ctx):
     no_sanitizer()
-    idle = idle_rss(srv)
-    sampler = Sampler(srv)
-    herd = Herd(srv.port)
+    idle, sampler, herd = sampled_herd(srv, PER_TASK_TARGET, PER_TASK_RUNS,
+                                       PER_TASK_SAMPLE_S)
     try:
-        for _ in range(PER_TASK_RUNS):
-            herd.add(PER_TASK_TARGET)
-        herd.pump(time.monotonic() + scaled(30.0), PER_TASK_SAMPLE_S,
-                  sampler)
-        sampler()
         late, problems = [], []
         for i, ex in enumerate(herd.all):
             resp = ex.response()
@@ -839,14 +851,9 @@ def case_connection_burst(srv, ctx):
     no_sanitizer()
     soft = raise_nofile(BURST_CONNECTIONS + 256)
     try:
-        idle = idle_rss(srv)
-        sampler = Sampler(srv)
-        herd = Herd(srv.port)
+        idle, sampler, herd = sampled_herd(srv, BURST_TARGET,
+                                           BURST_CONNECTIONS, SAMPLE_S)
         try:
-            for _ in range(BURST_CONNECTIONS):
-                herd.add(BURST_TARGET)
-            herd.pump(time.monotonic() + scaled(30.0), SAMPLE_S, sampler)
-            sampler()
             bad = [ex.response().status for ex in herd.all
                    if not ex.complete or ex.response().status != 200]
         finally:
