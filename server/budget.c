@@ -16,13 +16,13 @@
  *
  * getrandom(2) is called outside the lock; nothing else blocks.
  */
+#include "changes.h"
 #include "budget.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -49,7 +49,7 @@ struct budget {
     uint64_t hash_key[2]; /* SipHash key of the client table */
 
     pthread_mutex_t lock; /* guards everything below */
-    /* Bumped before every release of lock (see budget_changes()). */
+    /* Counted before every release of lock (changes.h). */
     _Atomic uint64_t changes;
     uint64_t used[BUDGET_KINDS];
     uint64_t rejected[BUDGET_REJECTS];
@@ -63,8 +63,7 @@ struct budget {
 /* Releases the lock after counting a possible change of the figures. */
 static inline void unlock_changed(struct budget *b)
 {
-    atomic_fetch_add_explicit(&b->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&b->lock);
+    changes_unlock(&b->changes, &b->lock);
 }
 
 #define TOKEN_MASK (2 * BUDGET_TOKENS_MAX - 1)
@@ -297,7 +296,7 @@ void budget_stats(struct budget *b, struct budget_usage *out)
 
 uint64_t budget_changes(struct budget *b)
 {
-    return atomic_load_explicit(&b->changes, memory_order_acquire);
+    return changes_read(&b->changes);
 }
 
 void budget_write_metrics(struct budget *b, FILE *out)

@@ -161,12 +161,8 @@ void budget_release(struct budget_claim *claim);
 /* A consistent snapshot (taken under the lock). */
 void budget_stats(struct budget *b, struct budget_usage *out);
 
-/*
- * A count that grows whenever the figures of budget_stats() may have
- * changed (at every release of the lock they are kept under, before it):
- * equal counts read before two calls mean equal figures. Any thread; no
- * lock.
- */
+/* The change count of budget_stats()'s figures (changes.h): equal counts
+ * read before two calls mean equal figures. Any thread; no lock. */
 uint64_t budget_changes(struct budget *b);
 
 /*

@@ -26,11 +26,11 @@
  * is in the loop iff it is linked in a ring (prev set), a transfer iff it
  * is linked in the active list (prev set).
  */
+#include "changes.h"
 #include "loop.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +45,7 @@ struct loop {
     CURLM *multi;
 
     pthread_mutex_t pending_lock; /* guards the fields up to stats */
-    /* Bumped before every release of pending_lock (see loop_changes()). */
+    /* Counted before every release of pending_lock (changes.h). */
     _Atomic uint64_t changes;
     bool stopping;
     struct loop_timer *new_timers, *new_timers_last; /* in order */
@@ -69,8 +69,7 @@ struct loop {
 /* Releases the lock after counting a possible change of the figures. */
 static inline void unlock_changed(struct loop *loop)
 {
-    atomic_fetch_add_explicit(&loop->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&loop->pending_lock);
+    changes_unlock(&loop->changes, &loop->pending_lock);
 }
 
 static void *loop_main(void *arg);
@@ -246,7 +245,7 @@ void loop_stats(struct loop *loop, struct loop_stats *out)
 
 uint64_t loop_changes(struct loop *loop)
 {
-    return atomic_load_explicit(&loop->changes, memory_order_acquire);
+    return changes_read(&loop->changes);
 }
 
 bool loop_stopping(struct loop *loop)

@@ -148,12 +148,8 @@ void loop_fetch_remove(struct loop *loop, struct loop_fetch *f);
 /* A consistent snapshot of the counters (the final one after stop). */
 void loop_stats(struct loop *loop, struct loop_stats *out);
 
-/*
- * A count that grows whenever the figures of loop_stats() may have
- * changed (at every release of the lock they are kept under, before it):
- * equal counts read before two calls mean equal figures. Any thread; no
- * lock.
- */
+/* The change count of loop_stats()'s figures (changes.h): equal counts
+ * read before two calls mean equal figures. Any thread; no lock. */
 uint64_t loop_changes(struct loop *loop);
 
 /* True once loop_stop() has begun. Any thread. */

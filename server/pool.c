@@ -19,12 +19,12 @@
  * from any of these to DYING (socket closed or process killed) -> pidfd
  * readable -> reaped -> EMPTY, with a respawn time set by the back-off.
  */
+#include "changes.h"
 #include "pool.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -81,7 +81,7 @@ struct pool {
     bool stopped;     /* main thread: pool_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
-    /* Bumped before every release of lock (see pool_changes()). */
+    /* Counted before every release of lock (changes.h). */
     _Atomic uint64_t changes;
     bool stopping;
     struct pool_job *head, *tail;
@@ -94,8 +94,7 @@ struct pool {
 /* Releases the lock after counting a possible change of the figures. */
 static inline void unlock_changed(struct pool *pool)
 {
-    atomic_fetch_add_explicit(&pool->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&pool->lock);
+    changes_unlock(&pool->changes, &pool->lock);
 }
 
 static void *pool_main(void *arg);
@@ -250,7 +249,7 @@ void pool_stats(struct pool *pool, struct pool_stats *out)
 
 uint64_t pool_changes(struct pool *pool)
 {
-    return atomic_load_explicit(&pool->changes, memory_order_acquire);
+    return changes_read(&pool->changes);
 }
 
 bool pool_stopping(struct pool *pool)

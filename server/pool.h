@@ -149,12 +149,8 @@ bool pool_cancel(struct pool *pool, struct pool_job *job);
  * thread. */
 void pool_stats(struct pool *pool, struct pool_stats *out);
 
-/*
- * A count that grows whenever the figures of pool_stats() may have
- * changed (at every release of the lock they are kept under, before it):
- * equal counts read before two calls mean equal figures. Any thread; no
- * lock.
- */
+/* The change count of pool_stats()'s figures (changes.h): equal counts
+ * read before two calls mean equal figures. Any thread; no lock. */
 uint64_t pool_changes(struct pool *pool);
 
 /* True once pool_stop() has begun. Any thread. */

@@ -14,12 +14,12 @@
  * is decided once (the first of: its completion, its deadline, a cancel,
  * its death) and reported after the reap.
  */
+#include "changes.h"
 #include "spawner.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +57,7 @@ struct spawner {
     bool stopped;     /* main thread: spawner_stop() has run */
 
     pthread_mutex_t lock; /* guards everything below */
-    /* Bumped before every release of lock (see spawner_changes()). */
+    /* Counted before every release of lock (changes.h). */
     _Atomic uint64_t changes;
     bool stopping;
     bool cancels; /* some held task has a cancel asked for */
@@ -70,8 +70,7 @@ struct spawner {
 /* Releases the lock after counting a possible change of the figures. */
 static inline void unlock_changed(struct spawner *s)
 {
-    atomic_fetch_add_explicit(&s->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&s->lock);
+    changes_unlock(&s->changes, &s->lock);
 }
 
 static void *spawner_main(void *arg);
@@ -198,7 +197,7 @@ void spawner_stats(struct spawner *s, struct spawner_stats *out)
 
 uint64_t spawner_changes(struct spawner *s)
 {
-    return atomic_load_explicit(&s->changes, memory_order_acquire);
+    return changes_read(&s->changes);
 }
 
 void spawner_stop(struct spawner *s)

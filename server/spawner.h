@@ -146,12 +146,8 @@ void spawner_cancel(struct spawner *s, struct spawn_task *task, int status);
 
 void spawner_stats(struct spawner *s, struct spawner_stats *out);
 
-/*
- * A count that grows whenever the figures of spawner_stats() may have
- * changed (at every release of the lock they are kept under, before it):
- * equal counts read before two calls mean equal figures. Any thread; no
- * lock.
- */
+/* The change count of spawner_stats()'s figures (changes.h): equal counts
+ * read before two calls mean equal figures. Any thread; no lock. */
 uint64_t spawner_changes(struct spawner *s);
 
 /*

@@ -9,6 +9,7 @@
  * worst, when every queued client holds threads, it walks the whole queue:
  * O(queued * log(threads)) under the lock, with queued <= --queue.
  */
+#include "changes.h"
 #include "tpool.h"
 
 #include <errno.h>
@@ -36,7 +37,7 @@ struct tpool {
     int cap;
     _Atomic bool stopping;
     pthread_mutex_t lock; /* guards the fields below */
-    /* Bumped before every release of lock (see tpool_changes()). */
+    /* Counted before every release of lock (changes.h). */
     _Atomic uint64_t changes;
     pthread_cond_t wake;
     struct tpool_task *head, *tail;
@@ -53,8 +54,7 @@ struct tpool {
 /* Releases the lock after counting a possible change of the figures. */
 static inline void unlock_changed(struct tpool *pool)
 {
-    atomic_fetch_add_explicit(&pool->changes, 1, memory_order_release);
-    pthread_mutex_unlock(&pool->lock);
+    changes_unlock(&pool->changes, &pool->lock);
 }
 
 static void *thread_main(void *arg);
@@ -145,7 +145,7 @@ void tpool_stats(struct tpool *pool, struct tpool_stats *out)
 
 uint64_t tpool_changes(struct tpool *pool)
 {
-    return atomic_load_explicit(&pool->changes, memory_order_acquire);
+    return changes_read(&pool->changes);
 }
 
 bool tpool_stopping(struct tpool *pool)
@@ -212,7 +212,7 @@ static void *thread_main(void *arg)
             if (pool->stop)
                 break; /* tpool_stop() ends what is still queued */
             /* Releases the lock too: count what this thread changed. */
-            atomic_fetch_add_explicit(&pool->changes, 1, memory_order_release);
+            changes_count(&pool->changes);
             pthread_cond_wait(&pool->wake, &pool->lock);
             continue;
         }

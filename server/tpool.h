@@ -89,12 +89,8 @@ bool tpool_cancel(struct tpool *pool, struct tpool_task *task);
 /* A consistent snapshot of the counters (the final one after stop). */
 void tpool_stats(struct tpool *pool, struct tpool_stats *out);
 
-/*
- * A count that grows whenever the figures of tpool_stats() may have
- * changed (at every release of the lock they are kept under, before it):
- * equal counts read before two calls mean equal figures. Any thread; no
- * lock.
- */
+/* The change count of tpool_stats()'s figures (changes.h): equal counts
+ * read before two calls mean equal figures. Any thread; no lock. */
 uint64_t tpool_changes(struct tpool *pool);
 
 /* True once tpool_stop() has begun: long tasks should give up. */
