@@ -237,14 +237,12 @@ int main(int argc, char **argv)
         const struct timespec wait = {(time_t)(left / 1000000000u),
                                       (long)(left % 1000000000u)};
         sig = sigtimedwait(&main_signals, NULL, &wait);
-        if (sig == SIGUSR1)
-            trim_when_idle(app.engine, app.http, true);
-        if (sig == SIGUSR1 && clock_now_ns() < next_tick)
-            continue;
-        log_flush();
-        http_sweep(app.http); /* runs of clients that left are cancelled */
-        trim_when_idle(app.engine, app.http, false);
-        next_tick = clock_now_ns() + tick_ns;
+        if (sig != SIGUSR1 || clock_now_ns() >= next_tick) {
+            log_flush();
+            http_sweep(app.http); /* runs of clients that left: cancelled */
+            next_tick = clock_now_ns() + tick_ns;
+        }
+        trim_when_idle(app.engine, app.http, sig == SIGUSR1);
     } while (sig != SIGINT && sig != SIGTERM);
     log_info("received %s: stopping (grace period %d ms)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.grace_ms);

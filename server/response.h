@@ -56,6 +56,7 @@ struct response {
     const struct response_stream *stream; /* or NULL */
     void *stream_arg;
     size_t n_headers;
+    /* Last: response_init() clears what comes before it. */
     struct response_header headers[RESPONSE_HEADERS_MAX];
 };
 
