@@ -14,15 +14,20 @@
  * counted in the write callback (--fetch-max-bytes).
  *
  * Memory: a burst of 1,000 self-fetches holds 1,000 transfers here and
- * 1,000 /delay requests on this server's own side at once. A transfer to
- * this server asks it to close the connection after the answer and never
- * reuses it: libmicrohttpd clears a kept-alive connection's whole memory
- * pool after each answer, which touched 64 KiB per connection at once
- * when the burst answered (about 60 MiB of the peak for 1,000), while a
- * cached connection saves a burst little (at most CURLMOPT_MAXCONNECTS of
- * them). Its answers are small, so it reads with a 1 KiB buffer instead of
- * libcurl's 16 KiB one (about 3 KiB a transfer less; larger bodies only
- * take more reads). Other targets keep libcurl's defaults.
+ * 1,000 /delay requests on this server's own side at once. Without a url
+ * (count mode), every transfer goes to the self listener (http.h,
+ * HTTP_SELF_CONN_MEMORY: a loopback port whose connections have 2 KiB
+ * pools, not 16): libcurl asks for this server's public URL, which the
+ * results show, but connects to the self listener (CURLOPT_CONNECT_TO),
+ * and may connect nowhere else. A transfer to this server (count mode, or
+ * a url naming the server) asks it to close the connection after the
+ * answer and never reuses it: libmicrohttpd clears a kept-alive
+ * connection's whole pool after each answer, which touched every pool at
+ * once when the burst answered, while a cached connection saves a burst
+ * little (at most CURLMOPT_MAXCONNECTS of them). Its answers are small, so
+ * it reads with a 1 KiB buffer instead of libcurl's 16 KiB one (about 3 KiB
+ * a transfer less; larger bodies only take more reads). Other targets keep
+ * libcurl's defaults.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -71,6 +76,8 @@ struct fetch_state {
     int timeout_ms;
     struct loop *loop;
     struct curl_slist *self_headers; /* charge and close, self targets */
+    struct curl_slist *self_connect; /* count mode: to the self listener */
+    const struct http_server *http;  /* whose self listener that is */
     struct fetch_outcome *out;       /* one per task */
     struct transfer **live;          /* async: the transfers in flight */
 };
@@ -94,7 +101,10 @@ static const struct demo_param params[] = {
                  .def = 10,
                  .form_value = 5,
                  .doc = "Instead of `url`: fetch this server's own "
-                        "`/delay?ms=MS` this many times."},
+                        "`/delay?ms=MS` this many times. The results name "
+                        "its public URL; the transfers connect to a "
+                        "loopback port the server keeps for them, whose "
+                        "connections cost less memory."},
     [P_MS] = {.name = "ms",
               .type = DEMO_INT,
               .min = 0,
@@ -187,6 +197,17 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
+/* Count mode: the self listener, and nothing else. */
+static curl_socket_t on_open_self(void *arg, curlsocktype purpose,
+                                  struct curl_sockaddr *addr)
+{
+    const struct http_server *http = arg;
+    (void)purpose;
+    if (!http_is_self(http, &addr->addr))
+        return CURL_SOCKET_BAD; /* never contacted */
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 /*
  * A blocking transfer on a demo thread gives up when its run is cancelled
  * or the service stops (libcurl calls this at least once a second). Async
@@ -253,8 +274,14 @@ static struct transfer *transfer_new(struct fetch_state *st,
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, tr);
     SET(CURLOPT_ERRORBUFFER, tr->errbuf);
-    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    SET(CURLOPT_OPENSOCKETDATA, (void *)st->allow);
+    if (st->urls) {
+        SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        SET(CURLOPT_OPENSOCKETDATA, (void *)st->allow);
+    } else {
+        SET(CURLOPT_CONNECT_TO, st->self_connect);
+        SET(CURLOPT_OPENSOCKETFUNCTION, on_open_self);
+        SET(CURLOPT_OPENSOCKETDATA, (void *)st->http);
+    }
     SET(CURLOPT_USERAGENT, "conlab/" CONLAB_VERSION);
     SET(CURLOPT_NOPROGRESS, 0L);
     SET(CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -442,6 +469,7 @@ static void free_state(void *arg)
         free(st->urls);
     }
     curl_slist_free_all(st->self_headers);
+    curl_slist_free_all(st->self_connect);
     free(st->out);
     free(st->live);
     free(st);
@@ -532,6 +560,18 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     st->out = calloc(st->n, sizeof(st->out[0]));
     if (!st->out)
         goto out_free;
+    st->http = app->http;
+    if (!a->n[P_URL]) {
+        /* Any host, the public port: to the self listener. */
+        const char *host = http_self_host(app->http);
+        char line[80];
+        snprintf(line, sizeof(line),
+                 strchr(host, ':') ? ":%d:[%s]:%d" : ":%d:%s:%d",
+                 http_port(app->http), host, http_self_port(app->http));
+        st->self_connect = curl_slist_append(NULL, line);
+        if (!st->self_connect)
+            goto out_free;
+    }
     if (a->n[P_URL]) {
         st->urls = calloc(st->n, sizeof(char *));
         if (!st->urls)

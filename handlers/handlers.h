@@ -70,13 +70,19 @@ enum handler_result health_handle(struct request *req, struct response *resp,
 enum handler_result compare_handle(struct request *req, struct response *resp,
                                    void *app);
 
-/* GET /delay: answers after ms milliseconds, holding no thread. */
 /* GET /run/table: the tutorials' comparison table, measured (table.c). */
 enum handler_result table_handle(struct request *req, struct response *resp,
                                  void *ctx);
 
+/* GET /delay: answers after ms milliseconds, holding no thread. */
 enum handler_result delay_handle(struct request *req, struct response *resp,
                                  void *app);
+
+/*
+ * The fetch demo's own target, and the one path the self listener serves
+ * (http.h, HTTP_SELF_CONN_MEMORY).
+ */
+#define HANDLERS_SELF_TARGET "/delay"
 
 /* GET /metrics: the Prometheus text exposition. */
 enum handler_result metrics_handle(struct request *req, struct response *resp,

@@ -165,6 +165,7 @@ struct exchange {
     char *body;
     size_t body_cap; /* Content-Length: the buffer holds body_cap + 1 */
     struct budget_claim body_claim;
+    bool self;                    /* came in on the self listener */
     struct exchange *prev, *next; /* on srv->suspended while suspended */
     struct peer *peer;            /* its connection's, or NULL */
     http_wake_fn wake;            /* EX_WOKEN: what runs on resume */
@@ -241,6 +242,13 @@ struct http_server {
     const struct config *cfg;
     int listen_fd;
     int port;
+    /* The self listener (HTTP_SELF_CONN_MEMORY): */
+    struct MHD_Daemon *self_daemon;
+    const char *self_path; /* the one path it serves */
+    int self_fd;
+    int self_port;
+    const char *self_host; /* "127.0.0.1" or "::1" */
+    struct sockaddr_storage self_addr;
     _Atomic bool draining; /* read on every request, written once */
     uint32_t id_prefix;    /* random per process: ids differ across replicas */
     struct http_slot slots[HTTP_SLOTS];
@@ -258,6 +266,8 @@ struct http_server {
 };
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
+static void *on_self_uri(void *cls, const char *uri,
+                         struct MHD_Connection *conn);
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
                                  const char *url, const char *method,
                                  const char *version, const char *upload,
@@ -275,7 +285,11 @@ static const char *lookup_header(const struct request *req, const char *name);
 static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind,
                                   const char *key, const char *value);
 static int open_listener(const char *bind_addr, int port, int *bound_port,
-                         char *err, size_t err_len);
+                         struct sockaddr_storage *bound, char *err,
+                         size_t err_len);
+static int open_self_listener(struct http_server *srv, char *err,
+                              size_t err_len);
+static struct MHD_Daemon *start_daemon(struct http_server *srv, bool self);
 static void list_remove(struct exchange *ex);
 static void unlink_suspended(struct exchange *ex);
 static bool fd_gone(struct exchange *ex, const struct pollfd *pfd);
@@ -310,8 +324,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 static void stream_end(struct exchange *ex);
 
 struct http_server *http_new(const struct config *cfg,
-                             const struct router *router, char *err,
-                             size_t err_len)
+                             const struct router *router, const char *self_path,
+                             char *err, size_t err_len)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
@@ -319,6 +333,7 @@ struct http_server *http_new(const struct config *cfg,
         return NULL;
     }
     srv->router = router;
+    srv->self_path = self_path;
     if (getrandom(&srv->id_prefix, sizeof(srv->id_prefix), GRND_NONBLOCK) !=
         (ssize_t)sizeof(srv->id_prefix))
         srv->id_prefix = (uint32_t)clock_now_ns() ^ (uint32_t)getpid();
@@ -329,8 +344,12 @@ struct http_server *http_new(const struct config *cfg,
     pthread_mutex_init(&srv->peers_lock, NULL);
 
     srv->listen_fd =
-        open_listener(cfg->bind, cfg->port, &srv->port, err, err_len);
-    if (srv->listen_fd < 0) {
+        open_listener(cfg->bind, cfg->port, &srv->port, NULL, err, err_len);
+    srv->self_fd =
+        srv->listen_fd < 0 ? -1 : open_self_listener(srv, err, err_len);
+    if (srv->self_fd < 0) {
+        if (srv->listen_fd >= 0)
+            close(srv->listen_fd);
         pthread_mutex_destroy(&srv->suspended_lock);
         pthread_mutex_destroy(&srv->peers_lock);
         free(srv);
@@ -342,25 +361,44 @@ struct http_server *http_new(const struct config *cfg,
 
 int http_run(struct http_server *srv, char *err, size_t err_len)
 {
-    const struct config *cfg = srv->cfg;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
+    srv->daemon = start_daemon(srv, false);
+    if (srv->daemon) {
+        srv->self_daemon = start_daemon(srv, true);
+        if (!srv->self_daemon) {
+            MHD_stop_daemon(srv->daemon); /* closes its listening socket */
+            srv->daemon = NULL;
+            srv->listen_fd = -1;
+        }
+    }
     if (!srv->daemon) {
         snprintf(err, err_len, "libmicrohttpd failed to start (see above)");
         return -EIO;
     }
     return 0;
+}
+
+/* The public listener's daemon, or the self listener's. */
+static struct MHD_Daemon *start_daemon(struct http_server *srv, bool self)
+{
+    const struct config *cfg = srv->cfg;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    /* The logger first (libmicrohttpd warns otherwise), then the options
+     * that differ; a per-address limit of 0 is none. */
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)(self ? srv->self_fd : srv->listen_fd),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(self ? HTTP_SELF_CONN_MEMORY : HTTP_CONN_MEMORY),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        self ? 0u : (unsigned)cfg->max_per_ip, MHD_OPTION_URI_LOG_CALLBACK,
+        self ? on_self_uri : on_uri, srv, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
 }
 
 void http_charge_bodies(struct http_server *srv, struct budget *budget)
@@ -376,6 +414,36 @@ void http_body_release(struct request *req)
 int http_port(const struct http_server *srv)
 {
     return srv->port;
+}
+
+const char *http_self_host(const struct http_server *srv)
+{
+    return srv->self_host;
+}
+
+int http_self_port(const struct http_server *srv)
+{
+    return srv->self_port;
+}
+
+bool http_is_self(const struct http_server *srv, const struct sockaddr *sa)
+{
+    const struct sockaddr_storage *me = &srv->self_addr;
+    if (!sa || sa->sa_family != me->ss_family)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)me;
+        return a->sin_port == b->sin_port &&
+               a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)me;
+        return a->sin6_port == b->sin6_port &&
+               memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+    }
+    return false;
 }
 
 void http_stats(const struct http_server *srv, struct http_stats *out)
@@ -434,6 +502,8 @@ void http_stop(struct http_server *srv)
     if (!srv->daemon) {
         if (srv->listen_fd >= 0)
             close(srv->listen_fd);
+        if (srv->self_fd >= 0)
+            close(srv->self_fd);
         goto out_free;
     }
 
@@ -473,7 +543,9 @@ void http_stop(struct http_server *srv)
     if (orphans)
         http_wait_idle(srv, ORPHAN_WAIT_MS);
 
-    MHD_stop_daemon(srv->daemon); /* closes the listening socket */
+    /* Each closes its listening socket. */
+    MHD_stop_daemon(srv->self_daemon);
+    MHD_stop_daemon(srv->daemon);
 out_free:
     pthread_mutex_destroy(&srv->suspended_lock);
     pthread_mutex_destroy(&srv->peers_lock);
@@ -751,10 +823,14 @@ static void set_request_id(struct exchange *ex)
     ex->id[20] = '\0';
 }
 
-/* First sight of a request: allocate its exchange (becomes *con_cls). */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+/*
+ * First sight of a request: allocate its exchange (becomes *con_cls).
+ * Inlined into both listeners' callbacks.
+ */
+static inline struct exchange *start_exchange(struct http_server *srv,
+                                              const char *uri,
+                                              struct MHD_Connection *conn)
 {
-    struct http_server *srv = cls;
     size_t len = strlen(uri);
     const union MHD_ConnectionInfo *sc =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -801,6 +877,20 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     ex->peer = peer;
     struct http_slot *slot = my_slot(srv);
     slot_add(slot, &slot->in_flight, 1);
+    return ex;
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    return start_exchange(cls, uri, conn);
+}
+
+static void *on_self_uri(void *cls, const char *uri,
+                         struct MHD_Connection *conn)
+{
+    struct exchange *ex = start_exchange(cls, uri, conn);
+    if (ex)
+        ex->self = true;
     return ex;
 }
 
@@ -962,6 +1052,13 @@ static void dispatch(struct exchange *ex, const char *method)
 
     if (atomic_load(&srv->draining)) {
         response_error(resp, 503, "the service is shutting down");
+        return;
+    }
+    if (ex->self && strcmp(ex->path, srv->self_path) != 0) {
+        response_error(resp, 404,
+                       "this listener serves only %s, to the service's own "
+                       "fetches",
+                       srv->self_path);
         return;
     }
     router_dispatch(srv->router, &ex->req, resp);
@@ -1278,8 +1375,10 @@ static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* bound, when not NULL, gets the bound address. */
 static int open_listener(const char *bind_addr, int port, int *bound_port,
-                         char *err, size_t err_len)
+                         struct sockaddr_storage *bound, char *err,
+                         size_t err_len)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     char port_text[8];
@@ -1323,6 +1422,8 @@ static int open_listener(const char *bind_addr, int port, int *bound_port,
     *bound_port =
         ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                        : ((struct sockaddr_in *)&ss)->sin_port);
+    if (bound)
+        *bound = ss;
     freeaddrinfo(ai);
     return fd;
 
@@ -1330,6 +1431,25 @@ out_close:
     close(fd);
 out_free:
     freeaddrinfo(ai);
+    return -1;
+}
+
+/* 127.0.0.1 on an ephemeral port, else ::1 (a host without IPv4). */
+static int open_self_listener(struct http_server *srv, char *err,
+                              size_t err_len)
+{
+    static const char *const hosts[] = {"127.0.0.1", "::1"};
+    char why[256] = "";
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        int fd = open_listener(hosts[i], 0, &srv->self_port, &srv->self_addr,
+                               why, sizeof(why));
+        if (fd >= 0) {
+            srv->self_host = hosts[i];
+            return fd;
+        }
+    }
+    snprintf(err, err_len, "cannot open the self listener on loopback: %s",
+             why);
     return -1;
 }
 

@@ -49,9 +49,9 @@ extern char **environ;
 #define TRIM_EVERY_MS        1000 /* at most, once the service is idle */
 #define TRIM_RUNS_MS         100  /* at most, as the last run ends */
 
-/* Descriptors kept beside client connections: files, workers, and the
- * event loop's outbound connections. */
-#define FD_RESERVE (256 + LOOP_CONNECTIONS_MAX)
+/* Descriptors kept beside client connections: files, workers, the event
+ * loop's outbound connections, and the self listener's ends of them. */
+#define FD_RESERVE (256 + 2 * LOOP_CONNECTIONS_MAX)
 
 static void raise_fd_limit(struct config *cfg);
 static void trim_when_idle(struct engine *engine, struct http_server *http,
@@ -196,7 +196,7 @@ int main(int argc, char **argv)
     }
 
     /* Published before any request thread exists: handlers read it. */
-    app.http = http_new(&cfg, router, err, sizeof(err));
+    app.http = http_new(&cfg, router, HANDLERS_SELF_TARGET, err, sizeof(err));
     if (app.http)
         http_charge_bodies(app.http, app.budget);
     int unresolved = 0;
@@ -223,6 +223,11 @@ int main(int argc, char **argv)
              CONLAB_VERSION, cfg.threads, cfg.workers, cfg.demo_threads,
              app.web_root);
     log_info("listening on http://%s:%d", host, http_port(app.http));
+    const char *self_host = http_self_host(app.http);
+    log_info("self listener (%s only, for the fetch demo's own transfers) "
+             "on http://%s%s%s:%d",
+             HANDLERS_SELF_TARGET, strchr(self_host, ':') ? "[" : "", self_host,
+             strchr(self_host, ':') ? "]" : "", http_self_port(app.http));
 
     /* Wait for a stop signal, writing out access lines meanwhile. */
     /* The tick's work (the head-deadline sweep reads every waiting

@@ -649,6 +649,70 @@ def case_self_fetch_closes(srv, ctx):
         time.sleep(0.05)
 
 
+SELF_LISTENER_RE = re.compile(
+    r"self listener \(/delay only, [^)]*\) on "
+    r"http://(\[[0-9a-f:]+\]|[0-9.]+):(\d+)")
+SELF_ONLY = "this listener serves only /delay, to the service's own fetches"
+PER_IP = 16          # --max-per-ip of the "loop-self-listener" group
+PER_IP_FETCHES = 64  # self-fetches at once there, four times that limit
+
+
+def self_listener(srv):
+    """(host, port) of the server's self listener, from its start-up log."""
+    match = SELF_LISTENER_RE.search(srv.log())
+    check(match, "no self listener in the start-up log: %s" % srv.log_tail())
+    return match.group(1), int(match.group(2))
+
+
+def case_self_listener(srv, ctx):
+    """The self listener is on 127.0.0.1, on a port of its own; it answers
+    GET /delay and nothing else (404 naming /delay, in the error shape)."""
+    host, port = self_listener(srv)
+    expect_value("self listener host", host, "127.0.0.1")
+    check(port != srv.port, "the self listener shares the public port %d"
+          % port)
+    resp = raw_exchange(port, build_request("GET", "/delay?ms=1"))
+    expect_value("GET /delay?ms=1 there: status", resp.status, 200)
+    expect_value("GET /delay?ms=1 there: delay_ms",
+                 json_path(resp.json(), "delay_ms"), 1)
+    for target in ("/health", "/run/fetch?count=1", "/", "/delay/"):
+        resp = raw_exchange(port, build_request("GET", target))
+        what = "GET %s on the self listener" % target
+        expect_value(what + ": status", resp.status, 404)
+        err = expect_error_shape(resp)
+        expect_value(what + ": message", err["message"], SELF_ONLY)
+
+
+def case_self_fetch_per_ip(srv, ctx):
+    """--max-per-ip %d: %d concurrent self-fetches all answer 200, each
+    naming the public URL: they connect to the self listener, which has no
+    per-address limit (on the public listener, all from 127.0.0.1, most
+    would have been refused). The public listener still applies it: of %d
+    connections held open to it, %d are served and the rest closed.""" \
+        % (PER_IP, PER_IP_FETCHES, PER_IP + 4, PER_IP)
+    _, body, took = get_ok(srv, "/run/fetch?mode=async&count=%d&ms=300"
+                           % PER_IP_FETCHES)
+    case = FetchRun("", "async", count=PER_IP_FETCHES, ms=300, min_ms=300)
+    check_fetch(srv, case, {}, body, took)
+    socks = []
+    try:
+        for _ in range(PER_IP + 4):
+            s = socket.create_connection((harness.LOOPBACK, srv.port),
+                                         timeout=scaled(5.0))
+            socks.append(s)
+        served = 0
+        for s in socks:
+            try:
+                s.sendall(build_request("GET", "/health"))
+                served += s.recv(12).startswith(b"HTTP/1.1 200")
+            except OSError:
+                pass  # closed or reset: refused by the limit
+        expect_value("public connections served", served, PER_IP)
+    finally:
+        for s in socks:
+            s.close()
+
+
 # --------------------------------------------------------------------------
 # /run/sleep: wall time follows the model of the mode's pool
 
@@ -1668,6 +1732,12 @@ def server_groups(web_root):
         ("loop-self-close", base + workers, None,
          [("fetch: self-fetches leave no connection open behind them",
            case_self_fetch_closes)]),
+        ("loop-self-listener", base + workers + ["--max-per-ip",
+                                                 str(PER_IP)], None,
+         [("self listener: 127.0.0.1, its own port, /delay only",
+           case_self_listener),
+          ("self listener: self-fetches pass --max-per-ip, the public "
+           "port keeps it", case_self_fetch_per_ip)]),
         ("loop-gone", base + workers, None,
          [("disconnect: client leaves mid-fetch; the loop settles",
            case_client_gone)]),
