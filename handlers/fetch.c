@@ -46,6 +46,7 @@
 #include "../server/log.h"
 #include "demo.h"
 #include "fetch.h"
+#include "handlers.h"
 
 #define URLS_MAX           100
 #define COUNT_MAX          1000
@@ -555,8 +556,9 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     st->timeout_ms = url_timeout_ms(a, app);
     st->loop = app->loop;
     self_base(app, st->self_base, sizeof(st->self_base));
-    snprintf(st->self_url, sizeof(st->self_url), "%sdelay?ms=%lld",
-             st->self_base, (long long)a->v[P_MS]);
+    /* self_base ends in '/', the target starts with one. */
+    snprintf(st->self_url, sizeof(st->self_url), "%s%s?ms=%lld", st->self_base,
+             HANDLERS_SELF_TARGET + 1, (long long)a->v[P_MS]);
     st->out = calloc(st->n, sizeof(st->out[0]));
     if (!st->out)
         goto out_free;
