@@ -909,6 +909,7 @@ def main():
 
     results = Results()
     started = time.monotonic()
+    durations = []  # (seconds, title) of each server group run
     ctx = {}  # shared by the groups: the --version output
     try:
         for case in CONFIG_CASES if not (opts.group or opts.chaos) else []:
@@ -925,12 +926,18 @@ def main():
                 if opts.chaos and not opts.group and \
                         not title.startswith("chaos"):
                     continue
+                group_started = time.monotonic()
                 server_group(results, binary, title, args, env, cases, ctx)
+                durations.append((time.monotonic() - group_started, title))
     except KeyboardInterrupt as e:
         results.fail("runner", "interrupted (%s)" % (str(e) or "SIGINT"))
     finally:
         harness.cleanup_all()
 
+    durations.sort(reverse=True)
+    if durations:
+        print("# slowest groups: " + ", ".join(
+            "%s %.1f s" % (title, secs) for secs, title in durations[:12]))
     print("# ran in %.1f s" % (time.monotonic() - started))
     if opts.figures:
         harness.FIGURES["ran_s"] = round(time.monotonic() - started, 1)
