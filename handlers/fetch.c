@@ -558,7 +558,7 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     self_base(app, st->self_base, sizeof(st->self_base));
     /* self_base ends in '/', the target starts with one. */
     snprintf(st->self_url, sizeof(st->self_url), "%s%s?ms=%lld", st->self_base,
-             HANDLERS_SELF_TARGET + 1, (long long)a->v[P_MS]);
+             &HANDLERS_SELF_TARGET[1], (long long)a->v[P_MS]);
     st->out = calloc(st->n, sizeof(st->out[0]));
     if (!st->out)
         goto out_free;
