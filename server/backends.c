@@ -564,13 +564,29 @@ static int async_start(struct engine_run *run)
     if (!be)
         return -ENOMEM;
     be->run = run;
-    engine_run_set_backend(run, be);
     uint64_t now = clock_now_ns();
     size_t task, claimed = 0;
     while (engine_run_next(run, &task)) {
         engine_task_begin(run, task, ENGINE_LANE_LOOP, 0, now);
         claimed++;
     }
+    /*
+     * A cancel that came while the tasks were claimed stopped the claims
+     * (engine_run_next()), and the engine ends the unclaimed ones itself.
+     * start_async() starts every task of the run, so it must not run: the
+     * claimed tasks end here, with the cancel's status, and there is no
+     * back end to cancel. Started anyway, each unclaimed task ended twice,
+     * the second time by its timer or transfer after the run had settled
+     * and been freed (TSan, at a SIGTERM during a 1,000-task sleep).
+     */
+    if (claimed < engine_run_n_tasks(run)) {
+        free(be);
+        int status = engine_run_check(run);
+        for (size_t i = 0; i < claimed; i++)
+            engine_task_end(run, i, status ? status : -ECANCELED, 0, NULL);
+        return 0;
+    }
+    engine_run_set_backend(run, be);
     int rc = engine_run_work(run)->start_async(run, engine_run_state(run));
     if (rc < 0) {
         for (size_t i = 0; i < claimed; i++)
