@@ -565,11 +565,9 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     st->http = app->http;
     if (!a->n[P_URL]) {
         /* Any host, the public port: to the self listener. */
-        const char *host = http_self_host(app->http);
         char line[80];
-        snprintf(line, sizeof(line),
-                 strchr(host, ':') ? ":%d:[%s]:%d" : ":%d:%s:%d",
-                 http_port(app->http), host, http_self_port(app->http));
+        snprintf(line, sizeof(line), ":%d:%s:%d", http_port(app->http),
+                 http_self_host(app->http), http_self_port(app->http));
         st->self_connect = curl_slist_append(NULL, line);
         if (!st->self_connect)
             goto out_free;

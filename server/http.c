@@ -247,7 +247,7 @@ struct http_server {
     const char *self_path; /* the one path it serves */
     int self_fd;
     int self_port;
-    const char *self_host; /* "127.0.0.1" or "::1" */
+    const char *self_host; /* "127.0.0.1" or "[::1]", as in a URL */
     struct sockaddr_storage self_addr;
     _Atomic bool draining; /* read on every request, written once */
     uint32_t id_prefix;    /* random per process: ids differ across replicas */
@@ -1467,13 +1467,15 @@ out_free:
 static int open_self_listener(struct http_server *srv, char *err,
                               size_t err_len)
 {
-    static const char *const hosts[] = {"127.0.0.1", "::1"};
+    static const struct {
+        const char *bind, *in_url;
+    } hosts[] = {{"127.0.0.1", "127.0.0.1"}, {"::1", "[::1]"}};
     char why[256] = "";
     for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
-        int fd = open_listener(hosts[i], 0, &srv->self_port, &srv->self_addr,
-                               why, sizeof(why));
+        int fd = open_listener(hosts[i].bind, 0, &srv->self_port,
+                               &srv->self_addr, why, sizeof(why));
         if (fd >= 0) {
-            srv->self_host = hosts[i];
+            srv->self_host = hosts[i].in_url;
             return fd;
         }
     }

@@ -119,8 +119,8 @@ void http_body_release(struct request *req);
 int http_port(const struct http_server *srv);
 
 /*
- * The self listener's address: its host, "127.0.0.1" or "::1", and port.
- * Any thread.
+ * The self listener's address: its host as written in a URL, "127.0.0.1"
+ * or "[::1]", and its port. Any thread.
  */
 const char *http_self_host(const struct http_server *srv);
 int http_self_port(const struct http_server *srv);

@@ -223,11 +223,10 @@ int main(int argc, char **argv)
              CONLAB_VERSION, cfg.threads, cfg.workers, cfg.demo_threads,
              app.web_root);
     log_info("listening on http://%s:%d", host, http_port(app.http));
-    const char *self_host = http_self_host(app.http);
     log_info("self listener (%s only, for the fetch demo's own transfers) "
-             "on http://%s%s%s:%d",
-             HANDLERS_SELF_TARGET, strchr(self_host, ':') ? "[" : "", self_host,
-             strchr(self_host, ':') ? "]" : "", http_self_port(app.http));
+             "on http://%s:%d",
+             HANDLERS_SELF_TARGET, http_self_host(app.http),
+             http_self_port(app.http));
 
     /* Wait for a stop signal, writing out access lines meanwhile. */
     /* The tick's work (the head-deadline sweep reads every waiting
