@@ -188,23 +188,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return size * nmemb;
 }
 
+/* With urls, an allowed address; in count mode, the self listener only. */
 static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
                                     struct curl_sockaddr *addr)
 {
-    const struct allow_list *allow = arg;
+    const struct fetch_state *st = arg;
     (void)purpose;
-    if (!allow_address(allow, &addr->addr))
-        return CURL_SOCKET_BAD; /* never contacted */
-    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-}
-
-/* Count mode: the self listener, and nothing else. */
-static curl_socket_t on_open_self(void *arg, curlsocktype purpose,
-                                  struct curl_sockaddr *addr)
-{
-    const struct http_server *http = arg;
-    (void)purpose;
-    if (!http_is_self(http, &addr->addr))
+    if (st->urls ? !allow_address(st->allow, &addr->addr)
+                 : !http_is_self(st->http, &addr->addr))
         return CURL_SOCKET_BAD; /* never contacted */
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
@@ -275,14 +266,10 @@ static struct transfer *transfer_new(struct fetch_state *st,
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, tr);
     SET(CURLOPT_ERRORBUFFER, tr->errbuf);
-    if (st->urls) {
-        SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-        SET(CURLOPT_OPENSOCKETDATA, (void *)st->allow);
-    } else {
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)st);
+    if (!st->urls)
         SET(CURLOPT_CONNECT_TO, st->self_connect);
-        SET(CURLOPT_OPENSOCKETFUNCTION, on_open_self);
-        SET(CURLOPT_OPENSOCKETDATA, (void *)st->http);
-    }
     SET(CURLOPT_USERAGENT, "conlab/" CONLAB_VERSION);
     SET(CURLOPT_NOPROGRESS, 0L);
     SET(CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -563,15 +550,6 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
     if (!st->out)
         goto out_free;
     st->http = app->http;
-    if (!a->n[P_URL]) {
-        /* Any host, the public port: to the self listener. */
-        char line[80];
-        snprintf(line, sizeof(line), ":%d:%s:%d", http_port(app->http),
-                 http_self_host(app->http), http_self_port(app->http));
-        st->self_connect = curl_slist_append(NULL, line);
-        if (!st->self_connect)
-            goto out_free;
-    }
     if (a->n[P_URL]) {
         st->urls = calloc(st->n, sizeof(char *));
         if (!st->urls)
@@ -581,6 +559,14 @@ static void *prepare(const struct demo_args *a, enum engine_mode mode,
             if (!st->urls[i])
                 goto out_free;
         }
+    } else {
+        /* Any host, the public port: to the self listener. */
+        char line[80];
+        snprintf(line, sizeof(line), ":%d:%s:%d", http_port(app->http),
+                 http_self_host(app->http), http_self_port(app->http));
+        st->self_connect = curl_slist_append(NULL, line);
+        if (!st->self_connect)
+            goto out_free;
     }
     /* Asked of this server only: see the top of the file. */
     st->self_headers = curl_slist_append(NULL, "Connection: close");
