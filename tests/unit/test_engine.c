@@ -17,8 +17,10 @@
 
 #include <cmocka.h>
 
+#include "../../server/backends.h"
 #include "../../server/engine.h"
 #include "../../server/gil.h"
+#include "../../server/loop.h"
 
 #define LANES 2
 
@@ -572,6 +574,152 @@ static void cancel_races_completions(void **state)
     engine_free(e);
 }
 
+/*
+ * The async back end (server/backends.c) with a fake work: start_async()
+ * is counted, and on request ends every task as the loop would, so that
+ * a task ended twice shows in the run's figures.
+ */
+struct async_probe {
+    struct engine_run *run;
+    int start_calls, cancel_calls;
+    bool end_in_start;  /* start_async() ends every task at once */
+    size_t cancel_at;   /* cancel when this many tasks have begun (0: never) */
+    size_t begun, ends; /* start and end times seen by the notify hook */
+};
+
+static struct async_probe probe;
+
+static int probe_start_async(struct engine_run *run, void *state)
+{
+    (void)state;
+    probe.start_calls++;
+    if (probe.end_in_start)
+        for (size_t i = 0; i < engine_run_n_tasks(run); i++)
+            engine_task_end(run, i, 0, 0, NULL);
+    return 0;
+}
+
+static void probe_cancel_async(struct engine_run *run, void *state)
+{
+    (void)run;
+    (void)state;
+    probe.cancel_calls++;
+}
+
+static const struct engine_work async_work = {
+    .start_async = probe_start_async, .cancel_async = probe_cancel_async};
+
+/*
+ * Counts starts and ends as engine_run_peek() shows them. At cancel_at,
+ * it cancels the run as another thread would (a SIGTERM, a client that
+ * left) while the back end is still claiming: the hook's contract says
+ * not to touch the run, and this breaks it on purpose, to land the
+ * cancel at that exact moment.
+ */
+static void probe_notify(void *arg)
+{
+    (void)arg;
+    size_t begun = 0, ended = 0;
+    for (size_t i = 0; i < engine_run_n_tasks(probe.run); i++) {
+        struct engine_task t;
+        engine_run_peek(probe.run, i, &t);
+        begun += t.start_ns != 0;
+        ended += t.end_ns != 0;
+    }
+    if (begun > probe.begun && begun == probe.cancel_at)
+        engine_run_cancel(probe.run, -ECANCELED);
+    probe.begun = begun;
+    if (ended > probe.ends)
+        probe.ends = ended;
+}
+
+/* An engine whose async mode is the real back end, on a real loop. */
+static struct engine *async_engine(struct loop **loop)
+{
+    char err[256];
+    *loop = loop_start(err, sizeof(err));
+    assert_non_null(*loop);
+    struct engine_config cfg = {
+        .workers = 2, .demo_threads = 4, .job_timeout_ms = 1000, .loop = *loop};
+    struct engine *e = engine_new(&cfg);
+    assert_non_null(e);
+    engine_set_backend(e, ENGINE_ASYNC, backends_for(ENGINE_ASYNC));
+    memset(&probe, 0, sizeof(probe));
+    return e;
+}
+
+static struct engine_run *async_run(struct engine *e, size_t n,
+                                    struct done_log *log)
+{
+    struct engine_run_spec spec = {.mode = ENGINE_ASYNC,
+                                   .n_tasks = n,
+                                   .work = &async_work,
+                                   .done = on_done,
+                                   .done_arg = log,
+                                   .notify = probe_notify};
+    struct engine_run *run = engine_run_new(e, &spec);
+    assert_non_null(run);
+    probe.run = run;
+    return run;
+}
+
+/* Every task claimed: the work starts them all, once. */
+static void async_starts_all_once(void **state)
+{
+    (void)state;
+    struct loop *loop;
+    struct engine *e = async_engine(&loop);
+    struct done_log log = {0};
+    probe.end_in_start = true;
+    struct engine_run *run = async_run(e, 5, &log);
+    engine_run_start(run);
+    assert_int_equal(probe.start_calls, 1);
+    assert_int_equal(probe.begun, 5);
+    assert_int_equal(probe.ends, 5);
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(log.status, 0);
+    engine_run_free(run);
+    engine_free(e);
+    loop_free(loop);
+}
+
+/*
+ * A cancel while the async back end claims its tasks (here after the
+ * first of five): nothing starts, the claimed task ends with the cancel's
+ * status and the engine ends the rest, each task once. Before 72cf941,
+ * start_async() ran anyway and started all five, so the four the engine
+ * had ended ended again later, on the loop, after the run was freed.
+ */
+static void async_cancel_while_claiming(void **state)
+{
+    (void)state;
+    struct loop *loop;
+    struct engine *e = async_engine(&loop);
+    struct done_log log = {0};
+    probe.cancel_at = 1;
+    struct engine_run *run = async_run(e, 5, &log);
+    engine_run_start(run);
+    assert_int_equal(probe.start_calls, 0);
+    assert_int_equal(probe.begun, 1);
+    /* Task 0 ended through engine_task_end(); the engine ends the four
+     * it never handed out by their status alone (engine_run_end_rest). */
+    assert_int_equal(probe.ends, 1);
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(log.status, -ECANCELED);
+    const struct engine_task *t = engine_run_tasks(run);
+    assert_int_equal(t[0].started, 1);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(t[i].status, -ECANCELED);
+    for (size_t i = 1; i < 5; i++)
+        assert_int_equal(t[i].started, 0);
+    assert_true(engine_wait_idle(e, 1000));
+    loop_stop(loop); /* runs any call posted to it: there is none */
+    assert_int_equal(probe.cancel_calls, 0);
+    engine_run_free(run);
+    engine_free(e);
+    loop_free(loop);
+}
+
 static void lanes_per_mode(void **state)
 {
     (void)state;
@@ -744,6 +892,8 @@ int main(void)
         cmocka_unit_test(stop_cancels_live_runs),
         cmocka_unit_test(compare_chaining),
         cmocka_unit_test(cancel_races_completions),
+        cmocka_unit_test(async_starts_all_once),
+        cmocka_unit_test(async_cancel_while_claiming),
         cmocka_unit_test(lanes_per_mode),
         cmocka_unit_test(task_cpu_and_ready),
         cmocka_unit_test(compute_cpu_and_cores),
