@@ -579,19 +579,21 @@ static int async_start(struct engine_run *run)
      * the second time by its timer or transfer after the run had settled
      * and been freed (TSan, at a SIGTERM during a 1,000-task sleep).
      */
+    int status, rc = 0;
     if (claimed < engine_run_n_tasks(run)) {
         free(be);
-        int status = engine_run_check(run);
-        for (size_t i = 0; i < claimed; i++)
-            engine_task_end(run, i, status ? status : -ECANCELED, 0, NULL);
-        return 0;
+        status = engine_run_check(run);
+        if (status == 0)
+            status = -ECANCELED;
+    } else {
+        engine_run_set_backend(run, be);
+        status = rc =
+            engine_run_work(run)->start_async(run, engine_run_state(run));
     }
-    engine_run_set_backend(run, be);
-    int rc = engine_run_work(run)->start_async(run, engine_run_state(run));
-    if (rc < 0) {
+    /* Not started: the claimed tasks end here (all or none started). */
+    if (status < 0)
         for (size_t i = 0; i < claimed; i++)
-            engine_task_end(run, i, rc, 0, NULL);
-    }
+            engine_task_end(run, i, status, 0, NULL);
     return rc;
 }
 
