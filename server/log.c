@@ -191,28 +191,41 @@ void log_flush(void)
 
 /*
  * "<UTC time> <LEVEL> " into line (at most 40 bytes), or in JSON
- * {"time":"<UTC time>","level":"<level>" without the closing brace;
- * returns its length.
+ * {"time":"<UTC time>","level":"<level>" without the closing brace (at
+ * most 56); returns its length.
  */
 static size_t format_prefix(char *line, enum log_level level)
 {
+    /* The whole prefix is kept per thread for its millisecond: at 100,000
+     * access lines a second a thread prints the same one about 100 times
+     * (printing it was 240 instructions an access line, copying it 30). */
+    static _Thread_local char cached_line[64];
+    static _Thread_local size_t cached_len;
+    static _Thread_local int64_t cached_ms = -1;
+    static _Thread_local enum log_level cached_level;
+    static _Thread_local enum log_format cached_format;
     static _Thread_local time_t cached_sec = -1;
-    static _Thread_local char cached_prefix[32];
+    static _Thread_local char cached_date[32];
     struct timespec now;
     struct text t;
 
     clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000L;
+    if (now_ms == cached_ms && level == cached_level &&
+        current_format == cached_format) {
+        memcpy(line, cached_line, cached_len);
+        return cached_len;
+    }
     if (now.tv_sec != cached_sec) {
         struct tm tm;
         gmtime_r(&now.tv_sec, &tm);
-        strftime(cached_prefix, sizeof(cached_prefix), "%Y-%m-%dT%H:%M:%S",
-                 &tm);
+        strftime(cached_date, sizeof(cached_date), "%Y-%m-%dT%H:%M:%S", &tm);
         cached_sec = now.tv_sec;
     }
     text_init(&t, line, LOG_LINE_MAX);
     if (current_format == LOG_JSON)
         text_str(&t, "{\"time\":\"");
-    text_str(&t, cached_prefix);
+    text_str(&t, cached_date);
     unsigned ms = (unsigned)(now.tv_nsec / 1000000L);
     char frac[7] = {'.',
                     (char)('0' + ms / 100),
@@ -231,6 +244,13 @@ static size_t format_prefix(char *line, enum log_level level)
         text_str(&t, frac);
         text_str(&t, level_tags[level]);
         text_char(&t, ' ');
+    }
+    if (t.len <= sizeof(cached_line)) {
+        memcpy(cached_line, line, t.len);
+        cached_len = t.len;
+        cached_ms = now_ms;
+        cached_level = level;
+        cached_format = current_format;
     }
     return t.len;
 }
