@@ -663,6 +663,22 @@ static struct engine_run *async_run(struct engine *e, size_t n,
     return run;
 }
 
+/*
+ * The end of an async test: the engine idle, the loop stopped (running
+ * any call still posted to it), and no cancel_async() ever asked for;
+ * then everything freed.
+ */
+static void async_finish(struct engine *e, struct loop *loop,
+                         struct engine_run *run)
+{
+    assert_true(engine_wait_idle(e, 1000));
+    loop_stop(loop);
+    assert_int_equal(probe.cancel_calls, 0);
+    engine_run_free(run);
+    engine_free(e);
+    loop_free(loop);
+}
+
 /* Every task claimed: the work starts them all, once. */
 static void async_starts_all_once(void **state)
 {
@@ -678,9 +694,7 @@ static void async_starts_all_once(void **state)
     assert_int_equal(probe.ends, 5);
     assert_int_equal(log.calls, 1);
     assert_int_equal(log.status, 0);
-    engine_run_free(run);
-    engine_free(e);
-    loop_free(loop);
+    async_finish(e, loop, run);
 }
 
 /*
@@ -712,12 +726,7 @@ static void async_cancel_while_claiming(void **state)
         assert_int_equal(t[i].status, -ECANCELED);
     for (size_t i = 1; i < 5; i++)
         assert_int_equal(t[i].started, 0);
-    assert_true(engine_wait_idle(e, 1000));
-    loop_stop(loop); /* runs any call posted to it: there is none */
-    assert_int_equal(probe.cancel_calls, 0);
-    engine_run_free(run);
-    engine_free(e);
-    loop_free(loop);
+    async_finish(e, loop, run);
 }
 
 static void lanes_per_mode(void **state)
