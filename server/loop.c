@@ -1,10 +1,21 @@
 /*
  * loop: see loop.h.
  *
- * curl_multi_poll() waits on libcurl's sockets with a timeout that is the
- * earlier of libcurl's own and the next timer's; curl_multi_wakeup() from
- * another thread ends the wait after it queued work. The timer heap is a
- * binary min-heap of pointers, grown on the loop thread only.
+ * libcurl's socket interface on epoll: libcurl says which of its sockets
+ * to watch (on_socket) and the loop hands it the ones that are ready
+ * (curl_multi_socket_action), so a turn costs what is ready, not what is
+ * open (curl_multi_perform() and curl_multi_poll() visited every transfer
+ * on every turn, and libcurl polled each one's socket again). epoll_wait()
+ * waits with a timeout that is the earlier of libcurl's own
+ * (curl_multi_timeout) and the next timer's; another thread that queued
+ * work writes to an eventfd. The timer heap is a binary min-heap of
+ * pointers, grown on the loop thread only.
+ *
+ * New transfers wait in a queue and start at most LOOP_START_BATCH a
+ * turn: starting one (a socket, a connect) costs tens of microseconds, and
+ * a burst of 1,000 started at once kept every request unsent until the
+ * last connect was made. Started a batch a turn, the first requests go
+ * out while later ones connect.
  *
  * Lock: pending_lock guards the submission lists, the posted calls, the
  * in-flight counts and the stats; callbacks never run under it.
@@ -21,10 +32,10 @@
  *
  * Taking work in (take_work) moves the submission lists to intake lists
  * of the loop thread and empties those one item at a time, so a callback
- * run meanwhile (a failed add) that removes a sibling still finds it:
- * the removal takes the rest in first. Membership is then exact: a timer
- * is in the loop iff it is linked in a ring (prev set), a transfer iff it
- * is linked in the active list (prev set).
+ * run meanwhile that removes a sibling still finds it: the removal takes
+ * the rest in first. Membership is then exact: a timer is in the loop iff
+ * it is linked in a ring (prev set), a transfer iff it is linked in the
+ * waiting list or the active one (prev set; running tells which).
  */
 #include "changes.h"
 #include "loop.h"
@@ -34,15 +45,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
 
 #define SLOT_FIRING (SIZE_MAX - 1) /* in the ring being fired, counted */
+#define EVENTS_MAX  256            /* epoll events taken a turn */
+#define WAIT_MAX_MS 1000L          /* the longest wait between turns */
 
 struct loop {
     pthread_t thread;
     CURLM *multi;
+    int epfd;    /* libcurl's sockets, and wake_fd */
+    int wake_fd; /* an eventfd: other threads' work is waiting */
 
     pthread_mutex_t pending_lock; /* guards the fields up to stats */
     /* Counted before every release of pending_lock (changes.h). */
@@ -56,8 +74,9 @@ struct loop {
     /* loop thread only */
     struct loop_timer *in_timers; /* being taken in */
     struct loop_fetch *in_fetches;
-    struct loop_fetch active; /* head of the transfers in the multi */
-    struct loop_timer **heap; /* ring heads */
+    struct loop_fetch waiting; /* head of the transfers not started yet */
+    struct loop_fetch active;  /* head of the transfers in the multi */
+    struct loop_timer **heap;  /* ring heads */
     size_t heap_len, heap_cap;
     struct loop_timer **index; /* due time -> ring head, see above */
     size_t index_cap;          /* a power of two, >= 2 * heap_len */
@@ -75,6 +94,11 @@ static inline void unlock_changed(struct loop *loop)
 static void *loop_main(void *arg);
 static void take_pending(struct loop *l);
 static void take_work(struct loop *l);
+static void start_transfers(struct loop *l);
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
+                     void *socketp);
+static void run_ready(struct loop *l, long wait_ms);
+static void wake(struct loop *l);
 static int heap_push(struct loop *l, struct loop_timer *t);
 static struct loop_timer *heap_take(struct loop *l, size_t i);
 static void heap_up(struct loop *l, size_t i);
@@ -91,7 +115,8 @@ static void fire_due(struct loop *l);
 static void reap_transfers(struct loop *l);
 static void cancel_all(struct loop *l);
 static void count_done(struct loop *l, bool timer, size_t n);
-static void unlink_active(struct loop_fetch *f);
+static void unlink_fetch(struct loop_fetch *f);
+static void append_fetch(struct loop_fetch *head, struct loop_fetch *f);
 
 struct loop *loop_start(char *err, size_t err_len)
 {
@@ -101,15 +126,27 @@ struct loop *loop_start(char *err, size_t err_len)
         return NULL;
     }
     pthread_mutex_init(&l->pending_lock, NULL);
+    l->waiting.next = l->waiting.prev = &l->waiting;
     l->active.next = l->active.prev = &l->active;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->wake_fd};
+    if (l->epfd < 0 || l->wake_fd < 0 ||
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) < 0) {
+        snprintf(err, err_len, "cannot set up the loop's epoll: %s",
+                 strerror(errno));
+        goto out_fds;
+    }
     l->multi = curl_multi_init();
     if (!l->multi) {
         snprintf(err, err_len, "curl_multi_init failed");
-        goto out_free;
+        goto out_fds;
     }
     curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                       (long)LOOP_CONNECTIONS_MAX);
     curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 64L);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
     int rc = pthread_create(&l->thread, NULL, loop_main, l);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the loop thread: %s",
@@ -120,7 +157,11 @@ struct loop *loop_start(char *err, size_t err_len)
 
 out_multi:
     curl_multi_cleanup(l->multi);
-out_free:
+out_fds:
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
     pthread_mutex_destroy(&l->pending_lock);
     free(l);
     return NULL;
@@ -149,7 +190,7 @@ int loop_add_timers(struct loop *loop, struct loop_timer *const timers[],
     }
     loop->stats.timers += n;
     unlock_changed(loop);
-    curl_multi_wakeup(loop->multi);
+    wake(loop);
     return 0;
 }
 
@@ -173,7 +214,7 @@ int loop_add_fetches(struct loop *loop, struct loop_fetch *const fetches[],
     }
     loop->stats.transfers += n;
     unlock_changed(loop);
-    curl_multi_wakeup(loop->multi);
+    wake(loop);
     return 0;
 }
 
@@ -191,7 +232,7 @@ int loop_call(struct loop *loop, struct loop_call *call)
         loop->calls = call;
     loop->calls_tail = call;
     unlock_changed(loop);
-    curl_multi_wakeup(loop->multi);
+    wake(loop);
     return 0;
 }
 
@@ -229,9 +270,10 @@ void loop_fetch_remove(struct loop *loop, struct loop_fetch *f)
 {
     take_work(loop);
     if (!f->prev)
-        return; /* not in the active list: done already, or never added */
-    curl_multi_remove_handle(loop->multi, f->easy);
-    unlink_active(f);
+        return; /* in no list: done already, or never added */
+    if (f->running)
+        curl_multi_remove_handle(loop->multi, f->easy);
+    unlink_fetch(f);
     count_done(loop, false, 1);
     f->done(f, -ECANCELED, CURLE_ABORTED_BY_CALLBACK);
 }
@@ -264,7 +306,7 @@ void loop_stop(struct loop *loop)
     pthread_mutex_lock(&loop->pending_lock);
     loop->stopping = true;
     unlock_changed(loop);
-    curl_multi_wakeup(loop->multi);
+    wake(loop);
     pthread_join(loop->thread, NULL);
 }
 
@@ -274,6 +316,8 @@ void loop_free(struct loop *loop)
         return;
     loop_stop(loop);
     curl_multi_cleanup(loop->multi);
+    close(loop->epfd);
+    close(loop->wake_fd);
     pthread_mutex_destroy(&loop->pending_lock);
     free(loop->heap);
     free(loop->index);
@@ -286,10 +330,12 @@ static void *loop_main(void *arg)
 
     for (;;) {
         take_pending(l);
+        start_transfers(l);
 
         long curl_ms = -1;
         curl_multi_timeout(l->multi, &curl_ms);
-        long wait_ms = curl_ms < 0 || curl_ms > 1000 ? 1000 : curl_ms;
+        long wait_ms =
+            curl_ms < 0 || curl_ms > WAIT_MAX_MS ? WAIT_MAX_MS : curl_ms;
         if (l->heap_len) {
             uint64_t now = clock_now_ns(), due = l->heap[0]->due_ns;
             long timer_ms =
@@ -297,10 +343,9 @@ static void *loop_main(void *arg)
             if (timer_ms < wait_ms)
                 wait_ms = timer_ms;
         }
-        curl_multi_poll(l->multi, NULL, 0, (int)wait_ms, NULL);
-
-        int running;
-        curl_multi_perform(l->multi, &running);
+        if (l->waiting.next != &l->waiting)
+            wait_ms = 0; /* more to start next turn */
+        run_ready(l, wait_ms);
         reap_transfers(l);
         fire_due(l);
 
@@ -337,7 +382,8 @@ static void take_pending(struct loop *l)
     }
 }
 
-/* Moves handed-over timers into the heap and transfers into the multi. */
+/* Moves handed-over timers into the heap and transfers into the waiting
+ * list. */
 static void take_work(struct loop *l)
 {
     pthread_mutex_lock(&l->pending_lock);
@@ -370,7 +416,18 @@ static void take_work(struct loop *l)
     while (l->in_fetches) {
         struct loop_fetch *f = l->in_fetches;
         l->in_fetches = f->next;
-        f->next = f->prev = NULL;
+        f->running = false;
+        append_fetch(&l->waiting, f);
+    }
+}
+
+/* Adds the first LOOP_START_BATCH waiting transfers to the multi. */
+static void start_transfers(struct loop *l)
+{
+    for (int i = 0; i < LOOP_START_BATCH && l->waiting.next != &l->waiting;
+         i++) {
+        struct loop_fetch *f = l->waiting.next;
+        unlink_fetch(f);
         CURLcode rc = curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
         CURLMcode mc = rc == CURLE_OK ? curl_multi_add_handle(l->multi, f->easy)
                                       : CURLM_BAD_EASY_HANDLE;
@@ -380,12 +437,84 @@ static void take_work(struct loop *l)
             count_done(l, false, 1);
             f->done(f, 0, CURLE_FAILED_INIT);
         } else {
-            f->next = &l->active;
-            f->prev = l->active.prev;
-            f->prev->next = f;
-            l->active.prev = f;
+            f->running = true;
+            append_fetch(&l->active, f);
         }
     }
+}
+
+/*
+ * libcurl's socket callback: watch s for what it asks (CURL_POLL_IN, _OUT,
+ * _INOUT), or no more (CURL_POLL_REMOVE, before libcurl closes it). A
+ * socket watched already carries a non-NULL socketp (curl_multi_assign).
+ */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
+                     void *socketp)
+{
+    (void)easy;
+    struct loop *l = userp;
+    if (what == CURL_POLL_REMOVE) {
+        /* Gone already if libcurl closed it first: nothing to undo. */
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {
+        .events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
+                  (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
+        .data.fd = s,
+    };
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int rc = epoll_ctl(l->epfd, op, s, &ev);
+    if (rc < 0 && (errno == ENOENT || errno == EEXIST)) {
+        /* A closed socket's number, taken again by a new one. */
+        op = errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        rc = epoll_ctl(l->epfd, op, s, &ev);
+    }
+    if (rc < 0) {
+        log_error("loop: cannot watch a transfer's socket: %s",
+                  strerror(errno));
+        return -1; /* libcurl fails the transfers on it */
+    }
+    if (!socketp)
+        curl_multi_assign(l->multi, s, l);
+    return 0;
+}
+
+/*
+ * Waits up to wait_ms for sockets that are ready or a wake-up, hands each
+ * ready socket to libcurl, then lets libcurl run its timeouts when due.
+ */
+static void run_ready(struct loop *l, long wait_ms)
+{
+    struct epoll_event ev[EVENTS_MAX];
+    int n = epoll_wait(l->epfd, ev, EVENTS_MAX, (int)wait_ms);
+    int running;
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.fd == l->wake_fd) {
+            uint64_t count;
+            if (read(l->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+                log_error("loop: wake-up read failed: %s", strerror(errno));
+            continue;
+        }
+        uint32_t e = ev[i].events;
+        int flags = (e & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                    (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                    (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(l->multi, ev[i].data.fd, flags, &running);
+    }
+    long curl_ms = -1;
+    curl_multi_timeout(l->multi, &curl_ms);
+    if (curl_ms == 0)
+        curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+/* Ends another thread's wait in run_ready(). Any thread. */
+static void wake(struct loop *l)
+{
+    uint64_t one = 1;
+    /* EAGAIN: the counter is full, so the loop is awake anyway. */
+    if (write(l->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("loop: wake-up write failed: %s", strerror(errno));
 }
 
 static void reap_transfers(struct loop *l)
@@ -400,7 +529,7 @@ static void reap_transfers(struct loop *l)
         struct loop_fetch *f = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&f);
         curl_multi_remove_handle(l->multi, easy);
-        unlink_active(f);
+        unlink_fetch(f);
         count_done(l, false, 1);
         f->done(f, 0, rc);
     }
@@ -455,12 +584,16 @@ static void cancel_all(struct loop *l)
 {
     while (l->heap_len)
         fire_ring(l, heap_take(l, 0), -ESHUTDOWN, 0);
-    while (l->active.next != &l->active) {
-        struct loop_fetch *f = l->active.next;
-        curl_multi_remove_handle(l->multi, f->easy);
-        unlink_active(f);
-        count_done(l, false, 1);
-        f->done(f, -ESHUTDOWN, CURLE_ABORTED_BY_CALLBACK);
+    struct loop_fetch *lists[] = {&l->active, &l->waiting};
+    for (size_t i = 0; i < 2; i++) {
+        while (lists[i]->next != lists[i]) {
+            struct loop_fetch *f = lists[i]->next;
+            if (f->running)
+                curl_multi_remove_handle(l->multi, f->easy);
+            unlink_fetch(f);
+            count_done(l, false, 1);
+            f->done(f, -ESHUTDOWN, CURLE_ABORTED_BY_CALLBACK);
+        }
     }
 }
 
@@ -636,9 +769,19 @@ static void heap_swap(struct loop *l, size_t a, size_t b)
     l->heap[b]->slot = b;
 }
 
-static void unlink_active(struct loop_fetch *f)
+/* Last of the list headed by head (the waiting or the active one). */
+static void append_fetch(struct loop_fetch *head, struct loop_fetch *f)
+{
+    f->next = head;
+    f->prev = head->prev;
+    f->prev->next = f;
+    head->prev = f;
+}
+
+static void unlink_fetch(struct loop_fetch *f)
 {
     f->prev->next = f->next;
     f->next->prev = f->prev;
     f->next = f->prev = NULL;
+    f->running = false;
 }

@@ -4,8 +4,8 @@
  * an easy handle each, never a thread (and timers of one due time share
  * one heap entry).
  *
- * Other threads hand it work through a bounded queue and a wake-up
- * (curl_multi_wakeup); nothing else touches its state. To act on what the
+ * Other threads hand it work through a bounded queue and a wake-up (an
+ * eventfd); nothing else touches its state. To act on what the
  * loop holds (remove a timer or a transfer whose client left), another
  * thread posts a loop_call, which runs on the loop thread.
  *
@@ -36,6 +36,7 @@
 #define LOOP_TIMERS_MAX      200000 /* timers in flight, at most */
 #define LOOP_FETCHES_MAX     20000 /* transfers in flight (running or queued) */
 #define LOOP_CONNECTIONS_MAX 1024  /* open outbound connections, at most */
+#define LOOP_START_BATCH     32    /* transfers started a turn, at most */
 
 struct loop;
 struct loop_timer;
@@ -84,8 +85,10 @@ struct loop_timer {
 struct loop_fetch {
     CURL *easy;         /* configured by the caller; the loop never frees it */
     loop_fetch_fn done; /* see loop_fetch_fn */
-    /* private: the pending list, then the loop's active list */
+    /* private: the pending list, then the loop's waiting list or, once
+     * started (running), its active list */
     struct loop_fetch *next, *prev;
+    bool running;
 };
 
 /*

@@ -5,7 +5,9 @@
  * on the loop thread, and timers and transfers can be removed, whether
  * in the loop already or still on their way in. Timers of one due time
  * (one ring under one heap entry) fire in the order handed over, share
- * fired_ns, and can each be removed or stopped exactly once.
+ * fired_ns, and can each be removed or stopped exactly once. Transfers
+ * start LOOP_START_BATCH a turn; one still waiting for its turn can be
+ * removed or stopped, and a burst of several batches completes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -178,6 +180,13 @@ static void on_fetch(struct loop_fetch *f, int status, CURLcode rc)
     atomic_store(&t->status, status);
     atomic_store(&t->rc, rc);
     atomic_fetch_add(&t->done, 1);
+}
+
+static size_t discard(char *data, size_t size, size_t n, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * n;
 }
 
 /* A loopback port with nothing listening, and one that never answers. */
@@ -762,6 +771,178 @@ static void test_fetch_remove(void **state)
     close(fd);
 }
 
+/* Sockets libcurl opened (CURLOPT_OPENSOCKETFUNCTION). */
+static _Atomic int sockets_opened;
+
+static curl_socket_t count_socket(void *arg, curlsocktype purpose,
+                                  struct curl_sockaddr *addr)
+{
+    (void)arg;
+    (void)purpose;
+    atomic_fetch_add(&sockets_opened, 1);
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+#define BURST (2 * LOOP_START_BATCH + 5)
+static struct tfetch burst[BURST];
+static int burst_started; /* sockets opened when the second call ran */
+
+static void count_started(struct loop *loop, struct tcall *c)
+{
+    (void)loop;
+    (void)c;
+    burst_started = atomic_load(&sockets_opened);
+}
+
+/* On the loop thread: hands the burst over, removes its first and last
+ * while they wait, and looks again one turn later. */
+static void add_burst(struct loop *loop, struct tcall *c)
+{
+    struct loop_fetch *all[BURST];
+    for (int i = 0; i < BURST; i++)
+        all[i] = &burst[i].f;
+    c->rc = loop_add_fetches(loop, all, BURST);
+    loop_fetch_remove(loop, &burst[0].f);
+    loop_fetch_remove(loop, &burst[BURST - 1].f);
+    loop_fetch_remove(loop, &burst[BURST - 1].f); /* twice: nothing */
+    static struct tcall next = {.call.fn = on_call, .then = count_started};
+    assert_int_equal(loop_call(loop, &next.call), 0);
+}
+
+static void test_fetch_batches(void **state)
+{
+    (void)state;
+    char err[64], url[64];
+    int port;
+    int fd = listener(&port, true); /* never answers */
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    atomic_store(&sockets_opened, 0);
+    for (int i = 0; i < BURST; i++) {
+        memset(&burst[i], 0, sizeof(burst[i]));
+        burst[i].f.easy = curl_easy_init();
+        assert_non_null(burst[i].f.easy);
+        curl_easy_setopt(burst[i].f.easy, CURLOPT_URL, url);
+        curl_easy_setopt(burst[i].f.easy, CURLOPT_OPENSOCKETFUNCTION,
+                         count_socket);
+        burst[i].f.done = on_fetch;
+    }
+    struct tcall first = {.call.fn = on_call, .then = add_burst};
+    assert_int_equal(loop_call(loop, &first.call), 0);
+    wait_call(&first);
+    assert_int_equal(first.rc, 0);
+    /* Removed while waiting: ended at once, never connected. */
+    for (int i = 0; i < BURST; i += BURST - 1) {
+        assert_int_equal(atomic_load(&burst[i].done), 1);
+        assert_int_equal(atomic_load(&burst[i].status), -ECANCELED);
+        assert_int_equal(atomic_load(&burst[i].rc), CURLE_ABORTED_BY_CALLBACK);
+    }
+    /* Every batch connects within its turn, so after the burst's first
+     * turn exactly one batch had opened its sockets. */
+    uint64_t until = clock_now_ns() + WAIT_NS;
+    while (atomic_load(&sockets_opened) < BURST - 2)
+        assert_true(clock_now_ns() < until);
+    loop_stop(loop);
+    assert_int_equal(burst_started, LOOP_START_BATCH);
+    assert_int_equal(atomic_load(&sockets_opened), BURST - 2);
+    for (int i = 1; i < BURST - 1; i++) {
+        assert_int_equal(atomic_load(&burst[i].done), 1);
+        assert_int_equal(atomic_load(&burst[i].status), -ESHUTDOWN);
+        assert_int_equal(atomic_load(&burst[i].rc), CURLE_ABORTED_BY_CALLBACK);
+    }
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.transfers, 0);
+    assert_int_equal(s.transfers_done, BURST);
+    loop_free(loop);
+    for (int i = 0; i < BURST; i++)
+        curl_easy_cleanup(burst[i].f.easy);
+    close(fd);
+}
+
+/* Answers every connection on fd with a 200, one after another, until
+ * it has answered n of them. */
+struct responder {
+    int fd, n;
+};
+
+static void *respond(void *arg)
+{
+    const struct responder *r = arg;
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                 "Connection: close\r\n\r\nok";
+    for (int i = 0; i < r->n; i++) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        char head[1024];
+        size_t len = 0;
+        while (len < sizeof(head) - 1) {
+            ssize_t got = read(c, head + len, sizeof(head) - 1 - len);
+            if (got <= 0)
+                break;
+            len += (size_t)got;
+            head[len] = '\0';
+            if (strstr(head, "\r\n\r\n"))
+                break;
+        }
+        if (write(c, answer, sizeof(answer) - 1) < 0)
+            break;
+        close(c);
+    }
+    return NULL;
+}
+
+/* Three batches and more, to a server that answers: every one ends once,
+ * with its answer. */
+static void test_fetch_burst_completes(void **state)
+{
+    (void)state;
+    char err[64], url[64];
+    int port;
+    struct responder r = {.n = BURST};
+    r.fd = listener(&port, false);
+    assert_int_equal(listen(r.fd, BURST), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, respond, &r), 0);
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    struct loop_fetch *all[BURST];
+    for (int i = 0; i < BURST; i++) {
+        memset(&burst[i], 0, sizeof(burst[i]));
+        burst[i].f.easy = curl_easy_init();
+        assert_non_null(burst[i].f.easy);
+        curl_easy_setopt(burst[i].f.easy, CURLOPT_URL, url);
+        curl_easy_setopt(burst[i].f.easy, CURLOPT_WRITEFUNCTION, discard);
+        burst[i].f.done = on_fetch;
+        all[i] = &burst[i].f;
+    }
+    assert_int_equal(loop_add_fetches(loop, all, BURST), 0);
+    uint64_t until = clock_now_ns() + WAIT_NS;
+    for (int i = 0; i < BURST; i++) {
+        while (atomic_load(&burst[i].done) == 0)
+            assert_true(clock_now_ns() < until);
+    }
+    struct loop_stats s;
+    loop_stats(loop, &s);
+    assert_int_equal(s.transfers, 0);
+    assert_int_equal(s.transfers_done, BURST);
+    loop_free(loop);
+    pthread_join(thread, NULL);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(atomic_load(&burst[i].done), 1);
+        assert_int_equal(atomic_load(&burst[i].status), 0);
+        assert_int_equal(atomic_load(&burst[i].rc), CURLE_OK);
+        long code = 0;
+        curl_easy_getinfo(burst[i].f.easy, CURLINFO_RESPONSE_CODE, &code);
+        assert_int_equal(code, 200);
+        curl_easy_cleanup(burst[i].f.easy);
+    }
+    close(r.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +958,8 @@ int main(void)
         cmocka_unit_test(test_chain_remove),
         cmocka_unit_test(test_chain_stop),
         cmocka_unit_test(test_fetch_remove),
+        cmocka_unit_test(test_fetch_batches),
+        cmocka_unit_test(test_fetch_burst_completes),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests_name("loop", tests, NULL, NULL);
