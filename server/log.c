@@ -2,7 +2,11 @@
  * log: see log.h.
  *
  * Per-thread buffers live in a fixed table; a thread claims a slot on its
- * first access line and keeps it. Each buffer has its own mutex, taken by
+ * first access line and keeps it. The slots' heads (lock, length) are one
+ * small table and their bytes another, so that setting up the heads
+ * touches no slot's bytes: a slot never claimed costs no memory (with
+ * each lock beside its bytes, that touched a page of all 64 slots, 256
+ * KiB, at the first access line). Each buffer has its own mutex, taken by
  * its thread to append (uncontended but for a flush in progress) and by
  * log_flush() to write it out. The time prefix is cached per thread for
  * the current second.
@@ -24,9 +28,9 @@
 #include <unistd.h>
 
 struct log_buffer {
-    pthread_mutex_t lock; /* guards len and data */
+    pthread_mutex_t lock; /* guards len and data's bytes */
     size_t len;
-    char data[LOG_BUFFER_SIZE];
+    char *data; /* LOG_BUFFER_SIZE bytes: its row of buffer_bytes */
 };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -35,6 +39,7 @@ static const char *const level_tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 static _Atomic int current_level = LOG_INFO;
 static enum log_format current_format = LOG_TEXT;
 static struct log_buffer buffers[LOG_BUFFERS_MAX];
+static char buffer_bytes[LOG_BUFFERS_MAX][LOG_BUFFER_SIZE];
 static _Atomic int buffers_claimed;
 static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
 static bool stderr_is_file; /* set with the buffers, read after a claim */
@@ -166,7 +171,7 @@ void log_access(const char *method, const char *target, int status,
         return;
     }
     pthread_mutex_lock(&b->lock);
-    if (b->len + len > sizeof(b->data)) {
+    if (b->len + len > LOG_BUFFER_SIZE) {
         write_lines(b->data, b->len);
         b->len = 0;
     }
@@ -409,8 +414,10 @@ static void write_lines(const char *p, size_t len)
 
 static void init_buffers(void)
 {
-    for (int i = 0; i < LOG_BUFFERS_MAX; i++)
+    for (int i = 0; i < LOG_BUFFERS_MAX; i++) {
         pthread_mutex_init(&buffers[i].lock, NULL);
+        buffers[i].data = buffer_bytes[i];
+    }
     struct stat st;
     stderr_is_file = fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
 }
