@@ -7,9 +7,12 @@
  * (one ring under one heap entry) fire in the order handed over, share
  * fired_ns, and can each be removed or stopped exactly once. Transfers
  * start LOOP_START_BATCH a turn; one still waiting for its turn can be
- * removed or stopped, and a burst of several batches completes.
+ * removed or stopped, and a burst of several batches completes. A socket
+ * the loop cannot watch costs its transfer only (a timeout), not the
+ * loop's later transfers.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -943,6 +947,84 @@ static void test_fetch_burst_completes(void **state)
     close(r.fd);
 }
 
+/*
+ * The loop's epoll_ctl() (this definition comes before libc's): when
+ * fail_watch is set, watching a socket fails with ENOMEM.
+ */
+static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
+static _Atomic bool fail_watch;
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    if (op != EPOLL_CTL_DEL && atomic_load(&fail_watch)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return real_epoll_ctl(epfd, op, fd, event);
+}
+
+static void wait_done(struct tfetch *t)
+{
+    uint64_t until = clock_now_ns() + WAIT_NS;
+    while (atomic_load(&t->done) == 0) {
+        assert_true(clock_now_ns() < until);
+        usleep(1000);
+    }
+}
+
+static void test_fetch_unwatched_times_out(void **state)
+{
+    (void)state;
+    char err[64], url[64];
+    int silent_port;
+    int silent_fd = listener(&silent_port, true);
+    struct responder r = {.n = 1};
+    int port;
+    r.fd = listener(&port, false);
+    assert_int_equal(listen(r.fd, 4), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, respond, &r), 0);
+    struct loop *loop = loop_start(err, sizeof(err));
+    assert_non_null(loop);
+
+    /* Its socket is never watched: it ends at its own timeout. */
+    struct tfetch a = {0}, b = {0};
+    a.f.easy = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", silent_port);
+    curl_easy_setopt(a.f.easy, CURLOPT_URL, url);
+    curl_easy_setopt(a.f.easy, CURLOPT_TIMEOUT_MS, 200L);
+    a.f.done = on_fetch;
+    struct loop_fetch *one = &a.f;
+    atomic_store(&fail_watch, true);
+    assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
+    wait_done(&a);
+    atomic_store(&fail_watch, false);
+    assert_int_equal(atomic_load(&a.status), 0);
+    assert_int_equal(atomic_load(&a.rc), CURLE_OPERATION_TIMEDOUT);
+
+    /* The next transfer runs as usual. */
+    b.f.easy = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    curl_easy_setopt(b.f.easy, CURLOPT_URL, url);
+    curl_easy_setopt(b.f.easy, CURLOPT_WRITEFUNCTION, discard);
+    b.f.done = on_fetch;
+    one = &b.f;
+    assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
+    wait_done(&b);
+    assert_int_equal(atomic_load(&b.status), 0);
+    assert_int_equal(atomic_load(&b.rc), CURLE_OK);
+    long code = 0;
+    curl_easy_getinfo(b.f.easy, CURLINFO_RESPONSE_CODE, &code);
+    assert_int_equal(code, 200);
+
+    loop_free(loop);
+    pthread_join(thread, NULL);
+    curl_easy_cleanup(a.f.easy);
+    curl_easy_cleanup(b.f.easy);
+    close(r.fd);
+    close(silent_fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -960,7 +1042,12 @@ int main(void)
         cmocka_unit_test(test_fetch_remove),
         cmocka_unit_test(test_fetch_batches),
         cmocka_unit_test(test_fetch_burst_completes),
+        cmocka_unit_test(test_fetch_unwatched_times_out),
     };
+    real_epoll_ctl = (int (*)(int, int, int, struct epoll_event *))dlsym(
+        RTLD_NEXT, "epoll_ctl");
+    if (!real_epoll_ctl)
+        return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests_name("loop", tests, NULL, NULL);
     curl_global_cleanup();
