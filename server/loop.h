@@ -81,7 +81,11 @@ struct loop_timer {
     size_t slot;
 };
 
-/* Zero it before its first submission. */
+/*
+ * Zero it before its first submission. Give its easy handle a timeout
+ * (CURLOPT_TIMEOUT_MS): a transfer whose socket the loop could not watch
+ * (epoll_ctl failed; logged) ends by it alone.
+ */
 struct loop_fetch {
     CURL *easy;         /* configured by the caller; the loop never frees it */
     loop_fetch_fn done; /* see loop_fetch_fn */

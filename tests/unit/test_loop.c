@@ -269,13 +269,19 @@ static void on_call(struct loop *loop, struct loop_call *call)
     atomic_fetch_add(&c->ran, 1);
 }
 
-static void wait_call(struct tcall *c)
+/* Waits up to WAIT_NS for *v to become nonzero. */
+static void wait_set(_Atomic int *v)
 {
     uint64_t until = clock_now_ns() + WAIT_NS;
-    while (atomic_load(&c->ran) == 0) {
+    while (atomic_load(v) == 0) {
         assert_true(clock_now_ns() < until);
         usleep(1000);
     }
+}
+
+static void wait_call(struct tcall *c)
+{
+    wait_set(&c->ran);
 }
 
 static void test_call(void **state)
@@ -924,11 +930,8 @@ static void test_fetch_burst_completes(void **state)
         all[i] = &burst[i].f;
     }
     assert_int_equal(loop_add_fetches(loop, all, BURST), 0);
-    uint64_t until = clock_now_ns() + WAIT_NS;
-    for (int i = 0; i < BURST; i++) {
-        while (atomic_load(&burst[i].done) == 0)
-            assert_true(clock_now_ns() < until);
-    }
+    for (int i = 0; i < BURST; i++)
+        wait_set(&burst[i].done);
     struct loop_stats s;
     loop_stats(loop, &s);
     assert_int_equal(s.transfers, 0);
@@ -963,15 +966,6 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
     return real_epoll_ctl(epfd, op, fd, event);
 }
 
-static void wait_done(struct tfetch *t)
-{
-    uint64_t until = clock_now_ns() + WAIT_NS;
-    while (atomic_load(&t->done) == 0) {
-        assert_true(clock_now_ns() < until);
-        usleep(1000);
-    }
-}
-
 static void test_fetch_unwatched_times_out(void **state)
 {
     (void)state;
@@ -997,7 +991,7 @@ static void test_fetch_unwatched_times_out(void **state)
     struct loop_fetch *one = &a.f;
     atomic_store(&fail_watch, true);
     assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
-    wait_done(&a);
+    wait_set(&a.done);
     atomic_store(&fail_watch, false);
     assert_int_equal(atomic_load(&a.status), 0);
     assert_int_equal(atomic_load(&a.rc), CURLE_OPERATION_TIMEDOUT);
@@ -1010,7 +1004,7 @@ static void test_fetch_unwatched_times_out(void **state)
     b.f.done = on_fetch;
     one = &b.f;
     assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
-    wait_done(&b);
+    wait_set(&b.done);
     assert_int_equal(atomic_load(&b.status), 0);
     assert_int_equal(atomic_load(&b.rc), CURLE_OK);
     long code = 0;
