@@ -229,10 +229,11 @@ function deadlockNote(parent, run) {
 
 // Draws the demo's own view for the last result (app.js's state.last) into
 // container, after the timelines were drawn into timelines. Does nothing for
-// other demos.
+// other demos, nor for a live snapshot: its runs have no result yet (the
+// counter's bars and the deadlock's cycle come with the final answer).
 export function renderStateView(container, timelines, last, width) {
   container.textContent = '';
-  if (!last) return;
+  if (!last || (last.body && last.body.live)) return;
   if (last.kind === 'syncs') {
     const runs = last.body.flatMap((b) => b.runs || []);
     counterView(container, 'syncs', runs, width,

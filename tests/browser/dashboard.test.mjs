@@ -620,6 +620,30 @@ test('live: the timeline grows while a run goes (screenshots mid-run and at the 
   return `${mid.tasks} tasks drawn mid-run; bars ${widthMid} then ${widthLater} px`;
 });
 
+test('live: a counter drawn mid-run waits for its answer to draw its own view', async () => {
+  const { page, log } = await openPage();
+  await pickDemo(page, 'counter');
+  // About 0.5 to 1 s: many live frames before the answer.
+  await fillForm(page, 'counter', { tasks: 4, increments: 10000000, mode: 'threads', sync: 'lock' });
+  const done = submit(page, 'counter');
+  // A live drawing, read in the same frame as the check that the request
+  // is still in flight.
+  const mid = await (await page.waitForFunction(() => {
+    const busy = document.body.classList.contains('busy');
+    const fig = document.querySelector('figure.timeline[data-mode="threads"]');
+    return busy && fig ? { view: document.querySelector('#state-view').childElementCount } : null;
+  }, null, { timeout: 5000 })).jsonValue();
+  const { resp, body } = await done;
+  assert.equal(resp.status(), 200);
+  await page.waitForSelector('#state-view figure.counter-view[data-kind="run"]');
+  const view = await readCounterView(page);
+  assert.deepEqual(view.rows, [{ mode: 'threads', sync: 'lock', expected: body.result.expected,
+    final: body.result.final, lost: 0 }]);
+  assertClean(log);
+  assert.equal(mid.view, 0, 'no counter view before the answer');
+  return `final ${body.result.final.toLocaleString('en-US')} of ${body.result.expected.toLocaleString('en-US')}`;
+});
+
 test('live: a comparison adds a timeline per mode as it goes', async () => {
   const { page, log } = await openPage();
   await pickDemo(page, 'sleep');
