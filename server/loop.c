@@ -30,12 +30,14 @@
  * (and the index); firing is its head, so that a callback may remove a
  * sibling that has not fired yet.
  *
- * Taking work in (take_work) moves the submission lists to intake lists
- * of the loop thread and empties those one item at a time, so a callback
- * run meanwhile that removes a sibling still finds it: the removal takes
- * the rest in first. Membership is then exact: a timer is in the loop iff
- * it is linked in a ring (prev set), a transfer iff it is linked in the
- * waiting list or the active one (prev set; running tells which).
+ * Taking work in (take_work) moves handed-over transfers straight to the
+ * waiting list (no callback runs meanwhile), and timers to an intake list
+ * of the loop thread emptied one at a time, so a callback run meanwhile
+ * (a timer the heap could not take) that removes a sibling still finds
+ * it: the removal takes the rest in first. Membership is then exact: a
+ * timer is in the loop iff it is linked in a ring (prev set), a transfer
+ * iff it is linked in the waiting list or the active one (prev set;
+ * running tells which).
  */
 #include "changes.h"
 #include "loop.h"
@@ -73,10 +75,9 @@ struct loop {
 
     /* loop thread only */
     struct loop_timer *in_timers; /* being taken in */
-    struct loop_fetch *in_fetches;
-    struct loop_fetch waiting; /* head of the transfers not started yet */
-    struct loop_fetch active;  /* head of the transfers in the multi */
-    struct loop_timer **heap;  /* ring heads */
+    struct loop_fetch waiting;    /* head of the transfers not started yet */
+    struct loop_fetch active;     /* head of the transfers in the multi */
+    struct loop_timer **heap;     /* ring heads */
     size_t heap_len, heap_cap;
     struct loop_timer **index; /* due time -> ring head, see above */
     size_t index_cap;          /* a power of two, >= 2 * heap_len */
@@ -393,16 +394,19 @@ static void take_work(struct loop *l)
     l->new_fetches = NULL;
     unlock_changed(l);
 
+    /* In the order handed over; no callback runs while they move. */
+    while (fetches) {
+        struct loop_fetch *f = fetches;
+        fetches = f->next;
+        f->running = false;
+        append_fetch(&l->waiting, f);
+    }
+
     /* Behind what a caller up the stack is still taking in (rarely any). */
     struct loop_timer **tt = &l->in_timers;
     while (*tt)
         tt = &(*tt)->next;
     *tt = timers;
-    struct loop_fetch **ft = &l->in_fetches;
-    while (*ft)
-        ft = &(*ft)->next;
-    *ft = fetches;
-
     while (l->in_timers) {
         struct loop_timer *t = l->in_timers;
         l->in_timers = t->next;
@@ -412,12 +416,6 @@ static void take_work(struct loop *l)
             t->fired_ns = 0;
             t->fire(t, -ENOMEM);
         }
-    }
-    while (l->in_fetches) {
-        struct loop_fetch *f = l->in_fetches;
-        l->in_fetches = f->next;
-        f->running = false;
-        append_fetch(&l->waiting, f);
     }
 }
 
