@@ -781,6 +781,17 @@ static void test_fetch_remove(void **state)
     close(fd);
 }
 
+/* A zeroed transfer of url that keeps no body and records its end. */
+static void tfetch_init(struct tfetch *t, const char *url)
+{
+    memset(t, 0, sizeof(*t));
+    t->f.easy = curl_easy_init();
+    assert_non_null(t->f.easy);
+    curl_easy_setopt(t->f.easy, CURLOPT_URL, url);
+    curl_easy_setopt(t->f.easy, CURLOPT_WRITEFUNCTION, discard);
+    t->f.done = on_fetch;
+}
+
 /* Sockets libcurl opened (CURLOPT_OPENSOCKETFUNCTION). */
 static _Atomic int sockets_opened;
 
@@ -830,13 +841,9 @@ static void test_fetch_batches(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     atomic_store(&sockets_opened, 0);
     for (int i = 0; i < BURST; i++) {
-        memset(&burst[i], 0, sizeof(burst[i]));
-        burst[i].f.easy = curl_easy_init();
-        assert_non_null(burst[i].f.easy);
-        curl_easy_setopt(burst[i].f.easy, CURLOPT_URL, url);
+        tfetch_init(&burst[i], url);
         curl_easy_setopt(burst[i].f.easy, CURLOPT_OPENSOCKETFUNCTION,
                          count_socket);
-        burst[i].f.done = on_fetch;
     }
     struct tcall first = {.call.fn = on_call, .then = add_burst};
     assert_int_equal(loop_call(loop, &first.call), 0);
@@ -921,12 +928,7 @@ static void test_fetch_burst_completes(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     struct loop_fetch *all[BURST];
     for (int i = 0; i < BURST; i++) {
-        memset(&burst[i], 0, sizeof(burst[i]));
-        burst[i].f.easy = curl_easy_init();
-        assert_non_null(burst[i].f.easy);
-        curl_easy_setopt(burst[i].f.easy, CURLOPT_URL, url);
-        curl_easy_setopt(burst[i].f.easy, CURLOPT_WRITEFUNCTION, discard);
-        burst[i].f.done = on_fetch;
+        tfetch_init(&burst[i], url);
         all[i] = &burst[i].f;
     }
     assert_int_equal(loop_add_fetches(loop, all, BURST), 0);
@@ -982,12 +984,10 @@ static void test_fetch_unwatched_times_out(void **state)
     assert_non_null(loop);
 
     /* Its socket is never watched: it ends at its own timeout. */
-    struct tfetch a = {0}, b = {0};
-    a.f.easy = curl_easy_init();
+    struct tfetch a, b;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", silent_port);
-    curl_easy_setopt(a.f.easy, CURLOPT_URL, url);
+    tfetch_init(&a, url);
     curl_easy_setopt(a.f.easy, CURLOPT_TIMEOUT_MS, 200L);
-    a.f.done = on_fetch;
     struct loop_fetch *one = &a.f;
     atomic_store(&fail_watch, true);
     assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
@@ -997,11 +997,8 @@ static void test_fetch_unwatched_times_out(void **state)
     assert_int_equal(atomic_load(&a.rc), CURLE_OPERATION_TIMEDOUT);
 
     /* The next transfer runs as usual. */
-    b.f.easy = curl_easy_init();
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-    curl_easy_setopt(b.f.easy, CURLOPT_URL, url);
-    curl_easy_setopt(b.f.easy, CURLOPT_WRITEFUNCTION, discard);
-    b.f.done = on_fetch;
+    tfetch_init(&b, url);
     one = &b.f;
     assert_int_equal(loop_add_fetches(loop, &one, 1), 0);
     wait_set(&b.done);
