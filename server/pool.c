@@ -116,6 +116,7 @@ static void unlink_job(struct pool *p, struct pool_job *job);
 static void hold(struct pool *p, struct worker *w, uint64_t client);
 static void unhold(struct pool *p, struct worker *w);
 static void publish(struct pool *p);
+static void count_workers(struct pool *p);
 static void shutdown_workers(struct pool *p);
 
 unsigned pool_backoff_ms(unsigned consecutive_crashes)
@@ -657,6 +658,8 @@ static void finish(struct pool *p, struct pool_job *job, int status,
         p->stats.jobs.cancelled++;
     else
         p->stats.jobs.failed++;
+    /* A done() that reads the figures sees its worker no longer busy. */
+    count_workers(p);
     unlock_changed(p);
     job->done(job);
 }
@@ -701,8 +704,15 @@ static void arm_timer(struct pool *p)
 /* Copies the workers' state into the stats snapshot. */
 static void publish(struct pool *p)
 {
-    int alive = 0, busy = 0;
     pthread_mutex_lock(&p->lock);
+    count_workers(p);
+    unlock_changed(p);
+}
+
+/* publish() under the lock the caller holds. */
+static void count_workers(struct pool *p)
+{
+    int alive = 0, busy = 0;
     for (int i = 0; i < p->cfg.workers; i++) {
         const struct worker *w = &p->workers[i];
         alive += w->state == W_IDLE || w->state == W_BUSY;
@@ -712,7 +722,6 @@ static void publish(struct pool *p)
     }
     p->stats.alive = alive;
     p->stats.busy = busy;
-    unlock_changed(p);
 }
 
 /* On the pool thread, once stopping: end every job, reap every worker. */

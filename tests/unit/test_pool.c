@@ -185,6 +185,45 @@ static void test_square_job(void **state)
     pool_free(p);
 }
 
+/* What a job's done() saw of the figures (test_stats_in_done). */
+static struct pool *stats_pool;
+static struct pool_stats stats_seen;
+
+static void on_done_stats(struct pool_job *job)
+{
+    pool_stats(stats_pool, &stats_seen);
+    on_done(job);
+}
+
+/*
+ * The figures a done() reads already count its job: its worker is no
+ * longer busy, the outcome is counted. (They were published a pool turn
+ * later: a reader woken by done() saw busy 1.)
+ */
+static void test_stats_in_done(void **state)
+{
+    (void)state;
+    struct pool *p = start(1, 8, 10000, 0);
+    struct pool_stats s;
+    wait_stats(p, all_alive, &s);
+    stats_pool = p;
+    for (int i = 0; i < 3; i++) {
+        struct tjob t;
+        sleep_job(&t, 1);
+        t.job.done = on_done_stats;
+        struct pool_job *one = &t.job;
+        assert_int_equal(pool_submit(p, &one, 1), 0);
+        assert_true(wait_done(&t));
+        assert_int_equal(t.job.status, 0);
+        assert_int_equal(stats_seen.busy, 0);
+        assert_int_equal(stats_seen.alive, 1);
+        assert_int_equal(stats_seen.completed, (uint64_t)i + 1);
+        assert_int_equal(stats_seen.jobs.ok, (uint64_t)i + 1);
+    }
+    pool_free(p);
+    assert_no_children();
+}
+
 static void test_worker_killed_mid_job(void **state)
 {
     (void)state;
@@ -535,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_prime_job),
         cmocka_unit_test(test_square_job),
+        cmocka_unit_test(test_stats_in_done),
         cmocka_unit_test(test_worker_killed_mid_job),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_queue_full),
