@@ -84,6 +84,7 @@
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,6 +292,7 @@ static int open_listener(const char *bind_addr, int port, int *bound_port,
 static int open_self_listener(struct http_server *srv, char *err,
                               size_t err_len);
 static struct MHD_Daemon *start_daemon(struct http_server *srv, bool self);
+static struct MHD_Daemon *start_self_daemon(struct http_server *srv);
 static void list_remove(struct exchange *ex);
 static void unlink_suspended(struct exchange *ex);
 static bool fd_gone(struct exchange *ex, const struct pollfd *pfd);
@@ -367,7 +369,7 @@ int http_run(struct http_server *srv, char *err, size_t err_len)
 {
     srv->daemon = start_daemon(srv, false);
     if (srv->daemon) {
-        srv->self_daemon = start_daemon(srv, true);
+        srv->self_daemon = start_self_daemon(srv);
         if (!srv->self_daemon) {
             MHD_stop_daemon(srv->daemon); /* closes its listening socket */
             srv->daemon = NULL;
@@ -403,6 +405,43 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, bool self)
         (unsigned)cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
+}
+
+struct self_start {
+    struct http_server *srv;
+    struct MHD_Daemon *daemon;
+};
+
+/* A thread of its own, HTTP_SELF_NICE nicer, starts the self daemon. */
+static void *self_start_main(void *arg)
+{
+    struct self_start *s = arg;
+    /* On Linux the nice value belongs to a thread, and a new thread
+     * starts with its creator's: the daemon's threads get this one's. */
+    id_t me = (id_t)gettid();
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, me);
+    if ((nice_now == -1 && errno != 0) ||
+        setpriority(PRIO_PROCESS, me, nice_now + HTTP_SELF_NICE) != 0)
+        log_warn("the self listener's threads keep the usual priority: %s",
+                 strerror(errno));
+    s->daemon = start_daemon(s->srv, true);
+    return NULL;
+}
+
+/* The self listener's daemon, its threads HTTP_SELF_NICE nicer. */
+static struct MHD_Daemon *start_self_daemon(struct http_server *srv)
+{
+    struct self_start s = {.srv = srv};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, self_start_main, &s);
+    if (rc != 0) {
+        log_error("cannot start the self listener: pthread_create: %s",
+                  strerror(rc));
+        return NULL;
+    }
+    pthread_join(t, NULL);
+    return s.daemon;
 }
 
 void http_charge_bodies(struct http_server *srv, struct budget *budget)

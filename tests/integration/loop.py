@@ -713,6 +713,42 @@ def case_self_listener(srv, ctx):
         expect_value(what + ": message", err["message"], SELF_ONLY)
 
 
+SELF_NICE = 5  # server/http.h: HTTP_SELF_NICE
+REQUEST_THREADS = 2  # --threads of the groups here (base)
+
+
+def thread_nices(pid):
+    """{tid: nice value} of pid's threads (field 19 of their stat)."""
+    nices = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        nices[int(tid)] = int(fields[16])
+    return nices
+
+
+def case_self_nice(srv, ctx):
+    """The self listener's threads (--threads of them) run %d nicer than
+    the server's other threads, so that the event loop wins a contended
+    core during a burst of self-fetches; every other thread keeps the
+    main thread's value.""" % SELF_NICE
+    nices = thread_nices(srv.pid)
+    base = nices[srv.pid]
+    if base + SELF_NICE > 19:
+        raise harness.Skipped("the server already runs at nice %d" % base)
+    nicer = sorted(t for t, n in nices.items() if n == base + SELF_NICE)
+    others = {t: n for t, n in nices.items() if n not in (base,
+                                                          base + SELF_NICE)}
+    expect_value("threads at nice %d" % (base + SELF_NICE), len(nicer),
+                 REQUEST_THREADS)
+    check(not others, "threads at other nice values: %s" % others)
+    return "%d of %d threads at nice %d, the rest at %d" % (
+        len(nicer), len(nices), base + SELF_NICE, base)
+
+
 def case_self_fetch_per_ip(srv, ctx):
     """--max-per-ip %d: %d concurrent self-fetches all answer 200, each
     naming the public URL: they connect to the self listener, which has no
@@ -1785,7 +1821,9 @@ def server_groups(web_root):
          [("self listener: 127.0.0.1, its own port, /delay only",
            case_self_listener),
           ("self listener: self-fetches pass --max-per-ip, the public "
-           "port keeps it", case_self_fetch_per_ip)]),
+           "port keeps it", case_self_fetch_per_ip),
+          ("self listener: its threads run %d nicer" % SELF_NICE,
+           case_self_nice)]),
         ("loop-gone", base + workers, None,
          [("disconnect: client leaves mid-fetch; the loop settles",
            case_client_gone)]),
