@@ -81,9 +81,10 @@ stop_helper_and_conlab() {
     fi
 }
 
-# listen_port PID: the port of PID's listening socket on 127.0.0.1, from
-# /proc (for a conlab whose --log-level hides the "listening on" line).
-listen_port() {
+# listen_ports PID: the ports of PID's listening sockets on 127.0.0.1, from
+# /proc (for a conlab whose --log-level hides the "listening on" line; a
+# conlab has two, its self listener's being the other).
+listen_ports() {
     local fd inodes=""
     for fd in /proc/"$1"/fd/*; do
         fd=$(readlink "$fd" 2>/dev/null) || continue
@@ -97,9 +98,11 @@ listen_port() {
         BEGIN { n = split(inodes, list, " ")
                 for (i = 1; i <= n; i++) want[list[i]] = 1 }
         $4 == "0A" && ($10 in want) && $2 ~ /^0100007F:/ {
-            print substr($2, 10); exit
+            print substr($2, 10)
         }' /proc/net/tcp)
-    [ -z "$hex" ] || echo $((16#$hex))
+    for hex in $hex; do
+        echo $((16#$hex))
+    done
 }
 
 # cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
@@ -176,27 +179,28 @@ seconds() {
 }
 
 # wait_listening PID LOG NAME: prints the port from the "listening on" line
-# (or from /proc) once the server answers GET /health with 200.
+# (or, until that is written, the one of PID's listening ports in /proc)
+# once the server answers GET /health there with 200: conlab's self
+# listener, open before that line is written, answers it 404.
 wait_listening() {
-    local pid=$1 log=$2 name=$3 port="" tries=0
+    local pid=$1 log=$2 name=$3 port="" candidate tries=0
     while [ "$tries" -lt $((START_TIMEOUT_S * 10)) ]; do
         if ! alive "$pid"; then
             echo "bench: $name exited during start-up; end of its log:" >&2
             tail -n 20 "$log" | sed 's/^/    /' >&2
             return 1
         fi
-        if [ -z "$port" ]; then
-            port=$(sed -n \
-                's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
-                "$log" | head -n 1)
-            [ -n "$port" ] || port=$(listen_port "$pid")
-        fi
-        if [ -n "$port" ] &&
-            curl -fsS -o /dev/null --max-time 2 \
-                "http://127.0.0.1:$port/health" 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
+        port=$(sed -n \
+            's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
+            "$log" | head -n 1)
+        [ -n "$port" ] || port=$(listen_ports "$pid")
+        for candidate in $port; do
+            if curl -fsS -o /dev/null --max-time 2 \
+                "http://127.0.0.1:$candidate/health" 2>/dev/null; then
+                echo "$candidate"
+                return 0
+            fi
+        done
         sleep 0.1
         tries=$((tries + 1))
     done
