@@ -55,10 +55,10 @@
 #include "clock.h"
 #include "log.h"
 
-#define SLOT_FIRING (SIZE_MAX - 1) /* in the ring being fired, counted */
-#define EVENTS_MAX  256            /* epoll events taken a turn */
-#define WAIT_MAX_NS 1000000000ull  /* the longest wait between turns */
-#define SLACK_FREE_NS 50000000ull  /* see loop_main() */
+#define SLOT_FIRING   (SIZE_MAX - 1) /* in the ring being fired, counted */
+#define EVENTS_MAX    256            /* epoll events taken a turn */
+#define WAIT_MAX_NS   1000000000ull  /* the longest wait between turns */
+#define SLACK_FREE_NS 50000000ull    /* see loop_main() */
 
 struct loop {
     pthread_t thread;
@@ -493,16 +493,13 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
 }
 
 /*
- * Waits up to wait_ms for sockets that are ready or a wake-up, hands each
- * ready socket to libcurl, then lets libcurl run its timeouts when due.
- */
-/*
- * Waits at most wait_ns for libcurl's sockets or a wake-up, then hands the
- * ready sockets to libcurl. To the nanosecond: epoll_wait() counts whole
- * milliseconds, and rounding a timer's wait up to one made every timer
- * fire up to a millisecond late (half a millisecond on average); Linux 5.11
- * and glibc 2.35 have epoll_pwait2(), older ones (or a tool that does not
- * know it) get epoll_wait().
+ * Waits at most wait_ns for sockets that are ready or a wake-up, hands
+ * each ready socket to libcurl, then lets libcurl run its timeouts when
+ * due. To the nanosecond: epoll_wait() counts whole milliseconds, and
+ * rounding a timer's wait up to one made every timer fire up to a
+ * millisecond late (half a millisecond on average); Linux 5.11 and glibc
+ * 2.35 have epoll_pwait2(), older ones (or a tool that does not know it,
+ * as valgrind 3.19) get epoll_wait().
  */
 static void run_ready(struct loop *l, uint64_t wait_ns)
 {
