@@ -55,7 +55,7 @@ extern char **environ;
 #define FD_RESERVE (256 + 2 * LOOP_CONNECTIONS_MAX)
 
 static void raise_fd_limit(struct config *cfg);
-static void reserve_fd_table(const struct config *cfg);
+static void reserve_fd_table(rlim_t descriptors);
 static void trim_when_idle(struct engine *engine, struct http_server *http,
                            bool runs_ended);
 static void wake_main(void *arg);
@@ -101,7 +101,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     raise_fd_limit(&cfg);
-    reserve_fd_table(&cfg);
     /* Memory goes back after a burst: large blocks (answers, a run's
      * records) are mapped and unmapped, not kept in an arena (a fixed
      * threshold: glibc's own raises it after the first free), and the
@@ -306,7 +305,9 @@ out_router:
 
 /*
  * Every connection is a descriptor: make the soft limit cover the
- * connection limit, or shrink the limit to what the hard limit allows.
+ * connection limit, or shrink the limit to what the hard limit allows;
+ * then grow the descriptor table to what the service may hold. Before
+ * any thread starts.
  */
 static void raise_fd_limit(struct config *cfg)
 {
@@ -315,13 +316,13 @@ static void raise_fd_limit(struct config *cfg)
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
-    if (rl.rlim_cur >= want)
-        return;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
-                      ? want
-                      : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                          ? want
+                          : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (rl.rlim_cur < want) {
         int fit = rl.rlim_cur > FD_RESERVE + 16
                       ? (int)(rl.rlim_cur - FD_RESERVE)
@@ -333,11 +334,13 @@ static void raise_fd_limit(struct config *cfg)
         if (cfg->max_per_ip > fit)
             cfg->max_per_ip = fit;
     }
+    reserve_fd_table(rl.rlim_cur < want ? rl.rlim_cur : want);
 }
 
 /*
- * Grows the descriptor table once, now, to what the service may hold (its
- * connection limit and FD_RESERVE, within the soft limit). The kernel
+ * Grows the descriptor table once, now, to hold the given number of
+ * descriptors (the connection limit and FD_RESERVE, within the soft
+ * limit: raise_fd_limit() says how many). The kernel
  * grows it by doubling from 64 as descriptors are opened, and in a process
  * with threads each doubling waits for an RCU grace period: the first
  * burst of 1,000 self-fetches (2,000 descriptors) paid for them, about
@@ -345,15 +348,9 @@ static void raise_fd_limit(struct config *cfg)
  * kernel memory (8 bytes a descriptor) and never shrinks; if this fails,
  * the table grows as before.
  */
-static void reserve_fd_table(const struct config *cfg)
+static void reserve_fd_table(rlim_t descriptors)
 {
-    struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->max_connections + FD_RESERVE;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
-        want = rl.rlim_cur;
-    int top = (int)want - 1;
+    int top = (int)descriptors - 1;
     if (top <= STDERR_FILENO || fcntl(top, F_GETFD) != -1)
         return; /* nothing to grow, or that descriptor is inherited */
     if (dup2(STDERR_FILENO, top) == top)
