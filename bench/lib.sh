@@ -93,14 +93,14 @@ listen_ports() {
         esac
     done
     [ -n "$inodes" ] || return 0
-    local hex
-    hex=$(awk -v inodes="$inodes" '
+    local hexes hex
+    hexes=$(awk -v inodes="$inodes" '
         BEGIN { n = split(inodes, list, " ")
                 for (i = 1; i <= n; i++) want[list[i]] = 1 }
         $4 == "0A" && ($10 in want) && $2 ~ /^0100007F:/ {
             print substr($2, 10)
         }' /proc/net/tcp)
-    for hex in $hex; do
+    for hex in $hexes; do
         echo $((16#$hex))
     done
 }
@@ -183,21 +183,21 @@ seconds() {
 # once the server answers GET /health there with 200: conlab's self
 # listener, open before that line is written, answers it 404.
 wait_listening() {
-    local pid=$1 log=$2 name=$3 port="" candidate tries=0
+    local pid=$1 log=$2 name=$3 ports port tries=0
     while [ "$tries" -lt $((START_TIMEOUT_S * 10)) ]; do
         if ! alive "$pid"; then
             echo "bench: $name exited during start-up; end of its log:" >&2
             tail -n 20 "$log" | sed 's/^/    /' >&2
             return 1
         fi
-        port=$(sed -n \
+        ports=$(sed -n \
             's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
             "$log" | head -n 1)
-        [ -n "$port" ] || port=$(listen_ports "$pid")
-        for candidate in $port; do
+        [ -n "$ports" ] || ports=$(listen_ports "$pid")
+        for port in $ports; do
             if curl -fsS -o /dev/null --max-time 2 \
-                "http://127.0.0.1:$candidate/health" 2>/dev/null; then
-                echo "$candidate"
+                "http://127.0.0.1:$port/health" 2>/dev/null; then
+                echo "$port"
                 return 0
             fi
         done
