@@ -90,6 +90,7 @@ import signal
 import socket
 import threading
 import time
+import traceback
 import urllib.parse
 from collections import Counter
 
@@ -975,16 +976,22 @@ class Gen:
 
 
 _prime_prefix = []
+_prime_prefix_lock = threading.Lock()
 
 
 def primes_below(limit):
-    """The prime demo's result for limit (<= PRIME_MAX): one sieve."""
-    if not _prime_prefix:
-        flags = cpu.sieve(PRIME_MAX + 1)
-        total = 0
-        for n in range(PRIME_MAX + 1):
-            _prime_prefix.append(total)
-            total += flags[n]
+    """The prime demo's result for limit (<= PRIME_MAX): one sieve, made
+    by the first client thread to ask while the others wait for it (a
+    thread that saw the list half-filled read past its end)."""
+    with _prime_prefix_lock:
+        if not _prime_prefix:
+            flags = cpu.sieve(PRIME_MAX + 1)
+            total = 0
+            prefix = []
+            for n in range(PRIME_MAX + 1):
+                prefix.append(total)
+                total += flags[n]
+            _prime_prefix[:] = prefix
     return {"checked": limit - 1, "primes": _prime_prefix[limit]}
 
 
@@ -1495,8 +1502,10 @@ class Client:
                 self.books.bad("connect", "%s: %r" % (style, e))
                 stop.wait(0.2)
             except Exception as e:  # a broken client is a failed run
-                self.books.bad("client", "%s: %s: %s" % (
-                    style, type(e).__name__, e))
+                where = traceback.extract_tb(e.__traceback__)[-1]
+                self.books.bad("client", "%s: %s: %s (at %s:%d)" % (
+                    style, type(e).__name__, e,
+                    os.path.basename(where.filename), where.lineno))
             if signalled is not None and signalled.is_set() and \
                     began > signalled.at:
                 return
