@@ -35,13 +35,14 @@
 # Exit status: 0, or 1 if a server fails to start or stop cleanly, wrk
 # fails, or wrk reports errors.
 #
-# Why 9 rounds: libmicrohttpd's request threads share one listening
-# socket, and the thread that wakes first accepts a series of new
-# connections, so how a round's connections split between the two
-# threads is a lottery, the same for conlab and the minimal server (the
-# minimal server, measured: 229,130 requests/s with its 64 connections
-# split evenly, 159,455 with all 64 on one thread). The medians of 9
-# rounds move less with it than those of 5.
+# Why 9 rounds: in the minimal server libmicrohttpd's request threads
+# share one listening socket, and the thread that wakes first accepts a
+# series of new connections, so how a round's connections split between
+# the two threads is a lottery (measured: 229,130 requests/s with its 64
+# connections split evenly, 159,455 with all 64 on one thread). conlab
+# accepts on a thread of its own and deals connections out evenly
+# (server/http.c, accept_main()). The medians of 9 rounds move less with
+# the lottery than those of 5.
 #
 # Tunables (environment): ROUNDS (9),
 # DURATION (4s), WARMUP (1s), CONNECTIONS ("64 256 1000"), WRK_THREADS (2),

@@ -96,9 +96,13 @@
 #include "uri.h"
 
 #define LISTEN_BACKLOG 4096
-#define ORPHAN_WAIT_MS 200 /* for answers to orphaned requests to go out */
-#define SWEEP_BATCH    256 /* sockets polled at once by http_sweep() */
-#define SWEEP_EVERY_NS (100u * 1000u * 1000u) /* while waiting to stop */
+/* How long the accept thread waits after accept() failed (no descriptor
+ * left, for instance) before it tries again. */
+#define ACCEPT_PAUSE_NS     (10 * 1000 * 1000)
+#define ACCEPT_LOG_EVERY_NS (1000u * 1000u * 1000u)
+#define ORPHAN_WAIT_MS      200 /* for answers to orphaned requests to go out */
+#define SWEEP_BATCH         256 /* sockets polled at once by http_sweep() */
+#define SWEEP_EVERY_NS      (100u * 1000u * 1000u) /* while waiting to stop */
 /*
  * Bytes of request target an exchange kept for a later request may hold:
  * a longer one is freed. An exchange is over 1 KiB, beyond glibc's
@@ -241,8 +245,14 @@ struct http_server {
     struct MHD_Daemon *daemon;
     const struct router *router;
     const struct config *cfg;
-    int listen_fd;
+    int listen_fd; /* the public one: accept_main() accepts on it */
     int port;
+    pthread_t acceptor;       /* accept_main(), while acceptor_on */
+    bool acceptor_on;         /* main thread only */
+    _Atomic bool accept_stop; /* http_stop(): accept_main() returns */
+    /* Public connections handed to libmicrohttpd and not yet closed:
+     * accept_main()'s --max-connections gate (see there). */
+    _Atomic unsigned public_conns;
     /* The self listener (HTTP_SELF_CONN_MEMORY): */
     struct MHD_Daemon *self_daemon;
     const char *self_path; /* the one path it serves */
@@ -279,6 +289,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode code);
+static void on_public_connection(void *cls, struct MHD_Connection *conn,
+                                 void **socket_context,
+                                 enum MHD_ConnectionNotificationCode code);
 static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s);
 static void on_mhd_log(void *cls, const char *fmt, va_list ap);
 static void dispatch(struct exchange *ex, const char *method);
@@ -293,6 +306,9 @@ static int open_self_listener(struct http_server *srv, char *err,
                               size_t err_len);
 static struct MHD_Daemon *start_daemon(struct http_server *srv, bool self);
 static struct MHD_Daemon *start_self_daemon(struct http_server *srv);
+static int start_acceptor(struct http_server *srv);
+static void stop_acceptor(struct http_server *srv);
+static void *accept_main(void *arg);
 static void list_remove(struct exchange *ex);
 static void unlink_suspended(struct exchange *ex);
 static bool fd_gone(struct exchange *ex, const struct pollfd *pfd);
@@ -370,10 +386,14 @@ int http_run(struct http_server *srv, char *err, size_t err_len)
     srv->daemon = start_daemon(srv, false);
     if (srv->daemon) {
         srv->self_daemon = start_self_daemon(srv);
-        if (!srv->self_daemon) {
-            MHD_stop_daemon(srv->daemon); /* closes its listening socket */
+        if (!srv->self_daemon || start_acceptor(srv) != 0) {
+            if (srv->self_daemon) {
+                MHD_stop_daemon(srv->self_daemon); /* closes its socket */
+                srv->self_daemon = NULL;
+                srv->self_fd = -1;
+            }
+            MHD_stop_daemon(srv->daemon); /* the public socket stays ours */
             srv->daemon = NULL;
-            srv->listen_fd = -1;
         }
     }
     if (!srv->daemon) {
@@ -383,27 +403,148 @@ int http_run(struct http_server *srv, char *err, size_t err_len)
     return 0;
 }
 
+/*
+ * The public listener's connections are accepted by a thread of their own
+ * and handed to libmicrohttpd, which gives each to request thread number
+ * fd % threads (MHD_add_connection()). Left to libmicrohttpd 0.9.75, every
+ * request thread watches the listening socket and the first one awake
+ * accepts up to 11 connections in a row: a burst (wrk opening its
+ * connections) could land mostly on one thread, which then served them
+ * all on one core while the other idled, for as long as they stayed open.
+ * Accepted descriptors are numbered in order, so a burst now alternates.
+ *
+ * --max-connections is enforced here, not by libmicrohttpd: a connection
+ * added from another thread is counted by its request thread only when
+ * that thread takes it up, and libmicrohttpd 0.9.75's firm check at that
+ * point, if the thread is full, returns with its cleanup mutex held (the
+ * thread deadlocks at its next lock; seen with 48 connections at once
+ * against --max-connections 16). So public_conns counts a connection from
+ * before it is added until its close notification, new ones are closed at
+ * once while it is at the limit, and each request thread's own limit is
+ * the whole --max-connections (start_daemon()): no thread can be full
+ * while the total is under it. (A connection whose request thread cannot
+ * allocate its memory pool is closed without a notification and stays
+ * counted: it errs towards refusing.)
+ */
+static int start_acceptor(struct http_server *srv)
+{
+    /* Blocking: the thread sleeps in accept() until a client comes, and
+     * shutdown() in stop_acceptor() wakes it. */
+    int flags = fcntl(srv->listen_fd, F_GETFL);
+    if (flags < 0 || fcntl(srv->listen_fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        log_error("cannot make the listening socket blocking: %s",
+                  strerror(errno));
+        return -1;
+    }
+    int rc = pthread_create(&srv->acceptor, NULL, accept_main, srv);
+    if (rc != 0) {
+        log_error("cannot start the accept thread: pthread_create: %s",
+                  strerror(rc));
+        return -1;
+    }
+    srv->acceptor_on = true;
+    return 0;
+}
+
+/* Stops accepting: new clients are refused from here on. */
+static void stop_acceptor(struct http_server *srv)
+{
+    if (!srv->acceptor_on)
+        return;
+    atomic_store(&srv->accept_stop, true);
+    /* A listening socket shut down wakes accept() (EINVAL on Linux). */
+    shutdown(srv->listen_fd, SHUT_RDWR);
+    pthread_join(srv->acceptor, NULL);
+    srv->acceptor_on = false;
+}
+
+static void *accept_main(void *arg)
+{
+    struct http_server *srv = arg;
+    uint64_t logged_ns = 0;      /* when a failure was last logged */
+    uint64_t full_logged_ns = 0; /* when the limit was last logged */
+
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            if (atomic_load(&srv->public_conns) >=
+                (unsigned)srv->cfg->max_connections) {
+                close(fd);
+                uint64_t now = clock_now_ns();
+                if (full_logged_ns == 0 ||
+                    now - full_logged_ns >= ACCEPT_LOG_EVERY_NS) {
+                    log_warn("%d connections open (--max-connections): new "
+                             "ones are closed",
+                             srv->cfg->max_connections);
+                    full_logged_ns = now;
+                }
+                continue;
+            }
+            atomic_fetch_add(&srv->public_conns, 1);
+            /* On MHD_NO libmicrohttpd has closed fd (the per-address
+             * limit: it logs it) and will not notify its close. */
+            if (MHD_add_connection(srv->daemon, fd, (struct sockaddr *)&ss,
+                                   len) != MHD_YES)
+                atomic_fetch_sub(&srv->public_conns, 1);
+            continue;
+        }
+        if (atomic_load(&srv->accept_stop))
+            return NULL;
+        int e = errno;
+        if (e == EINTR || e == ECONNABORTED)
+            continue; /* the client left before it was accepted */
+        /* Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+         * ENOMEM), or anything else: clients wait in the backlog while
+         * this thread pauses; logged at most once a second. */
+        uint64_t now = clock_now_ns();
+        if (logged_ns == 0 || now - logged_ns >= ACCEPT_LOG_EVERY_NS) {
+            log_error("accept: %s; new connections wait", strerror(e));
+            logged_ns = now;
+        }
+        struct timespec pause = {0, ACCEPT_PAUSE_NS};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* The public listener's daemon, or the self listener's. */
 static struct MHD_Daemon *start_daemon(struct http_server *srv, bool self)
 {
     const struct config *cfg = srv->cfg;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
+    /* The public listener's connections come from accept_main(). The
+     * self listener's stay with libmicrohttpd: they come a few at a time
+     * and its threads have nothing else to do. */
+    struct MHD_OptionItem listen[] = {
+        {MHD_OPTION_LISTEN_SOCKET, srv->self_fd, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (!self) {
+        flags |= MHD_USE_NO_LISTEN_SOCKET;
+        listen[0].option = MHD_OPTION_END; /* none: the array is empty */
+    }
     /* The logger first (libmicrohttpd warns otherwise), then the options
-     * that differ; a per-address limit of 0 is none. */
+     * that differ; a per-address limit of 0 is none. libmicrohttpd
+     * divides the connection limit among the request threads: the public
+     * daemon's total is kept by accept_main(), and each of its threads
+     * may hold all of it. */
     return MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)(self ? srv->self_fd : srv->listen_fd),
+        on_mhd_log, NULL, MHD_OPTION_ARRAY, listen,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(self ? HTTP_SELF_CONN_MEMORY : HTTP_CONN_MEMORY),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         self ? 0u : (unsigned)cfg->max_per_ip, MHD_OPTION_URI_LOG_CALLBACK,
         self ? on_self_uri : on_uri, srv, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        (unsigned)cfg->max_connections * (self ? 1u : (unsigned)cfg->threads),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION,
+        self ? on_connection : on_public_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
 }
 
@@ -504,11 +645,12 @@ void http_stats(const struct http_server *srv, struct http_stats *out)
 }
 
 /*
- * Not MHD_quiesce_daemon(): in libmicrohttpd 0.9.75 with epoll worker
- * threads it races the workers removing the listening socket from their
- * epoll sets and aborts the process when it loses (MHD_PANIC on ENOENT;
- * seen in an ASan run). The socket stays open until MHD_stop_daemon()
- * closes it; meanwhile every request is answered 503 and closed.
+ * The listening socket stays open until http_stop() closes it: meanwhile
+ * every request, on a new connection too, is answered 503 and closed, so
+ * a client learns why. (MHD_quiesce_daemon(), when libmicrohttpd held the
+ * socket, was no option either: in 0.9.75 with epoll worker threads it
+ * races the workers removing the socket from their epoll sets and aborts
+ * the process when it loses, MHD_PANIC on ENOENT, seen in an ASan run.)
  */
 void http_quiesce(struct http_server *srv)
 {
@@ -586,7 +728,10 @@ void http_stop(struct http_server *srv)
     if (orphans)
         http_wait_idle(srv, ORPHAN_WAIT_MS);
 
-    /* Each closes its listening socket. */
+    /* No connection is added to a daemon being stopped. */
+    stop_acceptor(srv);
+    close(srv->listen_fd);
+    /* The self daemon closes its listening socket. */
     MHD_stop_daemon(srv->self_daemon);
     MHD_stop_daemon(srv->daemon);
 out_free:
@@ -1266,6 +1411,17 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
         peer_close(srv, socket_context);
         atomic_fetch_sub(&srv->connections, 1);
     }
+}
+
+/* on_connection(), and accept_main()'s count of the public ones. */
+static void on_public_connection(void *cls, struct MHD_Connection *conn,
+                                 void **socket_context,
+                                 enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    on_connection(cls, conn, socket_context, code);
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&srv->public_conns, 1);
 }
 
 /* A new connection: it waits for its first head from now. */

@@ -2,8 +2,10 @@
  * http: the libmicrohttpd daemons and the glue between them and the
  * router.
  *
- * The public daemon runs its own pool of request threads (epoll, one
- * listening socket shared by all of them) with suspend/resume enabled; the
+ * The public daemon runs its own pool of request threads (epoll) with
+ * suspend/resume enabled, and a thread of this module accepts its
+ * connections and deals them out evenly among them (see accept_main() in
+ * http.c); the
  * self listener (HTTP_SELF_CONN_MEMORY) is a second one, on loopback, for
  * this process's own fetches. For every request it builds a struct
  * request, dispatches it through the router on the request thread, and

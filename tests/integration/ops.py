@@ -1,9 +1,10 @@
 """Integration tests of the operations features: GET /metrics (the
 Prometheus text format checked by promtool, idle and under load; counters
 that add up exactly to what was sent), X-Request-Id (generated, echoed,
-replaced, on every kind of answer) and --log-format json (every line of
+replaced, on every kind of answer), --log-format json (every line of
 the server's stderr a JSON object; access lines carrying the id the client
-got).
+got) and the accept thread (a burst of connections dealt out evenly among
+the request threads, as the ids show; --max-connections held exactly).
 
 Used by run.py (server_groups() below adds its groups to the run):
 python3 tests/integration/run.py --binary build/conlab --group ops
@@ -651,6 +652,125 @@ def case_ids_prefix_per_process(srv, ctx):
     return "%s and %s" % (ctx["id_prefix"], other_id[:8])
 
 
+SPREAD_THREADS = 4      # --threads of the "ops-spread" group
+SPREAD_CONNECTIONS = 64
+
+
+def id_slot(rid):
+    """The request thread's counter slot a generated id names (server/
+    http.c set_request_id(): the top 5 of its 48 counter bits)."""
+    return int(rid[8:], 16) >> 43
+
+
+def case_connections_spread(srv, ctx):
+    """%d connections opened at once (the server's first since it
+    started) are spread evenly over its %d request threads: exactly %d
+    each, as the generated ids of one /health per connection show. The
+    accept thread hands connection fd to request thread fd %% %d, and a
+    burst gets consecutive descriptors.""" % (
+        SPREAD_CONNECTIONS, SPREAD_THREADS,
+        SPREAD_CONNECTIONS // SPREAD_THREADS, SPREAD_THREADS)
+    socks = []
+    try:
+        for _ in range(SPREAD_CONNECTIONS):
+            socks.append(socket.create_connection(
+                (harness.LOOPBACK, srv.port),
+                timeout=harness.SOCKET_TIMEOUT_S))
+        request = build_request("GET", "/health",
+                                headers=[("Connection", "keep-alive")])
+        for sock in socks:
+            sock.sendall(request)
+        slots = []
+        for sock in socks:
+            resp = harness.read_response(sock,
+                                         timeout=harness.SOCKET_TIMEOUT_S)
+            check(resp.status == 200, "GET /health: %s" % resp.status)
+            rid = resp.header("X-Request-Id") or ""
+            check(ID_RE.match(rid), "X-Request-Id %r" % rid)
+            slots.append(id_slot(rid))
+    finally:
+        for sock in socks:
+            sock.close()
+    per_thread = {s: slots.count(s) for s in sorted(set(slots))}
+    want = {s: SPREAD_CONNECTIONS // SPREAD_THREADS for s in per_thread}
+    check(len(per_thread) == SPREAD_THREADS and per_thread == want,
+          "connections per request thread (by id slot): %s; expected %d "
+          "threads with %d each" % (per_thread, SPREAD_THREADS,
+                                    SPREAD_CONNECTIONS // SPREAD_THREADS))
+    return "connections per request thread: %s" % per_thread
+
+
+LIMIT_CONNECTIONS = 16  # --max-connections of the "ops-limit" group
+LIMIT_BURST = 48
+
+
+def _burst(port, n):
+    """Opens n connections at once, then sends GET /health on each
+    (keep-alive: an answered connection stays open, so it keeps its place
+    under the limit); returns (answered 200, closed without an answer)."""
+    socks = []
+    answered = closed = 0
+    try:
+        for _ in range(n):
+            socks.append(socket.create_connection(
+                (harness.LOOPBACK, port), timeout=harness.SOCKET_TIMEOUT_S))
+        request = build_request("GET", "/health",
+                                headers=[("Connection", "keep-alive")])
+        for sock in socks:
+            try:
+                sock.sendall(request)
+            except OSError:
+                pass  # closed by the server already: read says so
+        for sock in socks:
+            try:
+                resp = harness.read_response(
+                    sock, timeout=harness.SOCKET_TIMEOUT_S)
+                status = resp.status
+            except OSError:
+                status = None  # reset
+            if status == 200:
+                answered += 1
+            else:
+                check(status is None, "GET /health: %s" % status)
+                closed += 1
+    finally:
+        for sock in socks:
+            sock.close()
+    return answered, closed
+
+
+def _wait_alone(port):
+    """Waits (bounded) until a /health sees its own connection alone."""
+    deadline = time.monotonic() + 5.0 * harness.TIME_SCALE
+    while True:
+        body = send(port, "GET", "/health").json()
+        if harness.json_path(body, "pools.http.connections") == 1:
+            return
+        check(time.monotonic() < deadline,
+              "connections still open: %s" % body["pools"]["http"])
+        time.sleep(0.05)
+
+
+def case_connections_limit(srv, ctx):
+    """--max-connections %d: %d connections opened at once, twice: each
+    time exactly %d are answered and the rest closed unanswered, and the
+    server stops cleanly (libmicrohttpd 0.9.75 deadlocked a request thread
+    on a connection past its limit when the connections came from another
+    thread: see accept_main() in server/http.c).""" % (
+        LIMIT_CONNECTIONS, LIMIT_BURST, LIMIT_CONNECTIONS)
+    seen = []
+    for _ in range(2):
+        _wait_alone(srv.port)
+        time.sleep(0.1 * harness.TIME_SCALE)  # that one's close is seen
+        answered, closed = _burst(srv.port, LIMIT_BURST)
+        seen.append("%d answered, %d closed" % (answered, closed))
+        check(answered == LIMIT_CONNECTIONS and
+              closed == LIMIT_BURST - LIMIT_CONNECTIONS,
+              "%s; expected %d answered" % ("; ".join(seen),
+                                             LIMIT_CONNECTIONS))
+    return "; ".join(seen)
+
+
 VALID_IDS = ["a", "abc-123", "A.b_c-9", "0" * 64, ID_CHARS[:64], ID_CHARS[1:],
              "x" * 63 + "Z", "...", "-_-", "6ba7b810-9dad-11d1-80b4"]
 INVALID_IDS = [
@@ -968,6 +1088,19 @@ def server_groups(web_root):
              case_ids_on_every_answer),
             ("log: text by default, access lines end with id=",
              case_text_default),
+        ]),
+        ("ops-spread", base + ["--threads", str(SPREAD_THREADS)], None, [
+            ("accept: %d connections at once, %d on each of %d request "
+             "threads" % (SPREAD_CONNECTIONS,
+                          SPREAD_CONNECTIONS // SPREAD_THREADS,
+                          SPREAD_THREADS), case_connections_spread),
+        ]),
+        ("ops-limit", base + ["--max-connections",
+                              str(LIMIT_CONNECTIONS)], None, [
+            ("accept: --max-connections %d, %d connections at once: %d "
+             "answered, twice" % (LIMIT_CONNECTIONS, LIMIT_BURST,
+                                  LIMIT_CONNECTIONS),
+             case_connections_limit),
         ]),
         ("ops-count", count, None, [
             ("metrics: counters add up to an exact mix of requests",
