@@ -771,6 +771,72 @@ def case_connections_limit(srv, ctx):
     return "; ".join(seen)
 
 
+PER_IP = 2           # --max-per-ip of the "ops-per-ip" group
+REFUSED_TRIES = 20
+MHD_LIMIT_LINE = "microhttpd: Server reached connection limit"
+
+
+def _refused(port):
+    """One connection past the per-address limit: closed unanswered."""
+    sock = socket.create_connection((harness.LOOPBACK, port),
+                                    timeout=harness.SOCKET_TIMEOUT_S)
+    try:
+        try:
+            sock.sendall(build_request("GET", "/health"))
+            status = harness.read_response(
+                sock, timeout=harness.SOCKET_TIMEOUT_S).status
+        except OSError:
+            status = None  # reset
+        check(status is None, "a connection past --max-per-ip was "
+              "answered %s" % status)
+    finally:
+        sock.close()
+
+
+def case_refusals_logged_once(srv, ctx):
+    """--max-per-ip %d, %d connections held: %d more, one after another,
+    each closed unanswered, make one log line of libmicrohttpd's, not %d;
+    one more %.1f s later makes a second line that counts the %d left
+    unwritten.""" % (PER_IP, PER_IP, REFUSED_TRIES, REFUSED_TRIES, 1.2,
+                     REFUSED_TRIES - 1)
+    _wait_alone(srv.port)
+    time.sleep(0.1 * harness.TIME_SCALE)  # that one's close is seen
+    held = []
+    try:
+        for _ in range(PER_IP):
+            sock = socket.create_connection((harness.LOOPBACK, srv.port),
+                                            timeout=harness.SOCKET_TIMEOUT_S)
+            held.append(sock)
+            sock.sendall(build_request(
+                "GET", "/health", headers=[("Connection", "keep-alive")]))
+            check(harness.read_response(sock).status == 200,
+                  "a held connection was not answered")
+        began = time.monotonic()
+        for _ in range(REFUSED_TRIES):
+            _refused(srv.port)
+        took = time.monotonic() - began
+        check(took < 0.9, "%d refusals took %.2f s, over the 1 s in which "
+              "repeats are counted" % (REFUSED_TRIES, took))
+        srv.wait_log(re.escape(MHD_LIMIT_LINE), timeout=5.0)
+        lines = [ln for ln in srv.log().splitlines() if MHD_LIMIT_LINE in ln]
+        check(len(lines) == 1, "%d lines for %d refusals: %s" % (
+            len(lines), REFUSED_TRIES, lines[:3]))
+        time.sleep(1.2)
+        _refused(srv.port)
+        summary = r"\(and %d more times since the line before\)" % (
+            REFUSED_TRIES - 1)
+        check(srv.wait_log(summary, timeout=5.0),
+              "no line counting %d repeats; log: %s" % (
+                  REFUSED_TRIES - 1, srv.log_tail(3)))
+        lines = [ln for ln in srv.log().splitlines() if MHD_LIMIT_LINE in ln]
+        check(len(lines) == 2, "%d lines: %s" % (len(lines), lines))
+    finally:
+        for sock in held:
+            sock.close()
+    return "%d refusals in %.2f s: 1 line, then %s" % (
+        REFUSED_TRIES, took, lines[1].split("microhttpd: ", 1)[1])
+
+
 VALID_IDS = ["a", "abc-123", "A.b_c-9", "0" * 64, ID_CHARS[:64], ID_CHARS[1:],
              "x" * 63 + "Z", "...", "-_-", "6ba7b810-9dad-11d1-80b4"]
 INVALID_IDS = [
@@ -1101,6 +1167,11 @@ def server_groups(web_root):
              "answered, twice" % (LIMIT_CONNECTIONS, LIMIT_BURST,
                                   LIMIT_CONNECTIONS),
              case_connections_limit),
+        ]),
+        ("ops-per-ip", base + ["--max-per-ip", str(PER_IP)], None, [
+            ("log: libmicrohttpd's line for refused connections, repeated "
+             "within 1 s, is counted, not written each time",
+             case_refusals_logged_once),
         ]),
         ("ops-count", count, None, [
             ("metrics: counters add up to an exact mix of requests",
