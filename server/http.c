@@ -310,6 +310,7 @@ static struct MHD_Daemon *start_self_daemon(struct http_server *srv);
 static int start_acceptor(struct http_server *srv);
 static void stop_acceptor(struct http_server *srv);
 static void *accept_main(void *arg);
+static bool log_due(uint64_t *last_ns);
 static void list_remove(struct exchange *ex);
 static void unlink_suspended(struct exchange *ex);
 static bool fd_gone(struct exchange *ex, const struct pollfd *pfd);
@@ -474,14 +475,10 @@ static void *accept_main(void *arg)
             if (atomic_load(&srv->public_conns) >=
                 (unsigned)srv->cfg->max_connections) {
                 close(fd);
-                uint64_t now = clock_now_ns();
-                if (full_logged_ns == 0 ||
-                    now - full_logged_ns >= ACCEPT_LOG_EVERY_NS) {
+                if (log_due(&full_logged_ns))
                     log_warn("%d connections open (--max-connections): new "
                              "ones are closed",
                              srv->cfg->max_connections);
-                    full_logged_ns = now;
-                }
                 continue;
             }
             atomic_fetch_add(&srv->public_conns, 1);
@@ -500,14 +497,22 @@ static void *accept_main(void *arg)
         /* Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
          * ENOMEM), or anything else: clients wait in the backlog while
          * this thread pauses; logged at most once a second. */
-        uint64_t now = clock_now_ns();
-        if (logged_ns == 0 || now - logged_ns >= ACCEPT_LOG_EVERY_NS) {
+        if (log_due(&logged_ns))
             log_error("accept: %s; new connections wait", strerror(e));
-            logged_ns = now;
-        }
         struct timespec pause = {0, ACCEPT_PAUSE_NS};
         nanosleep(&pause, NULL);
     }
+}
+
+/* Whether a line logged last at *last_ns (0: never) may be logged again
+ * now, ACCEPT_LOG_EVERY_NS on; if so, now is when. */
+static bool log_due(uint64_t *last_ns)
+{
+    uint64_t now = clock_now_ns();
+    if (*last_ns != 0 && now - *last_ns < ACCEPT_LOG_EVERY_NS)
+        return false;
+    *last_ns = now;
+    return true;
 }
 
 /* The public listener's daemon, or the self listener's. */
@@ -1570,13 +1575,10 @@ static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
  * it is taken (a client that left is a 499 in the access log, the other
  * cases log their own line). At shutdown it came once per orphaned
  * request whose client had gone: 2,000 lines after a 1,000-fetch run.
- */
-/*
- * libmicrohttpd's messages, as warnings. One that repeats within
- * MHD_LOG_REPEAT_NS of its last line is counted instead of written (a
- * client past --max-per-ip that reconnects in a loop made one line per
- * attempt: 18,747 in 2 s under wrk -c5000); the count goes out with the
- * next line written.
+ * One that repeats within MHD_LOG_REPEAT_NS of its last line is counted
+ * instead of written (a client past --max-per-ip that reconnects in a loop
+ * made one line per attempt: 18,747 in 2 s under wrk -c5000); the count
+ * goes out with the next line written.
  */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
