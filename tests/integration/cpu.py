@@ -690,7 +690,13 @@ def case_queue_full(srv, ctx):
               "%d of %d requests answered within %.1f s, expected at least "
               "%d (1 worker, 2 queue slots)" % (len(rejected), len(jobs),
                                                 quick_s, len(jobs) - 3))
-        pool = process_pool(srv.port)
+        # A refused request may be answered before an admitted one, on
+        # another request thread, has reached the worker: wait (bounded)
+        # for the worker to be busy.
+        body = wait_health(srv.port, lambda b: json_path(
+            b, "pools.process.busy") == 1, scaled(2.0),
+            "the worker busy with an admitted job")
+        pool = json_path(body, "pools.process")
         check(pool["busy"] == 1 and pool["queued"] <= 2,
               "with a full queue: busy %s, queued %s" % (pool["busy"],
                                                          pool["queued"]))
